@@ -1,0 +1,211 @@
+"""Parameters of online adversarial training in the two-cluster Gaussian mixture.
+
+Glossary (notation of M. Straat, "Modelling adversarial training"):
+
+=============  ==========================================================  ===============
+symbol         meaning                                                     domain
+=============  ==========================================================  ===============
+N              input dimension                                             N -> infinity
+B              unit vector joining the cluster centres, |B| = 1
+tau            label / cluster, +1 with prior p, -1 otherwise              {+1, -1}
+rho            distance between the centres  +-(rho/2) B                   rho > 0
+p  (prior)     probability of the cluster tau = +1                        0 < p < 1
+v1, v2         variance per coordinate of cluster +1 / -1                 v > 0
+w              weight vector, renormalised to |w| = 1 after every step
+b              threshold; the classifier is sigma = erf((w.xi - b)/s)
+s (erf_scale)  scale of the erf: 1 (default) or sqrt(2) (sigma = erf(x/sqrt 2))
+eps            l2 budget of the training perturbation xi - tau*eps*w      eps >= 0
+eps_law        law of the per-example budget: eps * U with E[U] = 1       see EPS_LAWS
+eta_w, eta_b   learning rates; steps eta_w/N on w and eta_b/N on b        > 0
+R              overlap w.B                                                 [-1, 1]
+alpha          learning time, alpha = (number of steps)/N                  alpha >= 0
+=============  ==========================================================  ===============
+
+Every later part of the project (ODE, Monte Carlo, CLIs, figures) takes a :class:`Params`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Params", "ParameterError", "EPS_LAWS", "LOSSES", "eps_quadrature", "eps_ppf", "FIELD_HELP"]
+
+
+class ParameterError(ValueError):
+    """A parameter outside its allowed range. The message names the parameter and the range."""
+
+
+#: Laws of the per-example budget.  Each is a scale family eps * U with E[U] = 1, so ``eps`` is
+#: always the mean budget:
+#:   fixed        U = 1                              (the talk's adversarial training)
+#:   uniform      U ~ Uniform[0, 2]
+#:   exponential  U ~ Exp(1)
+#:   halfnormal   U = |Z| sqrt(pi/2),  Z ~ N(0, 1)
+EPS_LAWS = ("fixed", "uniform", "exponential", "halfnormal")
+
+#: Losses of the output sigma = erf(x/s) against the label tau.
+#:   quadratic      (sigma - tau)^2 / 2             (the talk; Gaussian averages in closed form)
+#:   cross_entropy  -log((1 + tau*sigma)/2)          (averages by quadrature)
+LOSSES = ("quadratic", "cross_entropy")
+
+FIELD_HELP = {
+    "rho": "distance between the cluster centres +-(rho/2)B (rho > 0)",
+    "prior": "prior p of the cluster tau=+1 (0 < p < 1)",
+    "v1": "variance per coordinate of the cluster tau=+1 (v1 > 0)",
+    "v2": "variance per coordinate of the cluster tau=-1 (v2 > 0)",
+    "eta_w": "learning rate of w; the step is eta_w/N (eta_w > 0)",
+    "eta_b": "learning rate of b; the step is eta_b/N (eta_b >= 0)",
+    "eps": "mean l2 budget of the training perturbation xi - tau*eps*w (eps >= 0; 0 = standard training)",
+    "eps_law": "law of the per-example budget, eps*U with E[U]=1: " + ", ".join(EPS_LAWS),
+    "non_robust_only": "update only on examples that the perturbation makes misclassified",
+    "loss": "training loss: " + ", ".join(LOSSES),
+    "erf_scale": "s in sigma = erf((w.xi - b)/s); 1 (default) or sqrt(2) = 1.4142135623730951 (s > 0)",
+    "R0": "initial overlap R(0) = w(0).B (-1 <= R0 <= 1)",
+    "b0": "initial threshold b(0)",
+}
+
+
+def _check_finite(name: str, value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ParameterError(f"{name} must be finite, got {value!r}")
+    return x
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params:
+    """Model and training parameters (defaults: scenario 1 of the talk, adversarial training).
+
+    Frozen and validated on construction; ``replace(**changes)`` gives a validated copy and ``key()``
+    a stable hash of every field, for file names and caches.
+    """
+
+    rho: float = 2.0
+    prior: float = 0.5
+    v1: float = 1.0
+    v2: float = 1.0
+    eta_w: float = 0.04
+    eta_b: float = 0.2
+    eps: float = 1.0
+    eps_law: str = "fixed"
+    non_robust_only: bool = False
+    loss: str = "quadratic"
+    erf_scale: float = 1.0
+    R0: float = 0.0
+    b0: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.type in ("float", float):
+                object.__setattr__(self, f.name, _check_finite(f.name, getattr(self, f.name)))
+        if not self.rho > 0:
+            raise ParameterError(f"rho must be > 0, got {self.rho}")
+        if not 0 < self.prior < 1:
+            raise ParameterError(f"prior must lie in the open interval (0, 1), got {self.prior}")
+        for name in ("v1", "v2"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name} must be > 0 (a variance), got {getattr(self, name)}")
+        if not self.eta_w > 0:
+            raise ParameterError(f"eta_w must be > 0, got {self.eta_w}")
+        if not self.eta_b >= 0:
+            raise ParameterError(f"eta_b must be >= 0, got {self.eta_b}")
+        if not self.eps >= 0:
+            raise ParameterError(f"eps must be >= 0, got {self.eps}")
+        if not self.erf_scale > 0:
+            raise ParameterError(f"erf_scale must be > 0, got {self.erf_scale}")
+        if not -1 <= self.R0 <= 1:
+            raise ParameterError(f"R0 must lie in [-1, 1] (an overlap of unit vectors), got {self.R0}")
+        if self.eps_law not in EPS_LAWS:
+            raise ParameterError(f"eps_law must be one of {', '.join(EPS_LAWS)}, got {self.eps_law!r}")
+        if self.loss not in LOSSES:
+            raise ParameterError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not isinstance(self.non_robust_only, (bool, np.bool_)):
+            raise ParameterError(f"non_robust_only must be a bool, got {self.non_robust_only!r}")
+        object.__setattr__(self, "non_robust_only", bool(self.non_robust_only))
+
+    # -- conveniences -----------------------------------------------------------------------
+    def replace(self, **changes: Any) -> "Params":
+        """A validated copy with some fields changed."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ParameterError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """Stable 16-hex-digit key of every field (same parameters, same key)."""
+        blob = json.dumps(self.as_dict(), sort_keys=True, default=repr)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def p(self) -> float:
+        """The prior, in the talk's notation."""
+        return self.prior
+
+    @property
+    def cluster_weights(self) -> tuple[tuple[int, float, float], ...]:
+        """((tau, P(tau), v_tau), ...) for tau = +1, -1."""
+        return ((1, self.prior, self.v1), (-1, 1.0 - self.prior, self.v2))
+
+    def swapped(self) -> "Params":
+        """The same problem with the clusters' roles exchanged (p <-> 1-p, v1 <-> v2, b0 -> -b0)."""
+        return self.replace(prior=1.0 - self.prior, v1=self.v2, v2=self.v1, b0=-self.b0)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-example budget laws: quadrature nodes (theory) and inverse CDF (for sampling in simulate/).
+# --------------------------------------------------------------------------------------------
+def eps_quadrature(eps_law: str, eps: float, n: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights (summing to 1) such that E[f(eps_example)] ~= sum_k w_k f(node_k).
+
+    fixed: one node.  uniform: Gauss-Legendre on [0, 2 eps].  exponential: Gauss-Laguerre.
+    halfnormal: generalised Gauss-Laguerre (alpha = -1/2) after t = z^2/2, exact for polynomials in
+    |z| of even degree and smooth integrands.
+    """
+    from scipy.special import roots_genlaguerre, roots_laguerre, roots_legendre
+
+    if eps_law == "fixed" or eps == 0.0:
+        return np.array([float(eps)]), np.array([1.0])
+    if eps_law == "uniform":
+        z, w = roots_legendre(n)
+        return eps * (z + 1.0), w / 2.0
+    if eps_law == "exponential":
+        t, w = roots_laguerre(n)
+        return eps * t, w
+    if eps_law == "halfnormal":
+        t, w = roots_genlaguerre(n, -0.5)
+        # |Z| = sqrt(2 t); scaled so that the mean is eps.
+        return eps * math.sqrt(math.pi / 2.0) * np.sqrt(2.0 * t), w / math.sqrt(math.pi)
+    raise ParameterError(f"eps_law must be one of {', '.join(EPS_LAWS)}, got {eps_law!r}")
+
+
+def eps_ppf(eps_law: str, eps: float, u):
+    """Inverse CDF of the per-example budget, for sampling by inversion of u ~ Uniform(0, 1)."""
+    from scipy.special import ndtri
+
+    u = np.asarray(u, dtype=float)
+    if eps_law == "fixed":
+        return np.full_like(u, eps)
+    if eps_law == "uniform":
+        return 2.0 * eps * u
+    if eps_law == "exponential":
+        return -eps * np.log1p(-u)
+    if eps_law == "halfnormal":
+        return eps * math.sqrt(math.pi / 2.0) * ndtri(0.5 + 0.5 * u)
+    raise ParameterError(f"eps_law must be one of {', '.join(EPS_LAWS)}, got {eps_law!r}")
