@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import root
-from scipy.special import erf, erfcx
+from scipy.special import erf, erfcx, owens_t
 
 from .gaussian import erf_exp_moments, gauss_hermite_mean, truncated_gauss_mean
 from .params import Params, ParameterError, eps_quadrature
@@ -110,9 +110,41 @@ def drift(R, b, *, rho, prior, v1, v2, eta_w, eta_b, eps, erf_scale=1.0, eps_law
     return dR, db
 
 
+def _rhs_scalar_closed(R: float, b: float, p: Params) -> tuple[float, float]:
+    """The closed-form right-hand side for one state, with the math module (no array overhead).
+
+    The same formulas as :func:`drift` with backend 'closed' and a fixed budget; kept because a single
+    trajectory calls it a few hundred times and numpy's per-call overhead would dominate.
+    """
+    s = p.erf_scale
+    k = 2.0 / (s * _SQRT_PI)
+    sum_tau_M1 = sum_M1 = sum_vM2 = 0.0
+    for tau, P, v in ((1.0, p.prior, p.v1), (-1.0, 1.0 - p.prior, p.v2)):
+        mu = (tau * (0.5 * p.rho * R - p.eps) - b) / s
+        var = v / (s * s)
+        d1, d2 = 1.0 + 2.0 * var, 1.0 + 4.0 * var
+        c1 = math.exp(-mu * mu / d1) / math.sqrt(d1)
+        c2 = math.exp(-2.0 * mu * mu / d2) / math.sqrt(d2)
+        mu2, var2 = mu / d2, var / d2
+        q2 = math.sqrt(1.0 + 2.0 * var2)
+        A1 = c1 * math.erf(mu / d1 / math.sqrt(1.0 + 2.0 * var / d1))
+        B1 = c2 * math.erf(mu2 / q2)
+        B2 = c2 * (1.0 - 8.0 * float(owens_t(math.sqrt(2.0) * mu2 / q2, 1.0 / math.sqrt(1.0 + 4.0 * var2))))
+        m1 = k * (A1 - tau * c1)
+        m2 = k * k * (B2 - 2.0 * tau * B1 + c2)
+        sum_tau_M1 += P * tau * m1
+        sum_M1 += P * m1
+        sum_vM2 += P * v * m2
+    dR = -p.eta_w * 0.5 * p.rho * (1.0 - R * R) * sum_tau_M1 - 0.5 * p.eta_w**2 * R * sum_vM2
+    return dR, p.eta_b * sum_M1
+
+
 def rhs(R, b, params: Params, backend: str = "auto"):
     """(dR/dalpha, db/dalpha) at (R, b) for the parameters ``params``."""
     p = params
+    if (backend in ("auto", "closed") and isinstance(R, float) and isinstance(b, float)
+            and p.eps_law == "fixed" and p.loss == "quadratic" and not p.non_robust_only):
+        return _rhs_scalar_closed(R, b, p)
     return drift(R, b, rho=p.rho, prior=p.prior, v1=p.v1, v2=p.v2, eta_w=p.eta_w, eta_b=p.eta_b,
                  eps=p.eps, erf_scale=p.erf_scale, eps_law=p.eps_law, loss=p.loss,
                  non_robust_only=p.non_robust_only, backend=backend)
