@@ -54,10 +54,12 @@ def _hermite(n: int):
     return t, w / math.sqrt(math.pi)
 
 
-def gauss_hermite_mean(fun, mu, var, n: int = 96):
+def gauss_hermite_mean(fun, mu, var, n: int = 256):
     """E[fun(x)] for x ~ N(mu, var) by n-point Gauss-Hermite; fun is vectorised, mu/var broadcast.
 
-    Accurate for integrands smooth on the scale sqrt(var) (no indicator functions).
+    Needs integrands smooth on the scale of the node spacing, about sqrt(2 var)*pi/sqrt(2n): for the
+    erf-exp moments with n = 256 the error is below 1e-10 for var <= 3 and grows beyond (8e-8 at var = 5).
+    No indicator functions.
     """
     t, w = _hermite(n)
     mu = np.asarray(mu, dtype=float)[..., None]
