@@ -183,14 +183,16 @@ class FixedPoint:
         return "saddle"
 
 
-def fixed_points(params: Params, starts=None, tol: float = 1e-12) -> list[FixedPoint]:
-    """Fixed points of (dR, db) = 0 found by Newton-type root finding from several starts.
+def fixed_points(params: Params, starts=None, tol: float = 1e-12, maxfev: int = 100) -> list[FixedPoint]:
+    """Fixed points of (dR, db) = 0 found by Powell's hybrid method (MINPACK hybr) from several starts.
 
-    Default starts: a grid over R in [-0.95, 0.95] and b in [-2, 2] plus (0.99, 0).  Duplicates
-    (within 1e-7) and points outside |R| <= 1 are dropped; the list is sorted by decreasing R.
+    Default starts: a grid over R in [-0.9, 0.9] and b in {-2, 0, 2} plus (0.99, 0); good extra starts
+    are the end points of long trajectories.  Each search is capped at ``maxfev`` evaluations (a start
+    that wanders off |R| <= 1 is abandoned).  Duplicates (within 1e-7) and points outside |R| <= 1 are
+    dropped; the list is sorted by decreasing R.
     """
     if starts is None:
-        starts = [(R0, b0) for R0 in np.linspace(-0.95, 0.95, 7) for b0 in (-2.0, 0.0, 2.0)]
+        starts = [(R0, b0) for R0 in np.linspace(-0.9, 0.9, 5) for b0 in (-2.0, 0.0, 2.0)]
         starts.append((0.99, 0.0))
 
     def F(z):
@@ -199,7 +201,7 @@ def fixed_points(params: Params, starts=None, tol: float = 1e-12) -> list[FixedP
 
     found: list[FixedPoint] = []
     for z0 in starts:
-        sol = root(F, np.asarray(z0, dtype=float), method="hybr", tol=tol)
+        sol = root(F, np.asarray(z0, dtype=float), method="hybr", tol=tol, options={"maxfev": maxfev})
         if not sol.success:
             continue
         Rs, bs = (float(v) for v in sol.x)

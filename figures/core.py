@@ -1,0 +1,124 @@
+"""The figure machinery: a registry of figures, each a ``compute`` (data) and a ``plot`` (picture).
+
+Data behind each figure are saved beside it as ``NAME.npz`` with a provenance sidecar ``NAME.json`` that
+holds the parameter key; when ``python -m figures NAME`` is run again with the same parameters (same key)
+the data are reused and only the plot is redrawn.  Images are written as PNG and PDF, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from simulate.provenance import atomic_write, provenance, to_jsonable, write_json  # noqa: E402
+
+__all__ = ["FigureSpec", "REGISTRY", "register", "Unavailable", "OUT_DIR", "run_figure", "param_key"]
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+
+class Unavailable(RuntimeError):
+    """A figure cannot be made here (a missing optional dependency or results file); the message says why."""
+
+
+@dataclass
+class FigureSpec:
+    name: str
+    description: str
+    params: Callable[[bool], dict[str, Any]]  # quick -> the parameters that determine the data
+    compute: Callable[[dict[str, Any]], dict[str, np.ndarray]]
+    plot: Callable[[dict[str, np.ndarray], dict[str, Any]], "plt.Figure"]
+    requires: tuple[str, ...] = field(default_factory=tuple)  # importable modules needed
+
+
+REGISTRY: dict[str, FigureSpec] = {}
+
+
+def register(spec: FigureSpec) -> FigureSpec:
+    if spec.name in REGISTRY:
+        raise ValueError(f"figure {spec.name!r} registered twice")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def param_key(params: dict[str, Any]) -> str:
+    blob = json.dumps(to_jsonable(params), sort_keys=True, default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_requirements(spec: FigureSpec) -> None:
+    import importlib.util
+
+    missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        raise Unavailable(f"needs {', '.join(missing)} (pip install -e '.[all]')")
+
+
+def load_cached(spec: FigureSpec, params: dict[str, Any], out_dir: Path) -> dict[str, np.ndarray] | None:
+    data_path, side_path = out_dir / f"{spec.name}.npz", out_dir / f"{spec.name}.json"
+    if not (data_path.exists() and side_path.exists()):
+        return None
+    try:
+        side = json.loads(side_path.read_text())
+        if side.get("key") != param_key(params):
+            return None
+        with np.load(data_path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def save_data(spec: FigureSpec, params: dict[str, Any], data: dict[str, np.ndarray], out_dir: Path) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in data.items()})
+    with atomic_write(out_dir / f"{spec.name}.npz", "wb") as fh:
+        fh.write(buf.getvalue())
+    write_json(out_dir / f"{spec.name}.json", {"figure": spec.name, "description": spec.description,
+                                               "key": param_key(params),
+                                               "provenance": provenance(params=params)})
+
+
+def save_figure(fig: "plt.Figure", name: str, out_dir: Path) -> list[Path]:
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out_dir / f"{name}.{ext}"
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=130 if ext == "png" else None)
+        with atomic_write(path, "wb") as fh:
+            fh.write(buf.getvalue())
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def run_figure(name: str, quick: bool = False, out_dir: Path | None = None, force: bool = False,
+               log: Callable[[str], None] = print) -> list[Path]:
+    """Compute (or reuse) the data of one figure and draw it; raises Unavailable when it cannot be made."""
+    spec = REGISTRY[name]
+    _check_requirements(spec)
+    out_dir = Path(out_dir or OUT_DIR)
+    if quick:
+        out_dir = out_dir / "quick"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = spec.params(quick)
+    data = None if force else load_cached(spec, params, out_dir)
+    if data is None:
+        data = spec.compute(params)
+        save_data(spec, params, data, out_dir)
+        log(f"[{name}] computed data -> {out_dir / (name + '.npz')}")
+    else:
+        log(f"[{name}] reused data (same parameters) from {out_dir / (name + '.npz')}")
+    fig = spec.plot(data, params)
+    paths = save_figure(fig, name, out_dir)
+    log(f"[{name}] wrote {', '.join(str(p) for p in paths)}")
+    return paths

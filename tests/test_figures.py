@@ -1,0 +1,75 @@
+"""python -m figures all --quick, and the plotted data against the theory functions."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib", reason="figures need the figures extra (matplotlib)")
+
+from figures.__main__ import main  # noqa: E402
+from figures.core import REGISTRY  # noqa: E402
+from simulate.ode import integrate  # noqa: E402
+from simulate.scenarios import TALK_SCENARIOS  # noqa: E402
+from theory import Params, adversarial_error, best_linear_adversarial_error, drift  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    assert main(["all", "--quick", "--out", str(out), "--quiet"]) == 0
+    return out / "quick"
+
+
+def test_all_quick_makes_nonempty_images(quick_out, capsys):
+    made = {p.stem for p in quick_out.glob("*.png")}
+    assert {"scenarios", "robustness", "phase"} <= made
+    for name in made:
+        png = quick_out / f"{name}.png"
+        assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+        assert (quick_out / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+        side = json.loads((quick_out / f"{name}.json").read_text())
+        assert "git_sha" in side["provenance"] and side["key"]
+
+
+def test_cached_data_are_reused(quick_out, capsys):
+    assert main(["robustness", "--quick", "--out", str(quick_out.parent)]) == 0
+    assert "reused data" in capsys.readouterr().out
+
+
+def _data(quick_out, name):
+    with np.load(quick_out / f"{name}.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_scenario_curves_equal_the_ode(quick_out):
+    d = _data(quick_out, "scenarios")
+    for name, p in TALK_SCENARIOS.items():
+        traj = integrate(p, d["alpha"], eps_test=1.0)
+        for q in ("R", "b", "E", "S"):
+            np.testing.assert_allclose(d[f"{name}/{q}"], getattr(traj, q), rtol=0, atol=1e-12)
+
+
+def test_robustness_curves_equal_the_theory(quick_out):
+    d = _data(quick_out, "robustness")
+    p = TALK_SCENARIOS["scenario2-adversarial"]
+    traj = integrate(p, [0.0, 200.0])
+    np.testing.assert_allclose(d["scenario2-adversarial/S"], adversarial_error(traj.R[-1], traj.b[-1], d["eps"], p),
+                               atol=1e-12)
+    best = [best_linear_adversarial_error(float(e), Params(prior=0.7))[0] for e in d["eps"]]
+    np.testing.assert_allclose(d["prior0.7/best"], best, atol=1e-12)
+
+
+def test_phase_flow_equals_the_drift(quick_out):
+    d = _data(quick_out, "phase")
+    RR, BB = np.meshgrid(d["R_grid"], d["b_grid"])
+    p = Params(prior=0.7)
+    dR, db = drift(RR, BB, rho=p.rho, prior=p.prior, v1=p.v1, v2=p.v2, eta_w=p.eta_w, eta_b=p.eta_b, eps=p.eps)
+    np.testing.assert_allclose(d["v0/dR"], dR, atol=1e-14)
+    np.testing.assert_allclose(d["v0/db"], db, atol=1e-14)
+
+
+def test_unknown_figure_is_a_clean_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["nonsense"])
+    assert exc.value.code == 2
