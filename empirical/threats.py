@@ -1,0 +1,459 @@
+"""Threat models: the perturbation sets an attacker may use, one small object each, in one registry.
+
+Notation: x in [0, 1]^d a clean image (d = C*H*W), r a perturbation, x' = x + r the perturbed image,
+eps the budget, B = [0, 1]^d the pixel box. Every set is intersected with the box.
+
+=================  ==================================================================================
+name               set of perturbed images S(x)
+=================  ==================================================================================
+``linf``           {x + r : |r|_inf <= eps} ∩ B
+``l2``             {x + r : |r|_2 <= eps} ∩ B
+``l1``             {x + r : |r|_1 <= eps} ∩ B
+``rt``             {T_theta(x) : theta = (phi, dx, dy), |phi| <= max_angle deg, |dx|, |dy| <= max_shift px}
+``affine:a:b:β``   {x + β r_a + (1 - β) r_b : x + r_a in S_a(x) without box, x + r_b in S_b(x) without box} ∩ B
+=================  ==================================================================================
+
+The l_p sets are convex; every ``project`` below is the exact Euclidean projection onto ball ∩ box (the
+l_inf case is coordinatewise; the l_2 and l_1 cases solve the KKT conditions, see
+:func:`project_l2_box` and :func:`project_l1_box`). Clamping x + r to B keeps r inside any of these
+balls (clamping only shrinks each |r_i| towards 0), which is how the affine set is intersected with B.
+
+Budgets default to the literature's (:data:`DEFAULT_BUDGETS`): MNIST l_inf 0.3, l_1 10, l_2 2, rotation
+±30° and translation ±3 px (Tramer & Boneh 2019; Maini et al. 2020); CIFAR-10 l_inf 8/255, l_1 12, l_2 0.5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .utils import rand_like, randn_like
+
+__all__ = [
+    "Threat", "LinfBall", "L2Ball", "L1Ball", "RotationTranslation", "AffineCombination", "DEFAULT_BUDGETS",
+    "THREATS", "get_threat", "project_l1_box", "project_l2_box", "project_l1", "rotate_translate",
+]
+
+DEFAULT_BUDGETS = {
+    "mnist": {"linf": 0.3, "l1": 10.0, "l2": 2.0, "rt": (30.0, 3)},
+    "fashion_mnist": {"linf": 0.1, "l1": 10.0, "l2": 2.0, "rt": (30.0, 3)},
+    "cifar10": {"linf": 8 / 255, "l1": 12.0, "l2": 0.5, "rt": (30.0, 3)},
+}
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1)
+
+
+def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-example vector [n] shaped to broadcast against ``like`` [n, ...]."""
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exact projections. Written by hand: no maintained library projects onto (l_p ball) ∩ (box) in torch.
+# ---------------------------------------------------------------------------------------------------
+
+def project_l1_box(v: torch.Tensor, eps: float | torch.Tensor, lo: torch.Tensor | None = None,
+                   hi: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact Euclidean projection of each row of ``v`` [n, d] onto {r : |r|_1 <= eps, lo <= r <= hi}.
+
+    Needs lo <= 0 <= hi (true for lo = -x, hi = 1 - x with x in the box); None means unbounded.
+    KKT: r_i = sign(v_i) min(max(|v_i| - lam, 0), u_i) with u_i = hi_i if v_i > 0 else -lo_i, and lam >= 0
+    the root of g(lam) = sum_i min(max(|v_i| - lam, 0), u_i) = eps (lam = 0 if g(0) <= eps). g is
+    piecewise linear and non-increasing with breakpoints |v_i| - u_i (slope -1 more) and |v_i| (slope +1
+    more); we sort the 2d breakpoints, evaluate g on them by cumulative sums and interpolate on the
+    segment that crosses eps: O(d log d) per row, exact up to rounding.
+    """
+    n, d = v.shape
+    eps_t = torch.as_tensor(eps, dtype=v.dtype, device=v.device).expand(n) if not torch.is_tensor(eps) \
+        else eps.to(v).expand(n)
+    a = v.abs()
+    if lo is None and hi is None:
+        u = torch.full_like(a, float("inf"))
+    else:
+        lo = torch.full_like(v, -float("inf")) if lo is None else lo
+        hi = torch.full_like(v, float("inf")) if hi is None else hi
+        u = torch.where(v > 0, hi, -lo).clamp_min(0)
+    # g(0): the box-clipped vector; rows already inside the l1 ball need lam = 0.
+    g0 = torch.minimum(a, u).sum(1)
+    # Breakpoints: a_i - u_i (enter the active set; -inf when unbounded, i.e. active from the start) and a_i.
+    enter = a - u
+    bps = torch.cat([enter, a], 1)
+    dslope = torch.cat([-torch.ones_like(a), torch.ones_like(a)], 1)
+    finite = torch.isfinite(bps)
+    # Coordinates with u = inf are active for every lam < a_i: start the slope with them.
+    slope0 = -(~torch.isfinite(enter)).sum(1, keepdim=True).to(v.dtype)
+    bps = torch.where(finite, bps, torch.full_like(bps, -float("inf")))
+    dslope = torch.where(finite, dslope, torch.zeros_like(dslope))
+    bps_s, order = torch.sort(bps, dim=1)
+    dslope_s = torch.gather(dslope, 1, order)
+    # Value of g at the left end: every finite u_i counted in full, infinite ones contribute a_i - lam.
+    # Evaluate g at lam = 0 side exactly below instead; here compute g at each sorted breakpoint.
+    # slope on (bp_k, bp_{k+1}) is slope0 + cumsum(dslope)_k.
+    slope_after = slope0 + torch.cumsum(dslope_s, 1)
+    # g at the first finite breakpoint: g(b) = sum_i min(max(a_i - b, 0), u_i), computed directly for k=0.
+    b0 = torch.where(torch.isfinite(bps_s), bps_s, torch.zeros_like(bps_s))
+    first = b0[:, :1]
+    g_first = torch.minimum((a - first).clamp_min(0), u).sum(1, keepdim=True)
+    gaps = (b0[:, 1:] - b0[:, :-1]).clamp_min(0)
+    g_at = torch.cat([g_first, g_first + torch.cumsum(slope_after[:, :-1] * gaps, 1)], 1)
+    # First breakpoint where g <= eps (g reaches 0 at the last breakpoint max a_i, so one exists if eps>=0).
+    below = g_at <= eps_t[:, None]
+    k = torch.argmax(below.to(torch.int8), dim=1)
+    k_prev = (k - 1).clamp_min(0)
+    gk, gkp = g_at.gather(1, k[:, None])[:, 0], g_at.gather(1, k_prev[:, None])[:, 0]
+    bk, bkp = b0.gather(1, k[:, None])[:, 0], b0.gather(1, k_prev[:, None])[:, 0]
+    sl = slope_after.gather(1, k_prev[:, None])[:, 0]
+    # On (bkp, bk) g is linear with slope sl: lam = bkp + (gkp - eps) / (-sl).
+    lam_interp = torch.where(sl < 0, bkp + (gkp - eps_t) / (-sl).clamp_min(1e-30), bk)
+    # k == 0: eps >= g(first breakpoint); lam lies left of it where the slope is slope0 (< 0 if unbounded).
+    s0 = slope0[:, 0]
+    lam_left = torch.where(s0 < 0, first[:, 0] + (g_first[:, 0] - eps_t) / (-s0).clamp_min(1e-30),
+                           first[:, 0])
+    lam = torch.where(k == 0, lam_left, lam_interp)
+    lam = torch.where(g0 <= eps_t, torch.zeros_like(lam), lam.clamp_min(0))
+    r = torch.sign(v) * torch.minimum((a - lam[:, None]).clamp_min(0), u)
+    # Rounding can leave |r|_1 a hair above eps: shrink (stays in the box since 0 is inside it).
+    norm = r.abs().sum(1)
+    scale = torch.where(norm > eps_t, eps_t / norm.clamp_min(1e-30), torch.ones_like(norm))
+    return r * scale[:, None]
+
+
+def project_l1(v: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """Exact projection of each row of ``v`` [n, d] onto the l1 ball of radius eps (no box)."""
+    return project_l1_box(v, eps, None, None)
+
+
+def project_l2_box(v: torch.Tensor, eps: float | torch.Tensor, lo: torch.Tensor | None = None,
+                   hi: torch.Tensor | None = None, iters: int = 60) -> torch.Tensor:
+    """Euclidean projection of each row of ``v`` [n, d] onto {r : |r|_2 <= eps, lo <= r <= hi}, lo <= 0 <= hi.
+
+    KKT: r = clip(t v, lo, hi) with t = 1/(1 + mu) in (0, 1]; |clip(t v)|_2 is non-decreasing in t, so t is
+    found by bisection (``iters`` = 60 halvings: exact to float64 rounding), t = 1 if clip(v) is inside.
+    Without a box this is v * min(1, eps/|v|).
+    """
+    n = v.shape[0]
+    eps_t = torch.as_tensor(eps, dtype=v.dtype, device=v.device).expand(n) if not torch.is_tensor(eps) \
+        else eps.to(v).expand(n)
+    if lo is None and hi is None:
+        norm = v.norm(dim=1)
+        return v * torch.clamp(eps_t / norm.clamp_min(1e-30), max=1.0)[:, None]
+    lo = torch.full_like(v, -float("inf")) if lo is None else lo
+    hi = torch.full_like(v, float("inf")) if hi is None else hi
+    clipped = torch.maximum(torch.minimum(v, hi), lo)
+    inside = clipped.norm(dim=1) <= eps_t
+    t_lo = torch.zeros(n, dtype=torch.float64, device=v.device)
+    t_hi = torch.ones(n, dtype=torch.float64, device=v.device)
+    v64, lo64, hi64, e64 = v.double(), lo.double(), hi.double(), eps_t.double()
+    for _ in range(iters):
+        t = (t_lo + t_hi) / 2
+        big = torch.maximum(torch.minimum(t[:, None] * v64, hi64), lo64).norm(dim=1) > e64
+        t_hi = torch.where(big, t, t_hi)
+        t_lo = torch.where(big, t_lo, t)
+    r = torch.maximum(torch.minimum(t_lo[:, None] * v64, hi64), lo64).to(v.dtype)
+    r = torch.where(inside[:, None], clipped, r)
+    norm = r.norm(dim=1)
+    return r * torch.where(norm > eps_t, eps_t / norm.clamp_min(1e-30), torch.ones_like(norm))[:, None]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The threats
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Threat:
+    """Interface of an l_p-type threat (``rt`` has ``apply`` instead of ``step``/``project``).
+
+    ``random_init(x, generator)`` a random point of S(x); ``step(x_adv, grad, step_size)`` the steepest
+    ascent step of length ``step_size`` in the threat's norm (not projected); ``project(x_adv, x)`` the
+    nearest point of S(x); ``norm(r)`` the threat's norm per example; ``contains(x_adv, x)`` membership.
+    Tensors are [n, C, H, W]; ``x`` in the box.
+    """
+
+    name = "threat"
+    eps: float = 0.0
+
+    def __post_init__(self):
+        if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
+            raise ValueError(f"eps must be a finite number >= 0, got {self.eps!r}")
+
+    def replace(self, **changes) -> "Threat":
+        return dataclasses.replace(self, **changes)
+
+    def norm(self, r: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def project_delta(self, r, lo=None, hi=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        r = self.project_delta(_flat(x_adv - x), _flat(-x), _flat(1 - x))
+        return (x + r.reshape(x.shape)).clamp(0, 1)
+
+    def contains(self, x_adv: torch.Tensor, x: torch.Tensor, rtol: float = 1e-5) -> torch.Tensor:
+        in_box = (_flat(x_adv) >= 0).all(1) & (_flat(x_adv) <= 1).all(1)
+        return in_box & (self.norm(x_adv - x) <= self.eps * (1 + rtol) + 1e-7)
+
+    def random_delta(self, x: torch.Tensor, generator=None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def random_init(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return (x + self.random_delta(x, generator)).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class LinfBall(Threat):
+    """S(x) = {x + r : |r|_inf <= eps} ∩ [0, 1]^d. Step: x' + alpha sign(g). Projection coordinatewise (exact)."""
+
+    name = "linf"
+    eps: float = 0.3
+
+    def norm(self, r):
+        return _flat(r).abs().amax(1)
+
+    def project_delta(self, r, lo=None, hi=None):
+        r = r.clamp(-self.eps, self.eps)
+        if lo is not None:
+            r = torch.maximum(torch.minimum(r, hi), lo)
+        return r
+
+    def step(self, x_adv, grad, step_size):
+        return x_adv + step_size * grad.sign()
+
+    def random_delta(self, x, generator=None):
+        return (2 * rand_like(x, generator) - 1) * self.eps
+
+
+@dataclass(frozen=True)
+class L2Ball(Threat):
+    """S(x) = {x + r : |r|_2 <= eps} ∩ [0, 1]^d. Step: x' + alpha g/|g|_2. Projection: :func:`project_l2_box`."""
+
+    name = "l2"
+    eps: float = 2.0
+
+    def norm(self, r):
+        return _flat(r).norm(dim=1)
+
+    def project_delta(self, r, lo=None, hi=None):
+        return project_l2_box(r, self.eps, lo, hi)
+
+    def step(self, x_adv, grad, step_size):
+        g = _flat(grad)
+        g = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return x_adv + step_size * g.reshape(grad.shape)
+
+    def random_delta(self, x, generator=None):
+        # Uniform in the ball: Gaussian direction, radius eps * U^(1/d).
+        z = _flat(randn_like(x, generator))
+        u = rand_like(x[:, :1, :1, :1] if x.dim() == 4 else x[:, :1], generator).reshape(-1)
+        radius = self.eps * u ** (1.0 / z.shape[1])
+        return (z / z.norm(dim=1, keepdim=True).clamp_min(1e-12) * radius[:, None]).reshape(x.shape)
+
+
+@dataclass(frozen=True)
+class L1Ball(Threat):
+    """S(x) = {x + r : |r|_1 <= eps} ∩ [0, 1]^d. Projection: :func:`project_l1_box` (exact).
+
+    Step (SLIDE, Tramer & Boneh 2019): e_i = sign(g_i) on the coordinates whose |g_i| is at or above the
+    q-th percentile of |g| among the coordinates that can still move (not at a box face with g pushing
+    outwards), 0 elsewhere; x' + alpha e / |e|_1. ``q`` in [0, 100): q = 99 moves the top 1%.
+    """
+
+    name = "l1"
+    eps: float = 10.0
+    q: float = 99.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (0 <= self.q < 100):
+            raise ValueError(f"q must be a percentile in [0, 100), got {self.q!r}")
+
+    def norm(self, r):
+        return _flat(r).abs().sum(1)
+
+    def project_delta(self, r, lo=None, hi=None):
+        return project_l1_box(r, self.eps, lo, hi)
+
+    def sparse_direction(self, x_adv, grad, k: torch.Tensor | int | None = None, box: bool = True):
+        """sign(g) on the top-k coordinates by |g| (default k = ceil((1 - q/100) d)), normalised to unit l1
+        norm ([n, ...]). With ``box``, coordinates of ``x_adv`` at a box face whose gradient pushes
+        outwards cannot move and are left out."""
+        g = _flat(grad)
+        mag = g.abs()
+        if box:
+            xa = _flat(x_adv)
+            movable = ~(((xa <= 0) & (g < 0)) | ((xa >= 1) & (g > 0)))
+            mag = torch.where(movable, mag, torch.zeros_like(mag))
+        d = g.shape[1]
+        if k is None:
+            k = max(1, int(math.ceil((1 - self.q / 100.0) * d)))
+        k_t = torch.as_tensor(k, device=g.device).expand(g.shape[0]).clamp(1, d)
+        kmax = int(k_t.max())
+        top, _ = torch.topk(mag, kmax, dim=1)
+        thresh = top.gather(1, (k_t - 1)[:, None])
+        e = torch.where((mag >= thresh) & (mag > 0), g.sign(), torch.zeros_like(g))
+        e = e / e.abs().sum(1, keepdim=True).clamp_min(1)
+        return e.reshape(grad.shape)
+
+    def step(self, x_adv, grad, step_size, box: bool = True):
+        return x_adv + step_size * self.sparse_direction(x_adv, grad, box=box)
+
+    def random_delta(self, x, generator=None):
+        # Uniform in the l1 ball: Laplace direction (|z| normalised by a Dirichlet/exponential draw), radius
+        # eps * U^(1/d).
+        e = -torch.log(_flat(rand_like(x, generator)).clamp_min(1e-12))
+        s = torch.sign(_flat(rand_like(x, generator)) - 0.5)
+        u = rand_like(x[:, :1, :1, :1] if x.dim() == 4 else x[:, :1], generator).reshape(-1)
+        radius = self.eps * u ** (1.0 / e.shape[1])
+        return (s * e / e.sum(1, keepdim=True) * radius[:, None]).reshape(x.shape)
+
+
+def rotate_translate(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """T_theta(x): rotate each image by phi degrees (counter-clockwise as displayed, about the centre) and
+    shift it by (dx, dy) pixels (right, down), bilinear interpolation, zeros outside. ``theta`` [n, 3] =
+    (phi, dx, dy). Uses ``affine_grid``/``grid_sample`` (align_corners=False: pixel centres at
+    (2i + 1)/W - 1, so a multiple of 90° maps pixel centres onto pixel centres)."""
+    n, _, h, w = x.shape
+    theta = theta.to(device=x.device, dtype=torch.float64)
+    phi = torch.deg2rad(theta[:, 0])
+    c, s = torch.cos(phi), torch.sin(phi)
+    # cos(90°) is 6e-17 in floating point; snap such values to 0 so quarter turns are exact permutations.
+    c = torch.where(c.abs() < 1e-12, torch.zeros_like(c), c)
+    s = torch.where(s.abs() < 1e-12, torch.zeros_like(s), s)
+    # Output pixel p samples the input at A p + t (normalised coords, y pointing down).
+    # Counter-clockwise rotation on screen by phi: sample at R(phi)^T-like map below (y down flips the sign).
+    tx = -2.0 * theta[:, 1] / w
+    ty = -2.0 * theta[:, 2] / h
+    A = torch.stack([torch.stack([c, -s * h / w, c * tx - s * ty * h / w], 1),
+                     torch.stack([s * w / h, c, s * tx * w / h + c * ty], 1)], 1)
+    grid = F.affine_grid(A.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@dataclass(frozen=True)
+class RotationTranslation:
+    """S(x) = {T_theta(x) : theta = (phi, dx, dy), |phi| <= max_angle (degrees), |dx|, |dy| <= max_shift (pixels)}.
+
+    T_theta is :func:`rotate_translate`. Not convex in pixel space; attacked by grid search or worst-of-k
+    random draws of theta (Engstrom et al. 2019), not by gradients.
+    """
+
+    name = "rt"
+    max_angle: float = 30.0
+    max_shift: float = 3.0
+
+    def __post_init__(self):
+        for field in ("max_angle", "max_shift"):
+            v = getattr(self, field)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{field} must be a finite number >= 0, got {v!r}")
+
+    @property
+    def eps(self) -> tuple[float, float]:
+        return (self.max_angle, self.max_shift)
+
+    def replace(self, **changes) -> "RotationTranslation":
+        return dataclasses.replace(self, **changes)
+
+    def apply(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        return rotate_translate(x, theta)
+
+    def bounds(self) -> torch.Tensor:
+        return torch.tensor([self.max_angle, self.max_shift, self.max_shift], dtype=torch.float64)
+
+    def random_params(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """theta [n, 3] uniform in the box of parameters (CPU, float64)."""
+        dev = generator.device if generator is not None else "cpu"
+        u = torch.rand((n, 3), generator=generator, device=dev, dtype=torch.float64).cpu()
+        return (2 * u - 1) * self.bounds()
+
+    def grid(self, n_angles: int = 31, n_shifts: int = 7) -> torch.Tensor:
+        """All theta on a regular grid [n_angles * n_shifts**2, 3] (ends included), identity first."""
+        angles = torch.linspace(-self.max_angle, self.max_angle, n_angles, dtype=torch.float64)
+        shifts = torch.linspace(-self.max_shift, self.max_shift, n_shifts, dtype=torch.float64)
+        g = torch.cartesian_prod(angles, shifts, shifts)
+        ident = (g.abs().sum(1) == 0)
+        return torch.cat([torch.zeros(1, 3, dtype=torch.float64), g[~ident]]) if ident.any() else g
+
+    def random_init(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.apply(x, self.random_params(x.shape[0], generator))
+
+    def contains_params(self, theta: torch.Tensor) -> torch.Tensor:
+        return (theta.abs() <= self.bounds().to(theta) * (1 + 1e-9)).all(1)
+
+
+@dataclass(frozen=True)
+class AffineCombination:
+    """S(x) = {x + beta r_a + (1 - beta) r_b : r_a in R_a(x), r_b in R_b(x)} ∩ [0, 1]^d, beta in [0, 1].
+
+    For an l_p threat R(x) = {r : |r|_p <= eps} (no box on the parts; the sum is clamped to the box, which
+    keeps it in the set); for ``rt``, R(x) = {T_theta(x) - x : theta allowed} (Tramer & Boneh 2019's affine
+    attacks, which interpolate between two perturbation types).
+    """
+
+    a: object
+    b: object
+    beta: float = 0.5
+
+    def __post_init__(self):
+        if not (0 <= self.beta <= 1):
+            raise ValueError(f"beta must be in [0, 1], got {self.beta!r}")
+        if isinstance(self.b, RotationTranslation):
+            raise ValueError("put the rotation-translation threat first: affine:rt:<lp>")
+        if isinstance(self.a, AffineCombination) or isinstance(self.b, AffineCombination):
+            raise ValueError("affine combinations of affine combinations are not supported")
+
+    @property
+    def name(self) -> str:
+        return f"affine:{self.a.name}:{self.b.name}:{self.beta:g}"
+
+    @property
+    def eps(self):
+        return (self.a.eps, self.b.eps)
+
+    def replace(self, **changes) -> "AffineCombination":
+        return dataclasses.replace(self, **changes)
+
+    def combine(self, x: torch.Tensor, r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
+        return (x + self.beta * r_a + (1 - self.beta) * r_b).clamp(0, 1)
+
+
+THREATS = ("linf", "l2", "l1", "rt", "affine")
+
+
+def _budget(dataset: str, name: str):
+    if dataset not in DEFAULT_BUDGETS:
+        raise ValueError(f"dataset must be one of {tuple(DEFAULT_BUDGETS)}, got {dataset!r}")
+    return DEFAULT_BUDGETS[dataset][name]
+
+
+def get_threat(name: str, dataset: str = "mnist", eps=None, **kwargs):
+    """A threat by name with the dataset's literature budget unless ``eps`` is given.
+
+    Names: ``linf``, ``l2``, ``l1`` (eps a float; ``l1`` also takes ``q``), ``rt`` (eps = (max_angle,
+    max_shift)), ``affine:<a>:<b>[:<beta>]`` with a, b among the others (eps = (eps_a, eps_b); beta 0.5).
+    """
+    if name == "linf":
+        return LinfBall(eps=float(_budget(dataset, name) if eps is None else eps), **kwargs)
+    if name == "l2":
+        return L2Ball(eps=float(_budget(dataset, name) if eps is None else eps), **kwargs)
+    if name == "l1":
+        return L1Ball(eps=float(_budget(dataset, name) if eps is None else eps), **kwargs)
+    if name == "rt":
+        angle, shift = _budget(dataset, name) if eps is None else eps
+        return RotationTranslation(max_angle=float(angle), max_shift=float(shift), **kwargs)
+    if name.startswith("affine:"):
+        parts = name.split(":")
+        if len(parts) not in (3, 4) or parts[1] not in ("linf", "l2", "l1", "rt") or \
+                parts[2] not in ("linf", "l2", "l1"):
+            raise ValueError(f"affine threat must be named affine:<linf|l2|l1|rt>:<linf|l2|l1>[:beta], got {name!r}")
+        beta = float(parts[3]) if len(parts) == 4 else kwargs.pop("beta", 0.5)
+        eps_a, eps_b = (None, None) if eps is None else eps
+        return AffineCombination(get_threat(parts[1], dataset, eps_a), get_threat(parts[2], dataset, eps_b),
+                                 beta=beta)
+    raise ValueError(f"threat name must be one of linf, l2, l1, rt, affine:<a>:<b>[:beta]; got {name!r}")
