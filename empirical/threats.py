@@ -279,10 +279,11 @@ class L1Ball(Threat):
     def project_delta(self, r, lo=None, hi=None):
         return project_l1_box(r, self.eps, lo, hi)
 
-    def sparse_direction(self, x_adv, grad, k: torch.Tensor | int | None = None, box: bool = True):
-        """sign(g) on the top-k coordinates by |g| (default k = ceil((1 - q/100) d)), normalised to unit l1
-        norm ([n, ...]). With ``box``, coordinates of ``x_adv`` at a box face whose gradient pushes
-        outwards cannot move and are left out."""
+    def sparse_direction(self, x_adv, grad, k: torch.Tensor | int | None = None, box: bool = True,
+                         signed: bool = True):
+        """sign(g) (``signed``) or g itself on the top-k coordinates by |g| (default k = ceil((1 - q/100) d)),
+        normalised to unit l1 norm ([n, ...]). With ``box``, coordinates of ``x_adv`` at a box face whose
+        gradient pushes outwards cannot move and are left out."""
         g = _flat(grad)
         mag = g.abs()
         if box:
@@ -296,8 +297,8 @@ class L1Ball(Threat):
         kmax = int(k_t.max())
         top, _ = torch.topk(mag, kmax, dim=1)
         thresh = top.gather(1, (k_t - 1)[:, None])
-        e = torch.where((mag >= thresh) & (mag > 0), g.sign(), torch.zeros_like(g))
-        e = e / e.abs().sum(1, keepdim=True).clamp_min(1)
+        e = torch.where((mag >= thresh) & (mag > 0), g.sign() if signed else g, torch.zeros_like(g))
+        e = e / e.abs().sum(1, keepdim=True).clamp_min(1e-30)
         return e.reshape(grad.shape)
 
     def step(self, x_adv, grad, step_size, box: bool = True):

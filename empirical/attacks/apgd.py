@@ -9,8 +9,12 @@ p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), w_j = ceil
     z^{k+1} = P_S(x^k + eta^k s(grad L(x^k)))
     x^{k+1} = P_S(x^k + a (z^{k+1} - x^k) + (1 - a)(x^k - x^{k-1})),   a = 0.75 (a = 1 for k = 0)
 
-with s the threat's steepest-ascent direction (sign for l_inf, g/|g|_2 for l_2, and for l_1 sign(g) on the
-k_s coordinates of largest |g| that can still move inside the box, divided by k_s, times eps). At each
+with s the threat's steepest-ascent direction (sign for l_inf, g/|g|_2 for l_2, and for l_1 the gradient
+restricted to the k_s coordinates of largest |g| that can still move inside the box, normalised to unit
+l_1 norm, times eps). Our l_1 step keeps the gradient magnitudes on the chosen coordinates instead of their
+signs: with equal (sign) increments the exact l_1 projection subtracts the same amount from each active
+coordinate, so the iterate can stall on a face of the ball (e.g. on a linear model it never concentrates
+on the best vertex); weighting by |g_i| lets the mass move to the largest gradients. At each
 checkpoint w_j, eta is halved and the iterate restarts from the best point found if (1) fewer than
 rho (w_j - w_{j-1}) of the steps since w_{j-1} increased the loss (rho = 0.75) or (2) neither eta nor
 the best loss changed since w_{j-1}. Initial step: eta = 2 eps (l_inf, l_2), eta = 1 (in units of eps, l_1).
@@ -41,7 +45,7 @@ def checkpoints(steps: int) -> list[int]:
     p = [0.0, 0.22]
     while p[-1] < 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    w = sorted({int(math.ceil(q * steps)) for q in p if q <= 1})
+    w = sorted({int(math.ceil(round(q * steps, 9))) for q in p if q <= 1})
     return [v for v in w if 0 < v < steps]
 
 
@@ -76,7 +80,7 @@ class APGD(Attack):
         if isinstance(t, L2Ball):
             g = grad.reshape(grad.shape[0], -1)
             return (g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)).reshape(grad.shape)
-        return t.sparse_direction(x_adv, grad, k=k_s) * t.eps  # unit l1 norm, times eps
+        return t.sparse_direction(x_adv, grad, k=k_s, signed=False) * t.eps  # unit l1 norm, times eps
 
     def _run(self, model, x, y, generator, best):
         t, n = self.threat, x.shape[0]
