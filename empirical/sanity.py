@@ -1,0 +1,82 @@
+"""Self-checks that warn when robust accuracies look like gradient masking (Athalye et al. 2018;
+Carlini et al. 2019, "On evaluating adversarial robustness"; Croce & Hein 2020).
+
+Each check returns a warning string with its reason, or nothing:
+
+1. ``large_budget``: at a budget so large that the set contains images of any class (l_inf eps = 1 covers
+   the whole box), a working gradient attack must bring accuracy to about 0. If more than ``tol`` of the
+   examples survive, the gradients do not point to adversarial examples: masking.
+2. ``gradient_free``: random points of the set (``n_random`` uniform draws per example) should never beat
+   a gradient attack. If random search breaks examples that PGD left robust, the gradient is uninformative.
+3. ``single_vs_multi``: one FGSM-like step (PGD with ``steps=1``, step = eps) should never find more than
+   multi-step PGD; if it does, the loss surface is locally flat or noisy around the data (masking).
+4. ``stronger_attack``: APGD with CE and margin losses finds noticeably more (> ``tol``) than PGD-40: the
+   default attack underestimates the threat, so report the stronger one.
+
+These are heuristics, not proofs: passing them does not certify robustness.
+"""
+
+from __future__ import annotations
+
+import warnings as _warnings
+
+import torch
+
+__all__ = ["gradient_masking_warnings", "GradientMaskingWarning"]
+
+
+class GradientMaskingWarning(UserWarning):
+    """Robust accuracy numbers that look like gradient masking."""
+
+
+@torch.no_grad()
+def _robust(model, x, y, xa) -> torch.Tensor:
+    return (model(x).argmax(1) == y) & (model(xa).argmax(1) == y)
+
+
+def gradient_masking_warnings(model, x, y, threat, generator: torch.Generator | None = None,
+                              tol: float = 0.02, n_random: int = 20, emit: bool = True) -> list[str]:
+    """The warnings (strings) for ``threat`` (an l_p ball) on (x, y); each is also issued as a
+    :class:`GradientMaskingWarning` when ``emit``."""
+    from .attacks import APGD, PGD, get_attack
+    from .threats import L1Ball, L2Ball, LinfBall
+
+    if not isinstance(threat, (LinfBall, L2Ball, L1Ball)):
+        raise ValueError(f"the gradient-masking checks apply to l_p threats, got {threat!r}")
+    out = []
+    n = len(x)
+    pgd = get_attack("pgd", threat, steps=40)
+    r_pgd = _robust(model, x, y, pgd(model, x, y, generator))
+    # 1. large budget: l_inf eps 1 (any image in the box), l2 / l1 the diameter of the box.
+    d = x[0].numel()
+    big = {"linf": 1.0, "l2": d ** 0.5, "l1": float(d)}[threat.name]
+    r_big = _robust(model, x, y, get_attack("pgd", threat, eps=big, steps=40)(model, x, y, generator))
+    if r_big.float().mean() > tol:
+        out.append(f"large_budget: {threat.name} accuracy {float(r_big.float().mean()):.3f} at eps={big:g} "
+                   f"(should be ~0 since the set then contains images of every class): possible gradient masking")
+    # 2. gradient-free random search in the set.
+    broken_random = torch.zeros(n, dtype=torch.bool)
+    for _ in range(n_random):
+        broken_random |= ~_robust(model, x, y, threat.random_init(x, generator))
+    extra = broken_random & r_pgd
+    if extra.float().mean() > 0:
+        out.append(f"gradient_free: random points of the {threat.name} set break {int(extra.sum())} examples "
+                   f"that PGD-40 left robust: gradients may be uninformative (masking)")
+    # 3. single step vs multi step.
+    one = PGD(threat, steps=1, alpha=threat.eps if threat.name != "l1" else threat.eps, random_start=False)
+    r_one = _robust(model, x, y, one(model, x, y, generator))
+    if (~r_one & r_pgd).float().mean() > tol:
+        out.append(f"single_vs_multi: one step breaks {int((~r_one & r_pgd).sum())} examples that PGD-40 "
+                   f"missed: the loss surface is flat or noisy near the data (masking)")
+    # 4. stronger attack.
+    r_apgd = r_pgd.clone()
+    for loss in ("ce", "margin"):
+        r_apgd &= _robust(model, x, y, APGD(threat, steps=100, loss=loss)(model, x, y, generator))
+    gap = float(r_pgd.float().mean() - r_apgd.float().mean())
+    if gap > tol:
+        out.append(f"stronger_attack: APGD lowers {threat.name} accuracy by {gap:.3f} below PGD-40: report "
+                   f"APGD, PGD-40 overestimates robustness")
+    if emit:
+        for w in out:
+            _warnings.warn(w, GradientMaskingWarning, stacklevel=2)
+    return out

@@ -1,0 +1,139 @@
+"""Union evaluation: the per-example x per-threat matrix, its summary, the CLI, and the gradient-masking
+self-checks."""
+
+import json
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from empirical.evaluate import main, robustness_matrix, summarize  # noqa: E402
+from empirical.models import MnistCNN  # noqa: E402
+from empirical.sanity import GradientMaskingWarning, gradient_masking_warnings  # noqa: E402
+from empirical.threats import get_threat  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def _tiny_cnn(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                               torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 10)).eval()
+
+
+def test_summarize_by_hand():
+    clean = torch.tensor([1, 1, 1, 0], dtype=torch.bool)
+    M = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 1]], dtype=torch.bool)  # last row: clean wrong -> not robust
+    s = summarize(clean, M, ["a", "b"])
+    assert s["clean"] == 0.75 and s["per_threat"] == {"a": 0.5, "b": 0.5}
+    assert s["union"] == 0.25 and s["average"] == 0.5
+    with pytest.raises(ValueError, match="does not match"):
+        summarize(clean, M, ["a"])
+
+
+def test_union_accuracy_is_at_most_every_single_threat(data_dir):
+    from empirical.data import load_mnist
+
+    x, y = load_mnist(data_dir, "test", limit=40)
+    # A model that is right on most clean points but not trivially broken: a few natural-training steps.
+    model = _tiny_cnn(0)
+    xt, yt = load_mnist(data_dir, "train", limit=512)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(xt), yt).backward()
+        opt.step()
+    model.eval()
+    names = ["linf", "l2", "l1", "rt"]
+    threats = [get_threat("linf", eps=0.05), get_threat("l2", eps=0.5), get_threat("l1", eps=2.0),
+               get_threat("rt", eps=(10.0, 1))]
+    M = robustness_matrix(model, x, y, threats, strength="train", batch_size=16,
+                          generator=torch.Generator().manual_seed(0))
+    assert M.shape == (40, 4) and M.dtype == torch.bool
+    with torch.no_grad():
+        clean = model(x).argmax(1) == y
+    s = summarize(clean, M, names)
+    assert s["clean"] > 0.5, "the tiny model did not train: the test would be vacuous"
+    assert 0 < min(s["per_threat"].values()) and max(s["per_threat"].values()) <= s["clean"]
+    for v in s["per_threat"].values():
+        assert s["union"] <= v
+    assert bool((M.all(1) <= M[:, 0]).all())
+    # Same generator seed, same matrix.
+    M2 = robustness_matrix(model, x, y, threats, strength="train", batch_size=16,
+                           generator=torch.Generator().manual_seed(0))
+    assert torch.equal(M, M2)
+
+
+def test_cli_writes_table_and_json(tmp_path, data_dir, capsys):
+    model = MnistCNN()
+    torch.save({"model": model.state_dict(), "model_name": "mnist_cnn"}, tmp_path / "ck.pt")
+    out = tmp_path / "eval.json"
+    rc = main(["--model", str(tmp_path / "ck.pt"), "--data-dir", str(data_dir), "--threats", "linf,l1,rt",
+               "--eps", "linf=0.1,l1=2,rt=5/1", "--strength", "train", "--n", "6", "--batch-size", "3",
+               "--threads", "1", "--out", str(out), "--quiet"])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "union" in table and "linf" in table
+    res = json.loads(out.read_text())
+    assert set(res["summary"]["per_threat"]) == {"linf", "l1", "rt"}
+    assert len(res["robust_matrix"]) == 6 and len(res["robust_matrix"][0]) == 3
+    assert res["provenance"]["seeds"] == {"attack": 0} and "git_sha" in json.dumps(res["provenance"])
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--threats", "l7"], "threat name"),
+    (["--eps", "linf"], "name=value"),
+    (["--n", "0"], "--n"),
+])
+def test_cli_bad_input_exits_2(tmp_path, data_dir, argv, msg, capsys):
+    torch.save(MnistCNN().state_dict(), tmp_path / "m.pt")
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(tmp_path / "m.pt"), "--data-dir", str(data_dir), *argv])
+    assert exc.value.code == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_cli_missing_model_and_data(tmp_path, data_dir, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(tmp_path / "none.pt"), "--data-dir", str(data_dir)])
+    assert exc.value.code == 2
+    torch.save(MnistCNN().state_dict(), tmp_path / "m.pt")
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(tmp_path / "m.pt"), "--data-dir", str(tmp_path)])
+    assert exc.value.code == 2 and "missing" in capsys.readouterr().err
+
+
+class _Masked(torch.nn.Module):
+    """Gradient masking by construction: the input is quantised (zero gradient almost everywhere) before a
+    linear classifier, so gradient attacks see no signal while random points of the set still break it."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(w)
+
+    def forward(self, x):
+        xq = torch.round(x * 4) / 4  # d round / dx = 0
+        z = xq.flatten(1) @ self.w
+        return torch.stack([-z, z], 1)
+
+
+def test_sanity_checks_flag_masked_model_and_pass_linear_model():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(16, generator=g)
+    x = torch.rand(40, 1, 4, 4, generator=g)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    with torch.no_grad():
+        linear[1].weight.copy_(torch.stack([-w, w]))
+        linear[1].bias.zero_()
+        y = linear(x).argmax(1)
+    threat = get_threat("linf", eps=0.05)
+    assert gradient_masking_warnings(linear, x, y, threat, generator=g, emit=False) == []
+    masked = _Masked(w.clone())
+    with torch.no_grad():
+        ym = masked(x).argmax(1)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        found = gradient_masking_warnings(masked, x, ym, get_threat("linf", eps=0.2), generator=g)
+    assert any(w_.startswith("large_budget") for w_ in found) or any(w_.startswith("gradient_free") for w_ in found)
+    assert any(issubclass(r.category, GradientMaskingWarning) for r in rec)
