@@ -1,0 +1,626 @@
+"""Monte Carlo of online adversarial training in N dimensions: many independent replicas of the real SGD.
+
+    python -m simulate.mc --rho 2 --eps 1 --N 1000 --replicas 32 [--engine full|reduced]
+
+One step (alpha = steps/N; the notation of :mod:`theory.params`): draw tau = +1 with probability p,
+xi = tau (rho/2) B + sqrt(v_tau) z with z ~ N(0, I_N); draw the budget e (``eps`` or eps*U from
+``eps_law``, by inversion with :func:`theory.params.eps_ppf`); perturb xi_adv = xi - tau e w; with
+x = w.xi_adv - b and delta = dL/dx (the loss derivative of :func:`theory.ode.loss_derivative`),
+
+    w <- (w - (eta_w/N) delta xi_adv) / |.|,        b <- b + (eta_b/N) delta,
+
+skipped when ``non_robust_only`` and tau x >= 0 (the perturbed example is classified correctly).
+
+Engines
+-------
+``full``     the literal N-dimensional simulation (numba, replicas in parallel across cores).  It also
+             accepts a non-isotropic covariance: ``variances`` (a diagonal per cluster, shape (N,) or
+             (2, N)) or a user ``sampler(rng, tau) -> xi`` of shape (len(tau), N).
+``reduced``  exact in distribution at finite N for isotropic clusters, O(1) per step: the step depends
+             on the fresh input only through h_B = B.xi, h = w.xi and |xi|^2, whose joint law given
+             (R, tau) is that of tau rho/2 + sqrt(v) z1, tau rho R/2 + sqrt(v)(R z1 + sqrt(1-R^2) z2) and
+             h_B^2 + v z2^2 + v chi2_{N-2}.  Derivation: docs/mc_reduced.md and
+             :func:`simulate.mc_kernels.reduced_steps`.
+
+Both start from the ODE's initial condition (R0, b0) (the full engine builds w(0) = R0 B + sqrt(1-R0^2) e
+with e a random unit vector orthogonal to B) and record R, b and, through :mod:`theory.errors`, the test
+error E and the adversarial error S at ``eps_test`` on the ODE's alpha grid (steps = round(alpha N); the
+recorded alpha is steps/N).  With a diagonal covariance, E and S use the exact field variances
+q_tau = sum_i w_i^2 v_tau,i; with a user sampler they are estimated on ``n_test`` held-out inputs.
+
+Random numbers: ``numpy.random.SeedSequence(seed).spawn(replicas)``; each replica's kernel streams are
+keyed by integers drawn from its own seed sequence (SplitMix64 + ziggurat, see
+:mod:`simulate.mc_kernels`).  The same seed gives a bit-identical trajectory, whatever the number of
+threads, and a run resumed from a checkpoint is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from theory.errors import adversarial_error, test_error
+from theory.params import ParameterError, Params, eps_ppf
+
+from .cli import ArgumentParser, add_param_arguments, params_from_args, real
+from .provenance import atomic_write, provenance, write_json
+
+__all__ = ["ENGINES", "MCResult", "run_mc", "alpha_steps", "main", "QUANTITIES"]
+
+ENGINES = ("full", "reduced")
+QUANTITIES = ("R", "b", "E", "S")
+LOSS_CODES = {"quadratic": 0, "cross_entropy": 1}
+RENORM_EVERY = 128  # exact renormalisation of w in the full engine every this many steps
+TABLE_ALPHAS = (0, 1, 2, 5, 10, 20, 50, 100, 150, 200, 500, 1000)
+CHECKPOINT_VERSION = 1
+
+Sampler = Callable[[np.random.Generator, np.ndarray], np.ndarray]
+
+
+def _kernels():
+    try:
+        from . import mc_kernels
+    except ImportError as err:  # pragma: no cover - numba is an optional dependency
+        raise ImportError("the Monte Carlo engine needs numba: pip install -e '.[mc]'") from err
+    return mc_kernels
+
+
+def alpha_steps(alphas, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step counts round(alpha N) of an alpha grid and the alphas actually simulated (steps/N)."""
+    a = np.asarray(alphas, dtype=float).ravel()
+    if a.size == 0 or not np.all(np.isfinite(a)) or a[0] < 0 or np.any(np.diff(a) < 0):
+        raise ParameterError("alphas must be a non-empty, finite, non-decreasing grid of values >= 0")
+    steps = np.rint(a * N).astype(np.int64)
+    return steps, steps / N
+
+
+# ---------------------------------------------------------------------------------------------------
+# Result
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MCResult:
+    """Replica values of R, b, E, S, each of shape (len(alpha), replicas).
+
+    ``result["R"]`` is a dict with the replica ``mean``, the standard error ``se`` = std/sqrt(replicas)
+    and ``std`` over replicas, per alpha.
+    """
+
+    params: Params
+    N: int
+    replicas: int
+    engine: str
+    seed: int
+    eps_test: float
+    alpha: np.ndarray
+    steps: np.ndarray
+    R: np.ndarray
+    b: np.ndarray
+    E: np.ndarray
+    S: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def values(self, q: str) -> np.ndarray:
+        if q not in QUANTITIES:
+            raise KeyError(f"quantity must be one of {QUANTITIES}, got {q!r}")
+        return getattr(self, q)
+
+    def mean(self, q: str) -> np.ndarray:
+        return self.values(q).mean(axis=1)
+
+    def std(self, q: str) -> np.ndarray:
+        v = self.values(q)
+        return v.std(axis=1, ddof=1) if v.shape[1] > 1 else np.full(v.shape[0], np.nan)
+
+    def se(self, q: str) -> np.ndarray:
+        return self.std(q) / math.sqrt(self.replicas)
+
+    def __getitem__(self, q: str) -> dict[str, np.ndarray]:
+        return {"mean": self.mean(q), "se": self.se(q), "std": self.std(q), "values": self.values(q)}
+
+    def at(self, alpha: float) -> dict[str, float]:
+        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=0, atol=0.5 / self.N))
+        if idx.size == 0:
+            raise KeyError(f"alpha = {alpha} is not on the output grid")
+        i = int(idx[0])
+        out = {"alpha": float(self.alpha[i])}
+        for q in QUANTITIES:
+            out[q] = float(self.mean(q)[i])
+            out[q + "_se"] = float(self.se(q)[i])
+        return out
+
+    def summary_rows(self):
+        """(alpha, R mean, R se, b mean, b se, E mean, E se, S mean, S se) per alpha."""
+        cols = [self.alpha]
+        for q in QUANTITIES:
+            cols += [self.mean(q), self.se(q)]
+        return zip(*cols)
+
+    def to_dict(self, replicas: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"alpha": self.alpha, "steps": self.steps, "N": self.N, "replicas": self.replicas,
+                               "engine": self.engine, "seed": self.seed, "eps_test": self.eps_test,
+                               "info": self.info}
+        for q in QUANTITIES:
+            out[q] = {"mean": self.mean(q), "se": self.se(q), "std": self.std(q)}
+            if replicas:
+                out[q]["values"] = self.values(q)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Engines: each holds the state of every replica and advances it by n steps from step t
+# ---------------------------------------------------------------------------------------------------
+class _Engine:
+    name = ""
+
+    def state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def advance(self, t: int, n: int) -> None:
+        raise NotImplementedError
+
+    def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+def _eps_chunk(K, params: Params, eps_keys: np.ndarray, t: int, n: int) -> tuple[np.ndarray, bool]:
+    """Per-example budgets of steps t..t+n-1, shape (replicas, n), by inversion with eps_ppf."""
+    if params.eps_law == "fixed" or params.eps == 0.0:
+        return np.zeros((eps_keys.size, 1)), False
+    u = K.stream_uniforms(eps_keys, np.uint64(t), n)
+    return np.ascontiguousarray(eps_ppf(params.eps_law, params.eps, u), dtype=float), True
+
+
+class _FullEngine(_Engine):
+    name = "full"
+
+    def __init__(self, params, N, kernel_seqs, init_seqs, B, variances, eps_test):
+        self.K = _kernels()
+        self.p, self.N, self.eps_test = params, N, eps_test
+        M = len(kernel_seqs)
+        self.B = B
+        keys = np.array([s.generate_state(3, np.uint64) for s in kernel_seqs], dtype=np.uint64)
+        self.keys, self.ex_keys, self.eps_keys = (np.ascontiguousarray(keys[:, j]) for j in range(3))
+        self.stride = np.uint64(1 << max(0, int(N - 1).bit_length()))
+        self.U = np.stack([initial_w(params.R0, B, s) for s in init_seqs]) if M else np.empty((0, N))
+        self.A = np.ones(M)
+        self.bb = np.full(M, params.b0)
+        self.ex_pos = np.zeros(M, np.uint64)
+        if variances is None:
+            self.iso, self.sd_iso, self.sd_diag, self.var = True, np.sqrt([params.v1, params.v2]), np.ones((2, 1)), None
+        else:
+            self.iso, self.sd_iso = False, np.ones(2)
+            self.var = variances
+            self.sd_diag = np.ascontiguousarray(np.sqrt(variances))
+        self.mean = np.array([0.5 * params.rho, -0.5 * params.rho])
+
+    def state(self):
+        return {"U": self.U, "A": self.A, "bb": self.bb, "ex_pos": self.ex_pos}
+
+    def load(self, st):
+        self.U, self.A, self.bb = (np.ascontiguousarray(st[k], dtype=float) for k in ("U", "A", "bb"))
+        self.ex_pos = np.ascontiguousarray(st["ex_pos"], dtype=np.uint64)
+
+    def advance(self, t, n):
+        p = self.p
+        eps_arr, use = _eps_chunk(self.K, p, self.eps_keys, t, n)
+        self.K.full_steps(self.U, self.A, self.bb, self.keys, self.ex_keys, self.ex_pos, t, n, self.stride,
+                          self.B, self.mean, self.sd_iso, self.sd_diag, self.iso, p.prior, p.eta_w, p.eta_b,
+                          p.eps, eps_arr, use, p.non_robust_only, LOSS_CODES[p.loss], p.erf_scale,
+                          RENORM_EVERY)
+
+    def observe(self):
+        w = self.U * self.A[:, None]
+        R = np.clip(w @ self.B, -1.0, 1.0)
+        b = self.bb.copy()
+        if self.var is None:
+            return R, b, test_error(R, b, self.p), adversarial_error(R, b, self.eps_test, self.p)
+        q = (w * w) @ self.var.T  # (M, 2): variance of the field h given tau = +1, -1
+        E = np.empty_like(R)
+        S = np.empty_like(R)
+        for r in range(R.size):
+            pr = self.p.replace(v1=float(q[r, 0]), v2=float(q[r, 1]))
+            E[r] = test_error(R[r], b[r], pr)
+            S[r] = adversarial_error(R[r], b[r], self.eps_test, pr)
+        return R, b, E, S
+
+
+class _ReducedEngine(_Engine):
+    name = "reduced"
+
+    def __init__(self, params, N, kernel_seqs, eps_test):
+        self.K = _kernels()
+        self.p, self.N, self.eps_test = params, N, eps_test
+        keys = np.array([s.generate_state(3, np.uint64) for s in kernel_seqs], dtype=np.uint64)
+        self.keys, self.eps_keys = np.ascontiguousarray(keys[:, 0]), np.ascontiguousarray(keys[:, 2])
+        M = len(kernel_seqs)
+        self.Rs = np.full(M, params.R0)
+        self.bb = np.full(M, params.b0)
+        self.pos = np.zeros(M, np.uint64)
+
+    def state(self):
+        return {"Rs": self.Rs, "bb": self.bb, "pos": self.pos}
+
+    def load(self, st):
+        self.Rs, self.bb = (np.ascontiguousarray(st[k], dtype=float) for k in ("Rs", "bb"))
+        self.pos = np.ascontiguousarray(st["pos"], dtype=np.uint64)
+
+    def advance(self, t, n):
+        p = self.p
+        eps_arr, use = _eps_chunk(self.K, p, self.eps_keys, t, n)
+        self.K.reduced_steps(self.Rs, self.bb, self.keys, self.pos, n, self.N, p.rho, p.prior, p.v1, p.v2,
+                             p.eta_w, p.eta_b, p.eps, eps_arr, use, p.non_robust_only, LOSS_CODES[p.loss],
+                             p.erf_scale)
+
+    def observe(self):
+        R, b = self.Rs.copy(), self.bb.copy()
+        return R, b, test_error(R, b, self.p), adversarial_error(R, b, self.eps_test, self.p)
+
+
+class _SamplerEngine(_Engine):
+    """Full engine on inputs from a user sampler; E and S estimated on held-out inputs."""
+
+    name = "full"
+
+    def __init__(self, params, N, kernel_seqs, init_seqs, B, sampler, eps_test, test_seq, n_test):
+        self.K = _kernels()
+        self.p, self.N, self.eps_test, self.sampler, self.B = params, N, eps_test, sampler, B
+        self.rngs = [np.random.default_rng(s) for s in kernel_seqs]
+        self.W = np.stack([initial_w(params.R0, B, s) for s in init_seqs])
+        self.bb = np.full(len(kernel_seqs), params.b0)
+        trng = np.random.default_rng(test_seq)
+        self.test_tau = np.where(trng.random(n_test) < params.prior, 1.0, -1.0)
+        self.test_xi = self._draw(trng, self.test_tau)
+
+    def _draw(self, rng, tau):
+        xi = np.asarray(self.sampler(rng, tau), dtype=float)
+        if xi.shape != (tau.size, self.N) or not np.all(np.isfinite(xi)):
+            raise ParameterError(f"sampler must return finite inputs of shape ({tau.size}, {self.N}), "
+                                 f"got shape {xi.shape}")
+        return np.ascontiguousarray(xi)
+
+    def state(self):
+        st = {"W": self.W, "bb": self.bb}
+        st["rng_states"] = np.array([json.dumps(r.bit_generator.state) for r in self.rngs])
+        return st
+
+    def load(self, st):
+        self.W, self.bb = np.ascontiguousarray(st["W"]), np.ascontiguousarray(st["bb"])
+        for r, s in zip(self.rngs, st["rng_states"]):
+            r.bit_generator.state = json.loads(str(s))
+
+    def advance(self, t, n):
+        p = self.p
+        for r, rng in enumerate(self.rngs):
+            tau = np.where(rng.random(n) < p.prior, 1.0, -1.0)
+            if p.eps_law == "fixed" or p.eps == 0.0:
+                eps = np.full(n, p.eps)
+            else:
+                eps = np.asarray(eps_ppf(p.eps_law, p.eps, rng.random(n)), dtype=float)
+            xi = self._draw(rng, tau)
+            self.bb[r] = self.K.explicit_steps(self.W[r], float(self.bb[r]), xi, tau, eps, p.eta_w, p.eta_b,
+                                               p.non_robust_only, LOSS_CODES[p.loss], p.erf_scale)
+
+    def observe(self):
+        R = np.clip(self.W @ self.B, -1.0, 1.0)
+        b = self.bb.copy()
+        margin = self.test_tau[None, :] * (self.W @ self.test_xi.T - b[:, None])  # (M, n_test)
+        return R, b, (margin <= 0).mean(axis=1), (margin - self.eps_test < 0).mean(axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------------
+def initial_w(R0: float, B: np.ndarray, seq: np.random.SeedSequence) -> np.ndarray:
+    """w(0) = R0 B + sqrt(1 - R0^2) e with e a uniformly random unit vector orthogonal to B."""
+    g = np.random.default_rng(seq).standard_normal(B.size)
+    g -= (g @ B) * B
+    g /= np.linalg.norm(g)
+    return R0 * B + math.sqrt(1.0 - R0 * R0) * g
+
+
+def _check_int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ParameterError(f"{name} must be an integer {rng}, got {value!r}")
+    return int(value)
+
+
+def _prepare_covariance(N, B, variances, sampler, engine):
+    if B is None:
+        B = np.zeros(N)
+        B[0] = 1.0
+    B = np.asarray(B, dtype=float).ravel()
+    if B.shape != (N,) or not np.all(np.isfinite(B)) or abs(np.linalg.norm(B) - 1.0) > 1e-10:
+        raise ParameterError(f"B must be a finite unit vector of length N = {N}")
+    if variances is not None:
+        var = np.asarray(variances, dtype=float)
+        if var.ndim == 1:
+            var = np.stack([var, var])
+        if var.shape != (2, N) or not np.all(np.isfinite(var)) or np.any(var <= 0):
+            raise ParameterError(f"variances must be positive, of shape ({N},) or (2, {N}) (clusters +1, -1)")
+        variances = np.ascontiguousarray(var)
+    if (variances is not None or sampler is not None) and engine != "full":
+        raise ParameterError("a non-isotropic covariance (variances or sampler) needs engine='full'")
+    if variances is not None and sampler is not None:
+        raise ParameterError("give variances or sampler, not both")
+    return np.ascontiguousarray(B), variances
+
+
+def _signature(**kw) -> str:
+    blob = json.dumps(kw, sort_keys=True, default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *, engine: str = "full",
+           eps_test: float | None = None, variances=None, B=None, sampler: Sampler | None = None,
+           n_test: int = 10000, threads: int | None = None, progress: bool = True,
+           checkpoint: str | Path | None = None, checkpoint_every: float = 60.0,
+           stop_after_steps: int | None = None) -> MCResult:
+    """Simulate ``replicas`` independent SGD runs in dimension N and record R, b, E, S on ``alphas``.
+
+    ``alphas`` defaults to the ODE's grid (:func:`simulate.ode.default_alphas`).  ``eps_test`` defaults as
+    in the ODE (the training eps, or 1 for standard training).  ``checkpoint``: a .npz file, written every
+    ``checkpoint_every`` seconds and at the end; if it exists (same parameters, seed, grid, engine) the run
+    resumes from it.  ``stop_after_steps`` stops after that many steps (for tests of resuming) and raises
+    :class:`InterruptedError` after saving the checkpoint.
+    """
+    from .ode import default_alphas, default_eps_test
+
+    if not isinstance(params, Params):
+        raise ParameterError(f"params must be a theory.Params, got {type(params).__name__}")
+    N = _check_int("N", N, 2)
+    M = _check_int("replicas", replicas, 1)
+    seed = _check_int("seed", seed, 0)
+    if engine not in ENGINES:
+        raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
+    if not (math.isfinite(eps_test) and eps_test >= 0):
+        raise ParameterError(f"eps_test must be finite and >= 0, got {eps_test}")
+    steps, alpha = alpha_steps(default_alphas() if alphas is None else alphas, N)
+    Bv, variances = _prepare_covariance(N, B, variances, sampler, engine)
+    if sampler is not None:
+        n_test = _check_int("n_test", n_test, 1)
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(_check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS))
+
+    root = np.random.SeedSequence(seed)
+    kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
+    if engine == "reduced":
+        eng: _Engine = _ReducedEngine(params, N, kernel_seqs, eps_test)
+    elif sampler is not None:
+        eng = _SamplerEngine(params, N, kernel_seqs, init_seqs, Bv, sampler, eps_test, root.spawn(1)[0], n_test)
+    else:
+        eng = _FullEngine(params, N, kernel_seqs, init_seqs, Bv, variances, eps_test)
+
+    cov = ("isotropic" if variances is None and sampler is None else
+           "diagonal" if sampler is None else f"sampler:{getattr(sampler, '__name__', repr(sampler))}")
+    sig = _signature(params=params.as_dict(), N=N, M=M, seed=seed, engine=engine, steps=steps.tolist(),
+                     eps_test=eps_test, cov=cov, B=hashlib.sha256(Bv.tobytes()).hexdigest(),
+                     var=None if variances is None else hashlib.sha256(variances.tobytes()).hexdigest(),
+                     version=CHECKPOINT_VERSION)
+    rec = {q: np.full((steps.size, M), np.nan) for q in QUANTITIES}
+    t, k = 0, 0  # steps done, records done
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists():
+        with np.load(ckpt, allow_pickle=False) as z:
+            if str(z["signature"]) != sig:
+                raise ParameterError(f"checkpoint {ckpt} belongs to another run (parameters, seed, N, "
+                                     f"replicas, grid or engine differ); remove it or choose another path")
+            t, k = int(z["t"]), int(z["k"])
+            for q in QUANTITIES:
+                rec[q] = np.array(z["rec_" + q])
+            eng.load({name[len("state_"):]: z[name] for name in z.files if name.startswith("state_")})
+
+    def save():
+        if ckpt is None:
+            return
+        arrays = {"signature": np.array(sig), "t": np.array(t), "k": np.array(k)}
+        arrays.update({"rec_" + q: rec[q] for q in QUANTITIES})
+        arrays.update({"state_" + name: v for name, v in eng.state().items()})
+        with atomic_write(ckpt, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    # chunks: about 2^22 element-updates (full) or 2^16 steps (reduced) per replica between progress updates
+    chunk = max(1, (1 << 16) if engine == "reduced" else (1 << 22) // N)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(steps[-1]) * M, initial=t * M, unit="step", unit_scale=True,
+                   desc=f"MC {engine} N={N} x{M}", leave=False)
+    last_save = time.monotonic()
+    t_start = time.perf_counter()
+    done_here = 0
+    try:
+        while k < steps.size:
+            if t == steps[k]:
+                R, b, E, S = eng.observe()
+                for q, v in zip(QUANTITIES, (R, b, E, S)):
+                    rec[q][k] = v
+                k += 1
+                continue
+            n = int(min(chunk, steps[k] - t))
+            if stop_after_steps is not None:
+                n = min(n, stop_after_steps - done_here)
+                if n <= 0:
+                    save()
+                    raise InterruptedError(f"stopped after {done_here} steps (checkpoint {ckpt})")
+            eng.advance(t, n)
+            t += n
+            done_here += n
+            if bar is not None:
+                bar.update(n * M)
+            if ckpt is not None and time.monotonic() - last_save > checkpoint_every:
+                save()
+                last_save = time.monotonic()
+    finally:
+        if bar is not None:
+            bar.close()
+    save()
+    wall = time.perf_counter() - t_start
+    info = {"covariance": cov, "errors": "held-out estimate" if sampler is not None else "theory.errors",
+            "n_test": n_test if sampler is not None else None, "wall_s": wall, "renorm_every": RENORM_EVERY,
+            "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.mc_kernels)" if sampler is None
+            else "numpy PCG64 per replica (user sampler)"}
+    return MCResult(params, N, M, engine, seed, eps_test, alpha, steps, rec["R"], rec["b"], rec["E"], rec["S"],
+                    info)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of a Monte Carlo run (shared with simulate.compare)."""
+    run = parser.add_argument_group("Monte Carlo run")
+    run.add_argument("--N", type=int, default=1000, help="input dimension N (>= 2) [default: 1000]")
+    run.add_argument("--replicas", type=int, default=32, help="independent replicas (>= 1) [default: 32]")
+    run.add_argument("--engine", choices=ENGINES, default="full",
+                     help="full: literal N-dimensional SGD; reduced: exact in law, O(1) per step [full]")
+    run.add_argument("--seed", type=int, default=0, help="root seed of numpy.random.SeedSequence [0]")
+    run.add_argument("--alpha-max", type=real, default=200.0, metavar="X", help="final alpha = steps/N [200]")
+    run.add_argument("--alpha-step", type=real, default=10.0, metavar="X",
+                     help="spacing of the output grid; alpha = 10, 50, 200 are always included [10]")
+    run.add_argument("--eps-test", type=real, default=None, metavar="X",
+                     help="test budget of S (>= 0) [default: the training eps, or 1 if eps = 0]")
+    run.add_argument("--variances", type=Path, default=None, metavar="NPY",
+                     help="diagonal covariance: a .npy of shape (N,) or (2, N) (clusters +1, -1); "
+                          "needs --engine full")
+    run.add_argument("--threads", type=int, default=None, help="numba threads [all cores]")
+
+
+def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """Validate the run flags (exit 2 with a one-line message); returns (alphas, variances)."""
+    from .ode import default_alphas
+
+    if args.N < 2:
+        parser.error(f"--N must be an integer >= 2, got {args.N}")
+    if args.replicas < 1:
+        parser.error(f"--replicas must be an integer >= 1, got {args.replicas}")
+    if args.seed < 0:
+        parser.error(f"--seed must be an integer >= 0, got {args.seed}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
+    for name in ("alpha_max", "alpha_step"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            parser.error(f"--{name.replace('_', '-')} must be finite and > 0, got {value}")
+    if args.eps_test is not None and not (math.isfinite(args.eps_test) and args.eps_test >= 0):
+        parser.error(f"--eps-test must be finite and >= 0, got {args.eps_test}")
+    variances = None
+    if args.variances is not None:
+        if args.engine != "full":
+            parser.error("--variances needs --engine full (the reduced engine is exact only for isotropic clusters)")
+        try:
+            variances = np.load(args.variances, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            parser.error(f"--variances: cannot read {args.variances}: {err}")
+        if variances.shape not in ((args.N,), (2, args.N)) or not np.all(np.isfinite(variances)) \
+                or np.any(variances <= 0):
+            parser.error(f"--variances must hold positive values of shape ({args.N},) or (2, {args.N}), "
+                         f"got shape {variances.shape}")
+    return default_alphas(args.alpha_max, args.alpha_step), variances
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m simulate.mc",
+        description="Monte Carlo of online adversarial training in N dimensions: replica mean and standard "
+                    "error of R, b, test error E and adversarial error S over alpha = steps/N.")
+    add_param_arguments(parser)
+    add_run_arguments(parser)
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", type=Path, default=None, metavar="PATH",
+                     help="write results: .csv (means and standard errors; provenance in PATH.json) or "
+                          ".json (also every replica)")
+    out.add_argument("--checkpoint", type=Path, default=None, metavar="NPZ",
+                     help="checkpoint file: saved every --checkpoint-every seconds; an existing one is resumed")
+    out.add_argument("--checkpoint-every", type=real, default=60.0, metavar="S", help="seconds [60]")
+    out.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
+    return parser
+
+
+def table(res: MCResult) -> str:
+    lines = [f"{'alpha':>8} {'R':>21} {'b':>21} {'E':>19} {'S':>19}"]
+    wanted = [a for a in TABLE_ALPHAS if a <= res.alpha[-1]] + [float(res.alpha[-1])]
+    shown = set()
+    for row in res.summary_rows():
+        a = row[0]
+        if any(abs(a - w) < 0.5 / res.N for w in wanted) and a not in shown:
+            shown.add(a)
+            R, Rse, b, bse, E, Ese, S, Sse = row[1:]
+            lines.append(f"{a:8.4g} {R:10.6f} ± {Rse:8.6f} {b:10.6f} ± {bse:8.6f} {E:9.6f} ± {Ese:7.6f} "
+                         f"{S:9.6f} ± {Sse:7.6f}")
+    return "\n".join(lines)
+
+
+def write_result(res: MCResult, path: Path, run_args: dict[str, Any]) -> None:
+    """CSV (means and standard errors; provenance in PATH.json) or JSON (with every replica)."""
+    seeds = {"root_seed": res.seed, "replicas": res.replicas,
+             "scheme": "numpy.random.SeedSequence(seed).spawn(replicas); kernel keys from each child"}
+    prov = provenance(params=res.params, seeds=seeds, N=res.N, engine=res.engine, eps_test=res.eps_test,
+                      info=res.info, run=run_args)
+    if path.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["alpha", "R_mean", "R_se", "b_mean", "b_se", "E_mean", "E_se", "S_mean", "S_se"])
+        for row in res.summary_rows():
+            writer.writerow([repr(float(v)) for v in row])
+        with atomic_write(path) as fh:
+            fh.write(buf.getvalue())
+        write_json(path.with_name(path.name + ".json"), {"provenance": prov})
+    else:
+        write_json(path, {"provenance": prov, "result": res.to_dict()})
+
+
+def header(params: Params) -> str:
+    p = params
+    return (f"rho={p.rho:g} prior={p.prior:g} v1={p.v1:g} v2={p.v2:g} eta_w={p.eta_w:g} eta_b={p.eta_b:g} "
+            f"eps={p.eps:g} eps_law={p.eps_law} non_robust_only={p.non_robust_only} loss={p.loss} "
+            f"erf_scale={p.erf_scale:g} R0={p.R0:g} b0={p.b0:g}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    params = params_from_args(parser, args)
+    alphas, variances = check_run_arguments(parser, args)
+    if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
+        parser.error(f"--out must end in .csv or .json, got {args.out}")
+    if not (math.isfinite(args.checkpoint_every) and args.checkpoint_every > 0):
+        parser.error(f"--checkpoint-every must be finite and > 0, got {args.checkpoint_every}")
+    try:
+        res = run_mc(params, args.N, args.replicas, alphas, args.seed, engine=args.engine, eps_test=args.eps_test,
+                     variances=variances, threads=args.threads, progress=not args.quiet,
+                     checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every)
+    except ParameterError as err:
+        parser.error(str(err))
+    if not args.quiet:
+        print(f"# Monte Carlo ({res.engine} engine, N={res.N}, {res.replicas} replicas, seed {res.seed}): "
+              f"{header(params)}; S at eps_test={res.eps_test:g}; mean ± standard error")
+        print(table(res))
+        print(f"# {res.info['wall_s']:.1f} s")
+    run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if args.out is not None:
+        write_result(res, args.out, run_args)
+        if not args.quiet:
+            print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
