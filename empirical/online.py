@@ -81,8 +81,13 @@ def _errors(w, b, xi, tau, eps_test: float) -> tuple[float, float]:
 
 
 def train_online(xi_train, tau_train, xi_test, tau_test, B, *, eps: float, eps_test: float, eta_w: float,
-                 eta_b: float, erf_scale: float, alphas, seed: int) -> dict[str, list[float]]:
-    """One online run; the curves R, b, E, S on the grid ``alphas`` (alpha = steps/N)."""
+                 eta_b: float, erf_scale: float, alphas, seed: int, replace: bool = True) -> dict[str, list[float]]:
+    """One online run; the curves R, b, E, S on the grid ``alphas`` (alpha = steps/N).
+
+    ``replace``: draw the examples uniformly with replacement (default; needed when the run is longer than
+    the training set), else in a random order without replacement, each example used once (needs at least
+    as many examples as steps: the theory's fresh-sample stream).
+    """
     import torch
 
     from .models import LinearErf
@@ -96,7 +101,12 @@ def train_online(xi_train, tau_train, xi_test, tau_test, B, *, eps: float, eps_t
     w, b = model.w.data, model.b.data  # updated in place by the theory's step
     steps_at = np.rint(np.asarray(alphas) * N).astype(np.int64)
     total = int(steps_at[-1])
-    picks = torch.randint(n, (max(total, 1),), generator=gen)
+    if replace:
+        picks = torch.randint(n, (max(total, 1),), generator=gen)
+    elif total > n:
+        raise ValueError(f"replace=False needs at least {total} training examples (alpha_max * N), got {n}")
+    else:
+        picks = torch.randperm(n, generator=gen)
     c = 2.0 / (math.sqrt(math.pi) * erf_scale)
     out = {"alpha": [], "R": [], "b": [], "E": [], "S": []}
     k = 0

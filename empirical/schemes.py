@@ -158,7 +158,7 @@ class Average(Scheme):
 
     def loss(self, model, x, y, generator):
         losses = _per_threat_losses(model, self.attacks, x, y, generator)
-        return losses.mean(), {f"loss_{t.name}": float(l) for t, l in zip(self.threats, losses.mean(1))}
+        return losses.mean(), {f"loss_{t.name}": float(l) for t, l in zip(self.threats, losses.detach().mean(1))}
 
 
 @register("max")
@@ -184,7 +184,8 @@ class MSD(Scheme):
         super().__init__(threats, attack_overrides=attack_overrides, seed=seed, **options)
         from .attacks.msd import MSDAttack
 
-        kw = {k: v for k, v in self.attack_overrides.items() if k in ("steps", "random_start")}
+        # Training default: 10 steps, like the other training attacks (attack_for(..., "train")).
+        kw = {"steps": 10, **{k: v for k, v in self.attack_overrides.items() if k in ("steps", "random_start")}}
         self.msd = MSDAttack(self.threats, **kw)
 
     def _make_attack(self, threat):

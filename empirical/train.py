@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulate an interruption: checkpoint and exit with status 75 after K steps of this process")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="evaluate the finished run in --out (model.pt) with --eval-limit/--eval-threats; "
+                        "writes <out>/eval.json")
     return p
 
 
@@ -427,6 +430,42 @@ def evaluate_model(model, cfg: TrainConfig, data_dir, dev, *, quiet: bool = True
     return summary
 
 
+def evaluate_run(cfg: TrainConfig, out: str | Path, *, data_dir=None, device=None, quiet=True) -> dict[str, Any]:
+    """Evaluate the finished run in ``out`` (its ``model.pt``); writes and returns ``<out>/eval.json``.
+
+    The run's configuration must match ``cfg`` apart from the evaluation fields.
+    """
+    import torch
+
+    from simulate.provenance import provenance, write_json
+
+    from .checkpoint import CheckpointError
+    from .models import get_model
+    from .utils import get_device
+
+    out = Path(out)
+    res_path = out / "result.json"
+    if not res_path.exists():
+        raise CheckpointError(f"{res_path} is missing: train the run first")
+    import json
+
+    trained = json.loads(res_path.read_text())
+    mine = dataclasses.asdict(cfg)
+    skip = ("eval_limit", "eval_threats", "eval_batch_size")
+    if any(trained["config"].get(k) != (list(v) if isinstance(v, tuple) else v)
+           for k, v in mine.items() if k not in skip):
+        raise CheckpointError(f"{res_path} was trained with another configuration")
+    dev = get_device(device)
+    model = get_model(cfg.model).to(dev)
+    model.load_state_dict(torch.load(out / "model.pt", map_location=dev, weights_only=True))
+    summary = evaluate_model(model, cfg, data_dir, dev, quiet=quiet)
+    summary["device"] = str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else " (CPU)")
+    summary["train_seconds"] = trained["train_seconds"]
+    summary["provenance"] = provenance(params=cfg, seeds={"seed": cfg.seed, "eval_seed": cfg.seed + 12345})
+    write_json(out / "eval.json", summary)
+    return summary
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -447,6 +486,17 @@ def main(argv=None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
 
+    if args.evaluate_only:
+        if cfg.eval_limit < 1:
+            parser.error("--evaluate-only needs --eval-limit >= 1")
+        try:
+            summary = evaluate_run(cfg, args.out, data_dir=args.data_dir, device=args.device, quiet=args.quiet)
+        except (DataError, CheckpointError) as exc:
+            parser.error(str(exc))
+        if not args.quiet:
+            print(f"{cfg.scheme}: clean {summary['clean']:.3f}, union {summary['union']:.3f}, "
+                  f"per threat {summary['per_threat']}")
+        return 0
     try:
         result = train(cfg, args.out, data_dir=args.data_dir, device=args.device, resume=args.resume,
                        quiet=args.quiet, checkpoint_every=args.checkpoint_every,

@@ -15,7 +15,7 @@ remembers, per example, the highest-loss point seen over all steps and returns i
 
 Arguments: ``threats`` (sequence of Threat), ``steps`` (default 100), ``alpha`` (step size per threat:
 a number, a dict name -> size, or None for 2.5 * eps_k / steps, Madry et al.'s rule), ``random_start``
-(default False, as in MSD).  Calling ``attack(model, x, y, generator=None)`` with x [n, C, H, W] in [0, 1]
+(default False, as in MSD), ``loss`` ('ce', the attack module's losses).  Calling ``attack(model, x, y, generator=None)`` with x [n, C, H, W] in [0, 1]
 and int64 labels y [n] returns x' of the same shape (deterministic given the generator).
 """
 
@@ -24,16 +24,27 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
+
+from . import register_attack
+from .base import Attack
 
 __all__ = ["MSDAttack"]
 
 
-class MSDAttack:
-    """Multi steepest descent over the union of the given l_p threats (see the module docstring)."""
+class MSDAttack(Attack):
+    """Multi steepest descent over the union of the given l_p threats (see the module docstring).
+
+    Registered as ``get_attack("msd", threats, ...)``: its ``threat`` is the sequence of threats (a single
+    threat is taken as a union of one).
+    """
+
+    name = "msd"
 
     def __init__(self, threats: Sequence[Any], steps: int = 100, alpha: float | Mapping[str, float] | None = None,
-                 random_start: bool = False):
+                 random_start: bool = False, loss: str = "ce"):
+        if not isinstance(threats, (list, tuple)):
+            threats = [threats]
+        super().__init__(tuple(threats), loss)
         if len(threats) < 1:
             raise ValueError("MSD needs at least one threat")
         for t in threats:
@@ -58,13 +69,11 @@ class MSDAttack:
         names = ",".join(f"{t.name}:{t.eps:g}" for t in self.threats)
         return f"MSDAttack({names}, steps={self.steps}, alpha={self.alpha}, random_start={self.random_start})"
 
-    @staticmethod
-    def _loss(model, x, y) -> torch.Tensor:
-        return F.cross_entropy(model(x).float(), y, reduction="none")
+    def _loss(self, model, x, y) -> torch.Tensor:
+        return self.loss_fn(model(x).float(), y)
 
-    def __call__(self, model, x: torch.Tensor, y: torch.Tensor,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        x = x.detach()
+    def perturb(self, model, x: torch.Tensor, y: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         x_adv = self.threats[0].random_init(x, generator) if self.random_start else x.clone()
         with torch.no_grad():
             best, best_loss = x_adv.clone(), self._loss(model, x_adv, y)
@@ -83,3 +92,6 @@ class MSDAttack:
                 best = torch.where(better.view(view), x_adv, best)
                 best_loss = torch.where(better, step_loss, best_loss)
         return best.detach()
+
+
+register_attack("msd", MSDAttack)

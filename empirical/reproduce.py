@@ -1,0 +1,173 @@
+"""The multi-perturbation reproduction table: train every scheme, evaluate it, write one JSON table.
+
+    # GPU, the full MNIST reproduction (60k images, preset epochs, 1,000 test images, APGD-100 x2):
+    python -m empirical.reproduce --dataset mnist --preset full --out results/mnist_table.json
+    # GPU, CIFAR-10 (PreAct ResNet-18 on the JPEG set, evaluated on the lossless 1,000-image subset):
+    python -m empirical.reproduce --dataset cifar10_jpeg --preset full --schemes msd,mng_ac,sat \\
+        --out results/cifar10_table.json
+    # CPU, the reduced run of this repository's results/mnist_cpu_table.json:
+    nice -n 10 python -m empirical.reproduce --dataset mnist --preset cpu --jobs 2 --out results/mnist_cpu_table.json
+
+Each scheme is a separate ``python -m empirical.train`` process (``--jobs`` at a time), so every run is
+resumable: rerunning the command skips finished runs and resumes interrupted ones from their checkpoints
+(runs live under ``--runs``).  Evaluation (``python -m empirical.train --evaluate-only``) uses the
+evaluation module's strongest attacks (APGD-CE then APGD-margin, 100 steps each, for every l_p norm) on
+the first ``eval_limit`` test images; union accuracy is the AND over the threats, per example.
+
+Presets (``PRESETS``):
+  full  the whole training set, the dataset's preset epochs and the training attacks' default steps
+        (PGD/SLIDE-10), 1,000 test images;
+  cpu   5,000 training images, 1 epoch of batches of 50 (100 steps), 5-step training attacks, 100 test
+        images (what fits in about an hour of two CPU cores shared with other jobs; stated in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: (row name, scheme, threats) of the table.
+SCHEMES_TABLE = {
+    "Nat": ("natural", ""), "Adv_inf": ("adv", "linf"), "Adv_1": ("adv", "l1"), "Adv_2": ("adv", "l2"),
+    "avg": ("avg", "linf,l1,l2"), "max": ("max", "linf,l1,l2"), "MSD": ("msd", "linf,l1,l2"),
+    "SAT": ("sat", "linf,l1,l2"), "MNG-AC": ("mng_ac", "linf,l1,l2"),
+}
+ROW_OF = {"natural": "Nat", "adv_linf": "Adv_inf", "adv_l1": "Adv_1", "adv_l2": "Adv_2", "avg": "avg",
+          "max": "max", "msd": "MSD", "sat": "SAT", "mng_ac": "MNG-AC"}
+
+PRESETS = {
+    "full": {"train": [], "eval_limit": 1000},
+    "cpu": {"train": ["--train-limit", "5000", "--epochs", "1", "--batch-size", "50", "--attack-steps", "5"],
+            "eval_limit": 100},
+}
+
+#: Published union accuracies quoted by the issue (MNIST l_inf 0.3, l_1 10, l_2 2; CIFAR-10 8/255, 12, 0.5).
+PUBLISHED = {
+    "mnist": {"max": {"union": 0.50, "source": "Tramer & Boneh 2019 (about 50%)"},
+              "MSD": {"union": 0.584, "source": "Maini, Wong & Kolter 2020"}},
+    "cifar10": {"MSD": {"union": 0.461, "source": "Maini et al. 2020, PreAct ResNet-18, weaker l_1 attacks"},
+                "MNG-AC": {"union": 0.414, "source": "Madaan et al. 2021, WRN-28-10"}},
+}
+
+
+def _run(cmd: list[str], log: Path) -> int:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with open(log, "a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        return subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+
+
+def _key(scheme: str, threats: str) -> str:
+    return scheme if scheme != "adv" else f"adv_{threats}"
+
+
+def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
+    """Train (or resume, or skip if finished) and evaluate (unless eval.json exists) one scheme."""
+    key = _key(scheme, threats)
+    out = args.runs / key
+    out.mkdir(parents=True, exist_ok=True)
+    common = [*base, "--scheme", scheme, "--out", str(out)]
+    if threats:
+        common += ["--threats", threats]
+    t0 = time.time()
+    if not (out / "result.json").exists():
+        rc = _run([sys.executable, "-m", "empirical.train", *common, "--quiet"], out / "log.txt")
+        if rc != 0:
+            return {"key": key, "error": f"training exited with {rc}; see {out / 'log.txt'}"}
+    if not (out / "eval.json").exists():
+        rc = _run([sys.executable, "-m", "empirical.train", *common, "--evaluate-only", "--quiet",
+                   "--eval-limit", str(args.eval_limit), "--eval-threats", "linf,l1,l2"], out / "log.txt")
+        if rc != 0:
+            return {"key": key, "error": f"evaluation exited with {rc}; see {out / 'log.txt'}"}
+    ev = json.loads((out / "eval.json").read_text())
+    tr = json.loads((out / "result.json").read_text())
+    return {"key": key, "scheme": scheme, "threats": threats, "clean": ev["clean"], "per_threat": ev["per_threat"],
+            "union": ev["union"], "average": ev["average"], "n_test": ev["n_test"],
+            "train_seconds": tr["train_seconds"], "eval_seconds": ev.get("eval_seconds"),
+            "device": tr["device"], "final_loss": tr["final_loss"], "wall_seconds_this_call": time.time() - t0}
+
+
+def _table(rows, published) -> str:
+    head = f"{'scheme':8s} {'clean':>6s} {'linf':>6s} {'l1':>6s} {'l2':>6s} {'union':>6s} {'avg':>6s} {'train s':>8s}  published union"
+    lines = [head]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['row']:8s} ERROR {r['error']}")
+            continue
+        pt = r["per_threat"]
+        pub = published.get(r["row"], {})
+        lines.append(f"{r['row']:8s} {r['clean']:6.3f} {pt.get('linf', float('nan')):6.3f} {pt.get('l1', float('nan')):6.3f} "
+                     f"{pt.get('l2', float('nan')):6.3f} {r['union']:6.3f} {r['average']:6.3f} {r['train_seconds']:8.0f}  "
+                     + (f"{pub['union']:.3f} ({pub['source']})" if pub else "-"))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m empirical.reproduce", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10", "cifar10_jpeg"))
+    p.add_argument("--preset", default="cpu", choices=tuple(PRESETS))
+    p.add_argument("--schemes", default=",".join(SCHEMES_TABLE), help="rows: " + ",".join(SCHEMES_TABLE))
+    p.add_argument("--eval-limit", type=int, default=None, help="test images (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time (CPU: cores; one GPU: 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--runs", type=Path, default=None, help="folder of the runs (default runs/<dataset>_<preset>)")
+    p.add_argument("--out", type=Path, required=True, help="the table (JSON)")
+    p.add_argument("--extra", default="", help="extra flags for empirical.train, e.g. '--epochs 20'")
+    args = p.parse_args(argv)
+    rows_wanted = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    bad = [s for s in rows_wanted if s not in SCHEMES_TABLE]
+    if bad:
+        p.error(f"--schemes must be names from {list(SCHEMES_TABLE)}, got {bad}")
+    if args.jobs < 1 or args.threads < 1:
+        p.error("--jobs and --threads must be >= 1")
+    preset = PRESETS[args.preset]
+    args.eval_limit = preset["eval_limit"] if args.eval_limit is None else args.eval_limit
+    if args.eval_limit < 1:
+        p.error(f"--eval-limit must be >= 1, got {args.eval_limit}")
+    args.runs = args.runs or ROOT / "runs" / f"{args.dataset}_{args.preset}"
+    base = ["--dataset", args.dataset, "--seed", str(args.seed), "--threads", str(args.threads), *preset["train"],
+            *args.extra.split()]
+    if args.data_dir is not None:
+        base += ["--data-dir", str(args.data_dir)]
+    t0 = time.time()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {name: pool.submit(run_one, *SCHEMES_TABLE[name], args, base) for name in rows_wanted}
+        rows = []
+        for name, fut in futures.items():
+            r = fut.result()
+            r["row"] = name
+            rows.append(r)
+            if "error" not in r:
+                print(f"{name}: clean {r['clean']:.3f} union {r['union']:.3f} ({r['train_seconds']:.0f} s training)",
+                      flush=True)
+    from simulate.provenance import provenance, write_json
+
+    published = PUBLISHED["cifar10" if args.dataset.startswith("cifar") else "mnist"]
+    params = {"dataset": args.dataset, "preset": args.preset, "train_flags": base, "eval_limit": args.eval_limit,
+              "eval_attacks": "evaluation module, strength 'eval' (APGD-CE + APGD-margin, 100 steps each)",
+              "budgets": {"mnist": {"linf": 0.3, "l1": 10, "l2": 2}, "cifar10": {"linf": 8 / 255, "l1": 12, "l2": 0.5}}
+              ["cifar10" if args.dataset.startswith("cifar") else "mnist"]}
+    table = {"rows": rows, "published_union": published, "params": params,
+             "wall_seconds": time.time() - t0, "table_text": _table(rows, published),
+             "provenance": provenance(params=params, seeds={"seed": args.seed})}
+    write_json(args.out, table)
+    print(table["table_text"])
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
