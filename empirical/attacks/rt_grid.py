@@ -34,16 +34,20 @@ class RTGrid(Attack):
 
     @torch.no_grad()
     def perturb(self, model, x, y, generator):
-        n = x.shape[0]
-        best = None
-        for theta in self.threat.grid(self.n_angles, self.n_shifts):
-            xt = self.threat.apply(x, theta.expand(n, 3))
-            logits = model(xt)
-            loss, fooled = self.loss_fn(logits, y), logits.argmax(1) != y
-            if best is None:
-                best = Best(xt, loss, fooled)
-            else:
-                best.update(xt, loss, fooled)
-            if bool(best.fooled.all()):
+        grid = self.threat.grid(self.n_angles, self.n_shifts)
+        logits = model(x)
+        best = Best(x, self.loss_fn(logits, y), logits.argmax(1) != y)
+        for theta in grid:
+            # Only the examples not yet misclassified can change their answer: attack those alone.
+            idx = (~best.fooled).nonzero().flatten()
+            if idx.numel() == 0:
                 break
+            xt = self.threat.apply(x[idx], theta.expand(idx.numel(), 3))
+            logits = model(xt)
+            loss, fooled = self.loss_fn(logits, y[idx]), logits.argmax(1) != y[idx]
+            better = fooled | (loss > best.loss[idx])
+            sel = idx[better]
+            best.x[sel] = xt[better]
+            best.loss[sel] = loss[better]
+            best.fooled[sel] = fooled[better]
         return best.x
