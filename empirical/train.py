@@ -57,6 +57,7 @@ PRESETS["cifar10_jpeg"] = PRESETS["cifar10"]
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cyclic", "piecewise", "constant")
 AMP = ("auto", "on", "off")
+AUGMENT = ("auto", "crop_flip", "none")
 THREAT_NAMES = ("linf", "l1", "l2", "rt")
 
 
@@ -85,6 +86,7 @@ class TrainConfig:
     eval_limit: int = 0
     eval_threats: tuple[str, ...] | None = None
     eval_batch_size: int = 200
+    augment: str = "auto"
 
     def __post_init__(self) -> None:
         from .data import DATASETS
@@ -124,6 +126,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.augment not in AUGMENT:
+            raise ValueError(f"augment must be one of {AUGMENT}, got {self.augment!r}")
         if self.amp not in AMP:
             raise ValueError(f"amp must be one of {AMP}, got {self.amp!r}")
         for name in ("lr",):
@@ -184,6 +188,8 @@ FIELD_HELP = {
     "eval_limit": "evaluate on the first N test images at the end (0: no evaluation)",
     "eval_threats": "threats of the final evaluation (default: the training threats, or linf,l1,l2)",
     "eval_batch_size": "batch size of the final evaluation",
+    "augment": "data augmentation: auto (random crop with 4-pixel padding + horizontal flip on CIFAR-10, "
+               "none on MNIST), crop_flip, none",
 }
 
 
@@ -252,6 +258,24 @@ def _load_data(cfg: TrainConfig, data_dir, split: str, limit):
     return load_dataset(cfg.dataset, data_dir, split, limit)
 
 
+def crop_flip(x, generator, pad: int = 4):
+    """Random crop after zero padding by ``pad`` pixels and random horizontal flip (CIFAR-10 standard)."""
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    xp = F.pad(x, (pad, pad, pad, pad))
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]  # [n, 1, h, 1]
+    cols = (dx[:, None] + torch.arange(w)[None, :])
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # [n, 1, 1, w]
+    idx_n = torch.arange(n)[:, None, None, None]
+    idx_c = torch.arange(x.shape[1])[None, :, None, None]
+    return xp[idx_n, idx_c, rows, cols]
+
+
 def _history_summary(step_losses):
     return float(sum(step_losses) / max(1, len(step_losses)))
 
@@ -289,6 +313,7 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | Non
     if spe < 1:
         raise ValueError(f"batch_size {B} exceeds the {n} training images")
     total = spe * cfg.epochs
+    augment = cfg.augment == "crop_flip" or (cfg.augment == "auto" and cfg.dataset.startswith("cifar10"))
 
     torch.manual_seed(cfg.seed)
     model = get_model(cfg.model).to(dev)
@@ -348,7 +373,10 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | Non
                 return None
             i = state["step"]
             idx = D.shard(order[i * B:(i + 1) * B], ctx)
-            x, y = x_train[idx].to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
+            xg = x_train[order[i * B:(i + 1) * B]]
+            if augment:  # on the global batch, from (seed, epoch, step): same on every process, on resume
+                xg = crop_flip(xg, torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) * 100_003 + i))
+            x, y = D.shard(xg, ctx).to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
             t0 = time.perf_counter()
             with amp_ctx():
                 loss, stats = scheme.loss(ddp, x, y, gen)
@@ -426,7 +454,8 @@ def evaluate_model(model, cfg: TrainConfig, data_dir, dev, *, quiet: bool = True
                                generator=gen, device=dev)
     summary = summarize(clean, matrix, list(names))
     summary.update({"n_test": int(x.shape[0]), "threats": list(names), "eval_seconds": time.perf_counter() - t0,
-                    "threat_budgets": {t.name: t.eps for t in threats}})
+                    "threat_budgets": {t.name: t.eps for t in threats},
+                    "clean_correct": clean.int().tolist(), "matrix": matrix.int().tolist()})
     return summary
 
 
@@ -452,7 +481,9 @@ def evaluate_run(cfg: TrainConfig, out: str | Path, *, data_dir=None, device=Non
     trained = json.loads(res_path.read_text())
     mine = dataclasses.asdict(cfg)
     skip = ("eval_limit", "eval_threats", "eval_batch_size")
-    if any(trained["config"].get(k) != (list(v) if isinstance(v, tuple) else v)
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    # A field added after the run was trained must hold its default (what the older code did).
+    if any(trained["config"].get(k, defaults[k]) != (list(v) if isinstance(v, tuple) else v)
            for k, v in mine.items() if k not in skip):
         raise CheckpointError(f"{res_path} was trained with another configuration")
     dev = get_device(device)
