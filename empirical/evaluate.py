@@ -171,6 +171,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sanity", type=int, default=0, metavar="N",
+                   help="run the gradient-masking self-checks (empirical.sanity) on the first N images per l_p threat")
     p.add_argument("--out", default=None, help="JSON result file")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -181,6 +183,8 @@ def main(argv=None) -> int:
 
     if args.n < 1 or args.batch_size < 1:
         p.error("--n and --batch-size must be >= 1")
+    if args.sanity < 0:
+        p.error("--sanity must be >= 0")
     if args.seed < 0:
         p.error("--seed must be >= 0")
     try:
@@ -209,12 +213,23 @@ def main(argv=None) -> int:
                           quiet=args.quiet)
     summary = summarize(clean, M, names)
     print(summary_table(summary))
+    checks = {}
+    if args.sanity > 0:
+        from .sanity import gradient_masking_warnings
+        from .threats import L1Ball, L2Ball, LinfBall
+
+        xs, ys = x[:args.sanity].to(device), y[:args.sanity].to(device)
+        for n, t in zip(names, threats):
+            if isinstance(t, (LinfBall, L2Ball, L1Ball)):
+                checks[n] = gradient_masking_warnings(model, xs, ys, t, generator=make_generator(args.seed))
+                for w in checks[n]:
+                    print(f"warning: {w}", file=sys.stderr)
     if args.out:
         from .attacks import attack_for
         from simulate.provenance import provenance, write_json
 
         write_json(args.out, {
-            "summary": summary, "threats": names,
+            "summary": summary, "threats": names, "gradient_masking_warnings": checks,
             "clean_correct": clean.int().tolist(), "robust_matrix": M.int().tolist(),
             "provenance": provenance(
                 params={"model_file": str(args.model), "arch": arch, "dataset": args.dataset, "n": len(x),

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from empirical.evaluate import main, robustness_matrix, summarize  # noqa: E402
-from empirical.models import MnistCNN  # noqa: E402
+from empirical.models import MnistCNN, SmallMnistCNN  # noqa: E402
 from empirical.sanity import GradientMaskingWarning, gradient_masking_warnings  # noqa: E402
 from empirical.threats import get_threat  # noqa: E402
 
@@ -66,18 +66,19 @@ def test_union_accuracy_is_at_most_every_single_threat(data_dir):
 
 
 def test_cli_writes_table_and_json(tmp_path, data_dir, capsys):
-    model = MnistCNN()
-    torch.save({"model": model.state_dict(), "model_name": "mnist_cnn"}, tmp_path / "ck.pt")
+    model = SmallMnistCNN()
+    torch.save({"model": model.state_dict(), "model_name": "mnist_cnn_small"}, tmp_path / "ck.pt")
     out = tmp_path / "eval.json"
     rc = main(["--model", str(tmp_path / "ck.pt"), "--data-dir", str(data_dir), "--threats", "linf,l1,rt",
                "--eps", "linf=0.1,l1=2,rt=5/1", "--strength", "train", "--n", "6", "--batch-size", "3",
-               "--threads", "1", "--out", str(out), "--quiet"])
+               "--threads", "1", "--sanity", "4", "--out", str(out), "--quiet"])
     assert rc == 0
     table = capsys.readouterr().out
     assert "union" in table and "linf" in table
     res = json.loads(out.read_text())
     assert set(res["summary"]["per_threat"]) == {"linf", "l1", "rt"}
     assert len(res["robust_matrix"]) == 6 and len(res["robust_matrix"][0]) == 3
+    assert set(res["gradient_masking_warnings"]) == {"linf", "l1"}  # the l_p threats only
     assert res["provenance"]["seeds"] == {"attack": 0} and "git_sha" in json.dumps(res["provenance"])
 
 
