@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,7 +23,7 @@ import numpy as np
 from theory.params import ParameterError, Params
 from theory.tradeoff import Threat
 from theory.tradeoff_lp import (LinearClassifier, LpModel, affine_accuracy, clean_accuracy, coupling_bound,
-                                coupling_budget_threshold, frontier, margin_drop, robust_accuracy,
+                                coupling_budget_threshold, frontier, robust_accuracy,
                                 union_accuracy)
 from theory.tradeoff_spatial import RingModel, ring_coupling_bound, ring_frontier
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from scipy.integrate import quad
 from scipy.special import ndtr
 
