@@ -159,7 +159,7 @@ def tail(mean, sigma) -> np.ndarray:
 
     mean, sigma = np.broadcast_arrays(np.asarray(mean, dtype=float), np.asarray(sigma, dtype=float))
     pos = sigma > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         z = np.where(pos, mean / np.where(pos, sigma, 1.0), 0.0)
     return np.where(pos, ndtr(z), (mean > 0).astype(float))
 
