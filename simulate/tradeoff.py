@@ -332,6 +332,10 @@ def _check_grid(parser, args):
         for v in getattr(args, name):
             if not math.isfinite(v):
                 parser.error(f"--{name} must be finite, got {v}")
+    for name in ("eps_inf", "eps_1"):
+        v = getattr(args, name, None)
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            parser.error(f"--{name.replace('_', '-')} must be finite and >= 0, got {v}")
 
 
 def main(argv=None) -> int:
