@@ -23,7 +23,7 @@ def quick_out(tmp_path_factory):
 
 def test_all_quick_makes_nonempty_images(quick_out, capsys):
     made = {p.stem for p in quick_out.glob("*.png")}
-    assert {"scenarios", "robustness", "phase"} <= made
+    assert {"scenarios", "robustness", "phase", "tradeoffs"} <= made
     for name in made:
         png = quick_out / f"{name}.png"
         assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
@@ -73,3 +73,18 @@ def test_unknown_figure_is_a_clean_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["nonsense"])
     assert exc.value.code == 2
+
+
+def test_tradeoff_curves_equal_the_theory(quick_out):
+    from theory.tradeoff import Threat
+    from theory.tradeoff_lp import LinearClassifier, LpModel, affine_accuracy, union_accuracy
+
+    d = _data(quick_out, "tradeoffs")
+    model = LpModel(d=200, a=2.0, p0=0.95)
+    t_inf, t_1 = Threat("linf", 2 * model.eta), Threat("l1", 2.0)
+    k = len(d["theta"]) // 3
+    clf = LinearClassifier.symmetric(200, np.cos(d["theta"][k]), np.sin(d["theta"][k]), 0.0)
+    assert d["mix_union"][k] == pytest.approx(union_accuracy(model, clf, [t_inf, t_1]), abs=1e-12)
+    mixed = LinearClassifier.symmetric(200, np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0)
+    np.testing.assert_allclose(d["affine_mixed"], affine_accuracy(model, mixed, t_inf, t_1, d["beta"]), atol=1e-12)
+    assert np.all(d["affine_mixed"] >= float(d["union_mixed"]) - 1e-12)
