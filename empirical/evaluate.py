@@ -38,7 +38,7 @@ def _batches(n: int, batch_size: int):
 def clean_correct(model, x, y, batch_size: int = 256, device=None) -> torch.Tensor:
     """bool [n]: the model classifies x_i correctly."""
     device = device or next(model.parameters()).device
-    out = [model(x[s].to(device)).argmax(1).cpu() == y[s] for s in _batches(len(x), batch_size)]
+    out = [model(x[s].to(device)).argmax(1).cpu() == y[s].cpu() for s in _batches(len(x), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 

@@ -92,11 +92,9 @@ def project_l1_box(v: torch.Tensor, eps: float | torch.Tensor, lo: torch.Tensor 
     dslope = torch.where(finite, dslope, torch.zeros_like(dslope))
     bps_s, order = torch.sort(bps, dim=1)
     dslope_s = torch.gather(dslope, 1, order)
-    # Value of g at the left end: every finite u_i counted in full, infinite ones contribute a_i - lam.
-    # Evaluate g at lam = 0 side exactly below instead; here compute g at each sorted breakpoint.
-    # slope on (bp_k, bp_{k+1}) is slope0 + cumsum(dslope)_k.
+    # Slope of g on (bp_k, bp_{k+1}) is slope0 + cumsum(dslope)_k. The -inf breakpoints (unbounded
+    # coordinates) sort first with zero slope change; they are placed at 0, where g is evaluated directly.
     slope_after = slope0 + torch.cumsum(dslope_s, 1)
-    # g at the first finite breakpoint: g(b) = sum_i min(max(a_i - b, 0), u_i), computed directly for k=0.
     b0 = torch.where(torch.isfinite(bps_s), bps_s, torch.zeros_like(bps_s))
     first = b0[:, :1]
     g_first = torch.minimum((a - first).clamp_min(0), u).sum(1, keepdim=True)
