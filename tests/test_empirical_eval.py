@@ -138,3 +138,19 @@ def test_sanity_checks_flag_masked_model_and_pass_linear_model():
         found = gradient_masking_warnings(masked, x, ym, get_threat("linf", eps=0.2), generator=g)
     assert any(w_.startswith("large_budget") for w_ in found) or any(w_.startswith("gradient_free") for w_ in found)
     assert any(issubclass(r.category, GradientMaskingWarning) for r in rec)
+
+
+def test_check_linf_training_resumes(tmp_path, data_dir, capsys):
+    from empirical.check_linf import main as check_main
+
+    common = ["train", "--data-dir", str(data_dir), "--limit", "100", "--batch-size", "50", "--steps", "1",
+              "--checkpoint-dir", str(tmp_path), "--quiet"]
+    assert check_main(common + ["--epochs", "1"]) == 0
+    first = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert first["epoch"] == 1
+    assert check_main(common + ["--epochs", "2"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 2
+    with pytest.raises(SystemExit) as exc:
+        check_main(["train", "--eps", "-1", "--checkpoint-dir", str(tmp_path)])
+    assert exc.value.code == 2
