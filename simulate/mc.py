@@ -270,14 +270,20 @@ class _ReducedEngine(_Engine):
 
 
 class _SamplerEngine(_Engine):
-    """Full engine on inputs from a user sampler; E and S estimated on held-out inputs."""
+    """Full engine on inputs from a user sampler; E and S estimated on held-out inputs.
+
+    Steps are drawn in blocks of ``block`` steps; block j of replica r uses its own generator
+    ``default_rng(SeedSequence(entropy, spawn_key=replica_key + (j,)))``, so the inputs of a step do not
+    depend on how the run is cut into chunks (resuming is bit-identical) and no generator state is stored.
+    """
 
     name = "full"
 
     def __init__(self, params, N, kernel_seqs, init_seqs, B, sampler, eps_test, test_seq, n_test):
         self.K = _kernels()
         self.p, self.N, self.eps_test, self.sampler, self.B = params, N, eps_test, sampler, B
-        self.rngs = [np.random.default_rng(s) for s in kernel_seqs]
+        self.seqs = kernel_seqs
+        self.block = max(1, min(256, (1 << 16) // N))
         self.W = np.stack([initial_w(params.R0, B, s) for s in init_seqs])
         self.bb = np.full(len(kernel_seqs), params.b0)
         trng = np.random.default_rng(test_seq)
@@ -291,27 +297,33 @@ class _SamplerEngine(_Engine):
                                  f"got shape {xi.shape}")
         return np.ascontiguousarray(xi)
 
+    def _block(self, r: int, j: int):
+        s = self.seqs[r]
+        rng = np.random.default_rng(np.random.SeedSequence(s.entropy, spawn_key=tuple(s.spawn_key) + (j,)))
+        p = self.p
+        tau = np.where(rng.random(self.block) < p.prior, 1.0, -1.0)
+        if p.eps_law == "fixed" or p.eps == 0.0:
+            eps = np.full(self.block, p.eps)
+        else:
+            eps = np.asarray(eps_ppf(p.eps_law, p.eps, rng.random(self.block)), dtype=float)
+        return tau, eps, self._draw(rng, tau)
+
     def state(self):
-        st = {"W": self.W, "bb": self.bb}
-        st["rng_states"] = np.array([json.dumps(r.bit_generator.state) for r in self.rngs])
-        return st
+        return {"W": self.W, "bb": self.bb}
 
     def load(self, st):
         self.W, self.bb = np.ascontiguousarray(st["W"]), np.ascontiguousarray(st["bb"])
-        for r, s in zip(self.rngs, st["rng_states"]):
-            r.bit_generator.state = json.loads(str(s))
 
     def advance(self, t, n):
         p = self.p
-        for r, rng in enumerate(self.rngs):
-            tau = np.where(rng.random(n) < p.prior, 1.0, -1.0)
-            if p.eps_law == "fixed" or p.eps == 0.0:
-                eps = np.full(n, p.eps)
-            else:
-                eps = np.asarray(eps_ppf(p.eps_law, p.eps, rng.random(n)), dtype=float)
-            xi = self._draw(rng, tau)
-            self.bb[r] = self.K.explicit_steps(self.W[r], float(self.bb[r]), xi, tau, eps, p.eta_w, p.eta_b,
-                                               p.non_robust_only, LOSS_CODES[p.loss], p.erf_scale)
+        for j in range(t // self.block, (t + n - 1) // self.block + 1):
+            lo = max(t, j * self.block) - j * self.block
+            hi = min(t + n, (j + 1) * self.block) - j * self.block
+            for r in range(self.W.shape[0]):
+                tau, eps, xi = self._block(r, j)
+                self.bb[r] = self.K.explicit_steps(self.W[r], float(self.bb[r]), xi[lo:hi], tau[lo:hi], eps[lo:hi],
+                                                   p.eta_w, p.eta_b, p.non_robust_only, LOSS_CODES[p.loss],
+                                                   p.erf_scale)
 
     def observe(self):
         R = np.clip(self.W @ self.B, -1.0, 1.0)
@@ -435,8 +447,11 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
         with atomic_write(ckpt, "wb") as fh:
             np.savez(fh, **arrays)
 
-    # chunks: about 2^22 element-updates (full) or 2^16 steps (reduced) per replica between progress updates
-    chunk = max(1, (1 << 16) if engine == "reduced" else (1 << 22) // N)
+    # chunks between progress updates: about 2^22 element-updates (full) or 2^16 steps (reduced) per
+    # replica, and at most 2^22 per-example budgets (replicas x chunk) in memory
+    chunk = max(1, min((1 << 16) if engine == "reduced" else (1 << 22) // N, (1 << 22) // M))
+    if sampler is not None:
+        chunk = max(chunk // eng.block, 1) * eng.block  # whole blocks (each block is drawn once)
     bar = None
     if progress:
         from tqdm import tqdm

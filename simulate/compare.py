@@ -1,0 +1,186 @@
+"""ODE against Monte Carlo for the same parameters: deviations in units of the standard error.
+
+    python -m simulate.compare --rho 2 --eps 1 --N 1000 --replicas 32 [--engine full|reduced]
+
+integrates the large-N ODEs (:func:`simulate.ode.integrate`) on the alpha grid that the Monte Carlo
+actually simulated (steps/N), runs the Monte Carlo (:func:`simulate.mc.run_mc`) from the same initial
+condition, and prints, per alpha and per quantity (R, b, E, S), the ODE value, the replica mean ± standard
+error and z = (mean - ODE)/se.  The verdict uses the check of :func:`check`:
+
+    |mean - ODE| <= q se + c/N + solver error          at every alpha > 0 and every quantity,
+
+with q the two-sided normal quantile Sidak-corrected for the number m of comparisons at family-wise
+level ``familywise`` (so that a correct ODE fails with probability <= familywise when the replica means
+are normal), c/N the finite-size allowance of ``TOLERANCES`` and the ODE's stated error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtri
+
+from theory.params import ParameterError
+
+from .cli import ArgumentParser, add_param_arguments, params_from_args, real
+from .mc import QUANTITIES, MCResult, add_run_arguments, check_run_arguments, header, run_mc
+from .ode import STATED_ERROR, Trajectory, integrate
+from .provenance import provenance, write_json
+
+__all__ = ["TOLERANCES", "sidak_quantile", "Comparison", "check", "main"]
+
+#: Tolerances of the ODE-vs-Monte-Carlo check, in one place.
+#:  familywise  probability that a correct ODE fails the whole check (normal replica means)
+#:  bias        finite-size allowance c/N per quantity.  The mean of the N-dimensional SGD differs from the
+#:              N -> infinity ODE by O(1/N) (discrete steps of 1/N in alpha, fluctuations of |xi|^2, and
+#:              the curvature of E, S in (R, b) times Var ~ 1/N).  Measured with the reduced engine
+#:              (4000 replicas, N = 50, 100, 200, 1000; scenario 1 and 2 of the talk, cross-entropy with
+#:              exponential budgets, non-robust-only; alpha <= 200): max |mean - ODE| N = 0.25 (R),
+#:              0.19 (E), 0.19 (S); b's bias is below its noise (|z| < 2.5).  c = 0.5 leaves a factor 2.
+#:  solver      the ODE's stated absolute error (simulate.ode.STATED_ERROR)
+TOLERANCES: dict[str, Any] = {
+    "familywise": 1e-3,
+    "bias": {"R": 0.5, "b": 0.5, "E": 0.5, "S": 0.5},
+    "solver": STATED_ERROR,
+}
+
+
+def sidak_quantile(m: int, familywise: float = TOLERANCES["familywise"]) -> float:
+    """Two-sided normal quantile q with P(max of m independent |Z| > q) = familywise."""
+    if m < 1 or not 0 < familywise < 1:
+        raise ParameterError(f"need m >= 1 and 0 < familywise < 1, got m={m}, familywise={familywise}")
+    per_test = -math.expm1(math.log1p(-familywise) / m)  # 1 - (1 - familywise)^(1/m)
+    return float(ndtri(1.0 - 0.5 * per_test))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per-alpha deviations of the replica means from the ODE."""
+
+    alpha: np.ndarray
+    ode: dict[str, np.ndarray]
+    mean: dict[str, np.ndarray]
+    se: dict[str, np.ndarray]
+    allowance: dict[str, float]
+    q: float
+    m: int
+    quantities: tuple[str, ...]
+
+    def deviation(self, name: str) -> np.ndarray:
+        return self.mean[name] - self.ode[name]
+
+    def z(self, name: str) -> np.ndarray:
+        se = self.se[name]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(se > 0, self.deviation(name) / se, 0.0)
+
+    def ok(self, name: str) -> np.ndarray:
+        return np.abs(self.deviation(name)) <= self.q * self.se[name] + self.allowance[name]
+
+    @property
+    def passed(self) -> bool:
+        return all(bool(np.all(self.ok(n))) for n in self.quantities)
+
+    def failures(self) -> list[str]:
+        """One line per failed comparison with the absolute and relative error."""
+        out = []
+        for n in self.quantities:
+            for i in np.flatnonzero(~self.ok(n)):
+                d = float(self.deviation(n)[i])
+                ref = float(self.ode[n][i])
+                rel = abs(d) / abs(ref) if ref != 0 else math.inf
+                out.append(f"{n} at alpha={self.alpha[i]:g}: MC {self.mean[n][i]:.6g} ± {self.se[n][i]:.3g}, "
+                           f"ODE {ref:.6g}; |error| {abs(d):.3g} (relative {rel:.3g}) > "
+                           f"q se + allowance = {self.q * self.se[n][i] + self.allowance[n]:.3g}")
+        return out
+
+    def table(self) -> str:
+        lines = [f"{'alpha':>8} " + " ".join(f"{n + ' ODE':>10} {n + ' MC':>19} {'z':>6}" for n in self.quantities)]
+        for i, a in enumerate(self.alpha):
+            cells = [f"{self.ode[n][i]:10.6f} {self.mean[n][i]:9.6f}±{self.se[n][i]:8.6f} {self.z(n)[i]:6.2f}"
+                     for n in self.quantities]
+            lines.append(f"{a:8.4g} " + " ".join(cells))
+        return "\n".join(lines)
+
+
+def check(traj: Trajectory, res: MCResult, quantities=QUANTITIES, familywise: float | None = None,
+          bias: dict[str, float] | None = None) -> Comparison:
+    """Compare the replica means of ``res`` with the ODE ``traj`` (same grid) at every alpha > 0."""
+    familywise = TOLERANCES["familywise"] if familywise is None else familywise
+    bias = TOLERANCES["bias"] if bias is None else bias
+    if traj.alpha.shape != res.alpha.shape or not np.allclose(traj.alpha, res.alpha, rtol=0, atol=1e-12):
+        raise ParameterError("the ODE trajectory and the Monte Carlo must share one alpha grid")
+    keep = res.alpha > 0
+    quantities = tuple(quantities)
+    m = int(keep.sum()) * len(quantities)
+    if m == 0:
+        raise ParameterError("nothing to compare: the grid has no alpha > 0")
+    q = sidak_quantile(m, familywise)
+    return Comparison(alpha=res.alpha[keep],
+                      ode={n: np.asarray(getattr(traj, n))[keep] for n in quantities},
+                      mean={n: res.mean(n)[keep] for n in quantities},
+                      se={n: res.se(n)[keep] for n in quantities},
+                      allowance={n: bias[n] / res.N + TOLERANCES["solver"] for n in quantities},
+                      q=q, m=m, quantities=quantities)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="python -m simulate.compare",
+                            description="Run the large-N ODEs and the Monte Carlo for the same parameters and "
+                                        "print the deviation of the replica means in units of the standard error.")
+    add_param_arguments(parser)
+    add_run_arguments(parser)
+    out = parser.add_argument_group("check and output")
+    out.add_argument("--familywise", type=real, default=TOLERANCES["familywise"], metavar="X",
+                     help=f"family-wise false-alarm level of the check (0 < X < 1) [{TOLERANCES['familywise']}]")
+    out.add_argument("--strict", action="store_true", help="exit with status 1 when the check fails")
+    out.add_argument("--out", type=Path, default=None, metavar="JSON", help="write the comparison (.json)")
+    out.add_argument("--quiet", action="store_true", help="no progress bar; print only the verdict")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    params = params_from_args(parser, args)
+    alphas, variances = check_run_arguments(parser, args)
+    if variances is not None:
+        parser.error("--variances: the ODEs hold for isotropic clusters only; compare needs isotropic data")
+    if not (math.isfinite(args.familywise) and 0 < args.familywise < 1):
+        parser.error(f"--familywise must lie in (0, 1), got {args.familywise}")
+    if args.out is not None and args.out.suffix.lower() != ".json":
+        parser.error(f"--out must end in .json, got {args.out}")
+    try:
+        res = run_mc(params, args.N, args.replicas, alphas, args.seed, engine=args.engine, eps_test=args.eps_test,
+                     threads=args.threads, progress=not args.quiet)
+    except ParameterError as err:
+        parser.error(str(err))
+    traj = integrate(params, res.alpha, eps_test=res.eps_test)
+    cmp = check(traj, res, familywise=args.familywise)
+    if not args.quiet:
+        print(f"# ODE vs Monte Carlo ({res.engine} engine, N={res.N}, {res.replicas} replicas, seed {res.seed}): "
+              f"{header(params)}; S at eps_test={res.eps_test:g}")
+        print(f"# z = (MC mean - ODE)/standard error; check |MC - ODE| <= q se + c/N with q = {cmp.q:.3f} "
+              f"(Sidak, {cmp.m} comparisons, family-wise {args.familywise:g}), c = {TOLERANCES['bias']}")
+        print(cmp.table())
+    verdict = "consistent" if cmp.passed else "INCONSISTENT"
+    zmax = max(float(np.max(np.abs(cmp.z(n)))) for n in cmp.quantities)
+    print(f"{verdict}: max |z| = {zmax:.2f} over {cmp.m} comparisons (q = {cmp.q:.3f})")
+    for line in cmp.failures():
+        print("  " + line)
+    if args.out is not None:
+        write_json(args.out, {
+            "provenance": provenance(params=params, seeds={"root_seed": res.seed, "replicas": res.replicas},
+                                     N=res.N, engine=res.engine, eps_test=res.eps_test, tolerances=TOLERANCES),
+            "alpha": cmp.alpha, "q": cmp.q, "m": cmp.m, "passed": cmp.passed,
+            **{n: {"ode": cmp.ode[n], "mean": cmp.mean[n], "se": cmp.se[n], "z": cmp.z(n)} for n in cmp.quantities}})
+    return 1 if (args.strict and not cmp.passed) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
