@@ -154,7 +154,7 @@ class MNGAC(Scheme):
         for p, g in zip(gen_params, g_grads):
             p.grad = g
         self.generator_opt.step()
-        return float(outer)
+        return float(outer.detach())
 
     def loss(self, model, x, y, generator):
         if self.generator_net is None:
