@@ -162,3 +162,19 @@ def test_schedules():
     assert max(cyc) == pytest.approx(1.0) and cyc[39] == pytest.approx(1.0) and cyc[-1] == pytest.approx(0.0)
     pw = [T.lr_factor("piecewise", s, total) for s in range(total)]
     assert pw[0] == 1.0 and pw[60] == 0.1 and pw[-1] == 0.01
+
+
+def test_evaluate_only_writes_the_summary_and_matrix(tmp_path, data_dir):
+    """--evaluate-only on a finished run: APGD evaluation of 4 test images, consistent summary."""
+    args = ["--dataset", "mnist", "--train-limit", "64", "--batch-size", "32", "--epochs", "1", "--quiet",
+            "--data-dir", str(data_dir), "--out", str(tmp_path / "r")]
+    assert T.main(args) == 0
+    assert T.main([*args, "--evaluate-only", "--eval-limit", "4", "--eval-threats", "linf,l2"]) == 0
+    ev = json.loads((tmp_path / "r" / "eval.json").read_text())
+    assert ev["n_test"] == 4 and ev["threats"] == ["linf", "l2"] and len(ev["matrix"]) == 4
+    assert ev["union"] <= min(ev["per_threat"].values()) <= max(ev["per_threat"].values()) <= ev["clean"]
+    union = sum(all(row) for row in ev["matrix"]) / 4
+    assert ev["union"] == pytest.approx(union)
+    with pytest.raises(SystemExit) as exc:  # another configuration's run is refused
+        T.main([*args[:-1], str(tmp_path / "r"), "--seed", "9", "--evaluate-only", "--eval-limit", "4"])
+    assert exc.value.code == 2
