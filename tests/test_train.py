@@ -178,3 +178,17 @@ def test_evaluate_only_writes_the_summary_and_matrix(tmp_path, data_dir):
     with pytest.raises(SystemExit) as exc:  # another configuration's run is refused
         T.main([*args[:-1], str(tmp_path / "r"), "--seed", "9", "--evaluate-only", "--eval-limit", "4"])
     assert exc.value.code == 2
+
+
+@pytest.mark.gpu
+def test_mixed_precision_on_cuda(tmp_path, data_dir):
+    """bfloat16 autocast on a GPU: the multi-threat scheme trains and its loss falls (opt-in: -m gpu)."""
+    if not torch.cuda.is_available():
+        pytest.fail("this test needs a CUDA device")
+    out = tmp_path / "amp"
+    rc = T.main([*TINY, "--scheme", "max", "--threats", "linf,l1,l2", "--device", "cuda", "--amp", "on",
+                 "--data-dir", str(data_dir), "--out", str(out)])
+    assert rc == 0
+    res = _result(out)
+    assert res["amp"] is True and "cuda" in res["device"]
+    assert res["history"][-1]["loss"] < 0.98 * res["history"][0]["loss"]
