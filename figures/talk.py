@@ -17,8 +17,14 @@ NAMES = list(TALK_SCENARIOS)
 # ----------------------------------------------------------------------------------------------------
 # 1. learning curves of the two scenarios, ODE with Monte Carlo points
 # ----------------------------------------------------------------------------------------------------
+def _mc_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
 def scenarios_params(quick: bool) -> dict:
-    return {"scenarios": {k: p.as_dict() for k, p in TALK_SCENARIOS.items()}, "eps_test": EPS_TEST,
+    return {"mc_available": _mc_available(), "scenarios": {k: p.as_dict() for k, p in TALK_SCENARIOS.items()}, "eps_test": EPS_TEST,
             "alpha_max": 200.0, "n_alpha": 101 if quick else 401,
             "mc": {"N": 200 if quick else TALK_N, "replicas": 8 if quick else 32,
                    "alphas": [0, 10, 25, 50, 100, 150, 200] if not quick else [0, 10, 50, 100, 200],
@@ -27,10 +33,10 @@ def scenarios_params(quick: bool) -> dict:
 
 def _mc_points(p: Params, mc: dict, eps_test: float):
     """Monte Carlo mean and standard error of R, b, E, S, or None when the engine is not installed."""
-    try:
-        from simulate.mc import run_mc
-    except ImportError:
+    if not _mc_available():
         return None
+    from simulate.mc import run_mc
+
     res = run_mc(p, N=mc["N"], replicas=mc["replicas"], alphas=np.asarray(mc["alphas"], float),
                  seed=mc["seed"], engine=mc["engine"], eps_test=eps_test, progress=False)
     return res

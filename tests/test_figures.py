@@ -23,7 +23,7 @@ def quick_out(tmp_path_factory):
 
 def test_all_quick_makes_nonempty_images(quick_out, capsys):
     made = {p.stem for p in quick_out.glob("*.png")}
-    assert {"scenarios", "robustness", "phase", "tradeoffs"} <= made
+    assert {"scenarios", "robustness", "phase", "tradeoffs", "finite_size", "mnist_bridge"} <= made
     for name in made:
         png = quick_out / f"{name}.png"
         assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
@@ -88,3 +88,36 @@ def test_tradeoff_curves_equal_the_theory(quick_out):
     mixed = LinearClassifier.symmetric(200, np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0)
     np.testing.assert_allclose(d["affine_mixed"], affine_accuracy(model, mixed, t_inf, t_1, d["beta"]), atol=1e-12)
     assert np.all(d["affine_mixed"] >= float(d["union_mixed"]) - 1e-12)
+
+
+def test_finite_size_data_equal_the_simulation(quick_out):
+    pytest.importorskip("numba", reason="the Monte Carlo needs the mc extra")
+    from figures.finite_size import finite_size_params
+    from simulate.mc import run_mc
+
+    d = _data(quick_out, "finite_size")
+    params = finite_size_params(True)
+    p = TALK_SCENARIOS[params["scenario"]]
+    ode = integrate(p, d["alpha"], eps_test=1.0)
+    np.testing.assert_allclose(d["ode_S"], ode.S, atol=1e-12)
+    res = run_mc(p, N=params["Ns"][0], replicas=params["replicas"], alphas=d["alpha"], seed=params["seed"],
+                 engine=params["engine"], eps_test=1.0, progress=False)
+    np.testing.assert_allclose(d["dev_R"][0], res.mean("R") - ode.R, atol=1e-12)
+    np.testing.assert_allclose(d["spread_b"][0], res.std("b"), atol=1e-12)
+
+
+def test_mnist_bridge_ode_curves_equal_the_theory(quick_out):
+    import json
+
+    from figures.mnist_bridge import RESULTS
+
+    if not RESULTS.exists():
+        pytest.skip(f"{RESULTS} not present (written by python -m empirical.online)")
+    d = _data(quick_out, "mnist_bridge")
+    res = json.loads(RESULTS.read_text())
+    est, rp = res["estimated"], res["params"]
+    eps = float(d["eps_values"][-1])
+    p = Params(rho=est["rho"], prior=est["prior"], v1=est["v1_along_B"], v2=est["v2_along_B"], eta_w=rp["eta_w"],
+               eta_b=rp["eta_b"], eps=eps, erf_scale=rp["erf_scale"])
+    traj = integrate(p, d[f"eps{eps:g}/ode_alpha"], eps_test=rp["eps_test"])
+    np.testing.assert_allclose(d[f"eps{eps:g}/ode_along_B_S"], traj.S, atol=1e-12)
