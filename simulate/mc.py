@@ -205,6 +205,8 @@ class _FullEngine(_Engine):
             self.var = variances
             self.sd_diag = np.ascontiguousarray(np.sqrt(variances))
         self.mean = np.array([0.5 * params.rho, -0.5 * params.rho])
+        nz = np.flatnonzero(B)
+        self.jB = int(nz[0]) if nz.size == 1 and B[nz[0]] == 1.0 else -1  # B = e_jB: the fused fast path
 
     def state(self):
         return {"U": self.U, "A": self.A, "bb": self.bb, "ex_pos": self.ex_pos}
@@ -217,7 +219,7 @@ class _FullEngine(_Engine):
         p = self.p
         eps_arr, use = _eps_chunk(self.K, p, self.eps_keys, t, n)
         self.K.full_steps(self.U, self.A, self.bb, self.keys, self.ex_keys, self.ex_pos, t, n, self.stride,
-                          self.B, self.mean, self.sd_iso, self.sd_diag, self.iso, p.prior, p.eta_w, p.eta_b,
+                          self.B, self.jB, self.mean, self.sd_iso, self.sd_diag, self.iso, p.prior, p.eta_w, p.eta_b,
                           p.eps, eps_arr, use, p.non_robust_only, LOSS_CODES[p.loss], p.erf_scale,
                           RENORM_EVERY)
 

@@ -37,12 +37,13 @@ import numpy as np
 
 __all__ = ["GAMMA", "mix64", "stream_words", "stream_uniforms", "normals_counter", "normal_seq",
            "chi2_seq", "dloss", "erfcx", "full_steps", "reduced_steps", "explicit_steps",
-           "baseline_numba_steps", "ZIG_X"]
+           "baseline_numba_steps", "baseline_numba_parallel", "ZIG_X"]
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _ONE_BITS = np.uint64(0x3FF0000000000000)  # the bits of 1.0: OR-ing 52 random bits gives [1, 2)
+_SIGN_BIT = np.uint64(0x8000000000000000)
 _U53 = 1.0 / 9007199254740992.0  # 2^-53
 _SQRT_PI = math.sqrt(math.pi)
 
@@ -68,6 +69,7 @@ def _ziggurat_tables(n: int = 256, r: float = 3.6541528853610088, v: float = 0.0
 ZIG_X, _ZIG_RATIO, _ZIG_F = _ziggurat_tables()
 _ZIG_XW = ZIG_X[:256].copy()
 _ZIG_R = float(ZIG_X[1])
+_SIGNS = np.array([1.0, -1.0])
 
 
 @nb.njit(inline="always")
@@ -131,38 +133,45 @@ def normal_seq(key, pos):
     bits = _word(key, pos)
     j = np.int64(bits & np.uint64(0xFF))
     u = np.float64(bits >> np.uint64(12)) * (1.0 / 4503599627370496.0)
-    if u < _ZIG_RATIO[j]:
-        x = u * _ZIG_XW[j]
-        if (bits >> np.uint64(8)) & np.uint64(1):
-            x = -x
-        return x, pos + np.uint64(1)
+    if u < _ZIG_RATIO[j]:  # branch-free sign: a 50/50 branch would be mispredicted half the time
+        return u * _ZIG_XW[j] * _SIGNS[np.int64((bits >> np.uint64(8)) & np.uint64(1))], pos + np.uint64(1)
     return _zig_finish(bits, key, pos + np.uint64(1))
 
 
-@nb.njit(cache=True, fastmath=_FAST)
-def normals_counter(out, mant, low, key, start, ex_key, ex_pos):
-    """out[i] = normal from word (start + i) of stream ``key``; rejected draws finish with words of the
-    sequential stream (ex_key, ex_pos).  ``mant`` (uint64) and ``low`` (int64) are scratch arrays of the
-    size of ``out``.  Returns the new ex_pos.  The first two loops vectorise; the third is ~1.2% work."""
-    n = out.size
-    base = key + start * GAMMA
-    for i in range(n):
+@nb.njit(inline="always")
+def _bits_pass(mant, sgn, jj, base):
+    """Word i of the window starting at ``base`` split into independent fields: 52 bits as a double in
+    [1, 2) (``mant``), bit 8 as +-1.0 (``sgn``), bits 0-7 as the layer (``jj``).  Only shifts, ands, ors
+    and the SplitMix64 mix: LLVM vectorises this loop (no integer-to-double conversion needed)."""
+    for i in range(mant.size):
         bits = mix64(base + np.uint64(i) * GAMMA)
         mant[i] = (bits >> np.uint64(12)) | _ONE_BITS
-        low[i] = np.int64(bits & np.uint64(0x1FF))
+        sgn[i] = ((bits << np.uint64(55)) & _SIGN_BIT) | _ONE_BITS
+        jj[i] = np.int64(bits & np.uint64(0xFF))
+
+
+@nb.njit(inline="always")
+def _fix_rejected(z, mant, jj, base, ex_key, ex_pos):
+    """Finish, in place, the ziggurat draws of the window whose fast path rejected (about 1.2 %)."""
     fm = mant.view(np.float64)
-    for i in range(n):
-        u = fm[i] - 1.0
-        j = low[i] & 0xFF
-        x = u * _ZIG_XW[j] * (1.0 - 2.0 * np.float64(low[i] >> 8))
-        # a rejected draw is flagged by a NaN-free sentinel in low (bit 9)
-        if u >= _ZIG_RATIO[j]:
-            low[i] = low[i] | 0x200
-        out[i] = x
-    for i in range(n):
-        if low[i] & 0x200:
-            out[i], ex_pos = _zig_finish(mix64(base + np.uint64(i) * GAMMA), ex_key, ex_pos)
+    for i in range(z.size):
+        if fm[i] - 1.0 >= _ZIG_RATIO[jj[i]]:
+            z[i], ex_pos = _zig_finish(mix64(base + np.uint64(i) * GAMMA), ex_key, ex_pos)
     return ex_pos
+
+
+@nb.njit(cache=True, fastmath=_FAST)
+def normals_counter(out, mant, sgn, jj, key, start, ex_key, ex_pos):
+    """out[i] = the normal of word (start + i) of stream ``key``; rejected draws are finished with words of
+    the sequential stream (ex_key, ex_pos).  ``mant``, ``sgn`` (uint64) and ``jj`` (int64) are scratch
+    arrays of the size of ``out``.  Returns the new ex_pos."""
+    base = key + start * GAMMA
+    _bits_pass(mant, sgn, jj, base)
+    fm = mant.view(np.float64)
+    fs = sgn.view(np.float64)
+    for i in range(out.size):
+        out[i] = (fm[i] - 1.0) * _ZIG_XW[jj[i]] * fs[i]
+    return _fix_rejected(out, mant, jj, base, ex_key, ex_pos)
 
 
 @nb.njit(cache=True)
@@ -193,19 +202,9 @@ def normals_seq_array(key, pos, n):
     return out, pos
 
 
-@nb.njit(cache=True)
-def chi2_seq(dof, key, pos):
-    """A chi-square variable with ``dof`` >= 0 degrees of freedom (2 x Gamma(dof/2)); returns (x, pos)."""
-    if dof <= 0:
-        return 0.0, pos
-    k = 0.5 * dof
-    boost = 1.0
-    if k < 1.0:  # Gamma(k) = Gamma(k+1) U^(1/k)
-        boost = _u01_open(_word(key, pos)) ** (1.0 / k)
-        pos += np.uint64(1)
-        k += 1.0
-    d = k - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+@nb.njit(inline="always")
+def _gamma_mt(d, c, key, pos):
+    """Marsaglia-Tsang Gamma(d + 1/3) for d >= 2/3, with c = 1/sqrt(9 d); returns (x, pos)."""
     while True:
         z, pos = normal_seq(key, pos)
         t = 1.0 + c * z
@@ -216,9 +215,27 @@ def chi2_seq(dof, key, pos):
         pos += np.uint64(1)
         z2 = z * z
         if uu < 1.0 - 0.0331 * z2 * z2:  # squeeze of Marsaglia & Tsang: accepts ~98% without logs
-            return 2.0 * d * v * boost, pos
+            return d * v, pos
         if math.log(uu) < 0.5 * z2 + d - d * v + d * math.log(v):
-            return 2.0 * d * v * boost, pos
+            return d * v, pos
+
+
+@nb.njit(inline="always")
+def chi2_seq(dof, key, pos):
+    """A chi-square variable with ``dof`` >= 0 degrees of freedom (2 x Gamma(dof/2)); returns (x, pos)."""
+    if dof <= 0:
+        return 0.0, pos
+    k = 0.5 * dof
+    if k >= 1.0:
+        d = k - 1.0 / 3.0
+        g, pos = _gamma_mt(d, 1.0 / math.sqrt(9.0 * d), key, pos)
+        return 2.0 * g, pos
+    # Gamma(k) = Gamma(k + 1) U^(1/k) for shape k < 1
+    boost = _u01_open(_word(key, pos)) ** (1.0 / k)
+    pos += np.uint64(1)
+    d = k + 1.0 - 1.0 / 3.0
+    g, pos = _gamma_mt(d, 1.0 / math.sqrt(9.0 * d), key, pos)
+    return 2.0 * g * boost, pos
 
 
 @nb.njit(cache=True)
@@ -277,7 +294,7 @@ def dloss_array(x, tau, loss, s):
 # Full engine: N-dimensional SGD, w = a * u stored with a lazy scale a
 # ---------------------------------------------------------------------------------------------------
 @nb.njit(cache=True, parallel=True, fastmath=_FAST)
-def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, mean, sd_iso, sd_diag, iso,
+def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, mean, sd_iso, sd_diag, iso,
                prior, eta_w, eta_b, eps_fixed, eps_arr, use_eps_arr, non_robust_only, loss, erf_scale,
                renorm_every):
     """Advance every replica r by ``n_steps`` SGD steps t = t0, ..., t0 + n_steps - 1.
@@ -293,12 +310,20 @@ def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, mean, s
     (skipped when non_robust_only and tau x >= 0).  With w = a u: u <- u - c/(a g) xi and
     a <- a g/|w~|, one pass over u.  Every ``renorm_every`` steps u is rescaled to |u| = 1 exactly (a = 1),
     which removes the rounding drift of the closed-form norm.
+
+    Fast path (isotropic clusters and B = e_jB, jB >= 0): xi = m e_jB + sd z is never stored; the fast
+    ziggurat values, u.z and |z|^2 come from one fused pass, corrected afterwards for the rare rejected
+    draws, and the update is u += (k sd) z plus one coordinate.
     """
     M, N = U.shape
+    coord = iso and jB >= 0
     for r in nb.prange(M):
         z = np.empty(N)
         mant = np.empty(N, np.uint64)
-        low = np.empty(N, np.int64)
+        sgn = np.empty(N, np.uint64)
+        jj = np.empty(N, np.int64)
+        fm = mant.view(np.float64)
+        fs = sgn.view(np.float64)
         u = U[r]
         a = A[r]
         b = bb[r]
@@ -311,20 +336,34 @@ def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, mean, s
             ep += np.uint64(1)
             ci = 0 if tau > 0 else 1
             e = eps_arr[r, k] if use_eps_arr else eps_fixed
-            ep = normals_counter(z, mant, low, key, np.uint64(t) * stride, ek, ep)
             m = mean[ci]
-            hw = 0.0
-            xx = 0.0
-            if iso:
+            base = key + np.uint64(t) * stride * GAMMA
+            _bits_pass(mant, sgn, jj, base)
+            if coord:
                 sd = sd_iso[ci]
+                uz = 0.0
+                zz = 0.0
                 for i in range(N):
-                    xi = m * Bv[i] + sd * z[i]
-                    z[i] = xi
-                    hw += u[i] * xi
-                    xx += xi * xi
+                    x = (fm[i] - 1.0) * _ZIG_XW[jj[i]] * fs[i]
+                    z[i] = x
+                    uz += u[i] * x
+                    zz += x * x
+                for i in range(N):  # the rejected draws (about 1.2 %): finish them, correct the sums
+                    if fm[i] - 1.0 >= _ZIG_RATIO[jj[i]]:
+                        old = z[i]
+                        z[i], ep = _zig_finish(mix64(base + np.uint64(i) * GAMMA), ek, ep)
+                        uz += u[i] * (z[i] - old)
+                        zz += z[i] * z[i] - old * old
+                hw = m * u[jB] + sd * uz
+                xx = m * m + 2.0 * m * sd * z[jB] + sd * sd * zz
             else:
                 for i in range(N):
-                    xi = m * Bv[i] + sd_diag[ci, i] * z[i]
+                    z[i] = (fm[i] - 1.0) * _ZIG_XW[jj[i]] * fs[i]
+                ep = _fix_rejected(z, mant, jj, base, ek, ep)
+                hw = 0.0
+                xx = 0.0
+                for i in range(N):
+                    xi = m * Bv[i] + (sd_iso[ci] if iso else sd_diag[ci, i]) * z[i]
                     z[i] = xi
                     hw += u[i] * xi
                     xx += xi * xi
@@ -337,13 +376,20 @@ def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, mean, s
                 nw = math.sqrt(g * g - 2.0 * g * c * h + c * c * xx)
                 if abs(g) > 0.5:
                     kk = -c / (a * g)
+                    a = a * g / nw
+                else:  # never met for c ~ 1/N; fold the scale into u for safety
+                    for i in range(N):
+                        u[i] *= a * g
+                    kk = -c
+                    a = 1.0 / nw
+                if coord:
+                    ks = kk * sd_iso[ci]
+                    for i in range(N):
+                        u[i] += ks * z[i]
+                    u[jB] += kk * m
+                else:
                     for i in range(N):
                         u[i] += kk * z[i]
-                    a = a * g / nw
-                else:  # never met for c ~ 1/N; explicit form for safety
-                    for i in range(N):
-                        u[i] = (a * g * u[i] - c * z[i])
-                    a = 1.0 / nw
                 b += eta_b * delta / N
             if (t + 1) % renorm_every == 0:
                 s2 = 0.0
@@ -391,6 +437,42 @@ def explicit_steps(w, b, xis, taus, epss, eta_w, eta_b, non_robust_only, loss, e
 # ---------------------------------------------------------------------------------------------------
 # Reduced engine: O(1) per step, exact in distribution for isotropic clusters (docs/mc_reduced.md)
 # ---------------------------------------------------------------------------------------------------
+@nb.njit(inline="always")
+def _reduced_step(R, b, key, p, e, N, rho, prior, v1, v2, sv1, sv2, big, d_mt, c_mt, eta_w, eta_b,
+                  non_robust_only, loss, erf_scale):
+    tau = 1.0 if _u01(_word(key, p)) < prior else -1.0
+    p += np.uint64(1)
+    if tau > 0:
+        sv = sv1
+        v = v1
+    else:
+        sv = sv2
+        v = v2
+    z1, p = normal_seq(key, p)
+    z2, p = normal_seq(key, p)
+    if big:
+        C, p = _gamma_mt(d_mt, c_mt, key, p)
+        C *= 2.0
+    else:
+        C, p = chi2_seq(N - 2, key, p)
+    hB = tau * 0.5 * rho + sv * z1
+    h = R * hB + math.sqrt(max(1.0 - R * R, 0.0)) * sv * z2
+    x = h - tau * e - b
+    if non_robust_only and tau * x >= 0.0:
+        return R, b, p
+    delta = dloss(x, tau, loss, erf_scale)
+    c = eta_w * delta / N
+    g = 1.0 + c * tau * e
+    xx = hB * hB + v * (z2 * z2 + C)
+    R = (g * R - c * hB) / math.sqrt(g * g - 2.0 * g * c * h + c * c * xx)
+    return min(1.0, max(-1.0, R)), b + eta_b * delta / N, p
+
+
+#: replicas advanced in lockstep by one thread of the reduced engine: a step is a long chain of dependent
+#: operations (erf, exp, sqrt, division), and interleaving independent replicas lets the CPU overlap them
+REDUCED_LANES = 8
+
+
 @nb.njit(cache=True, parallel=True)
 def reduced_steps(Rs, bb, keys, pos, n_steps, N, rho, prior, v1, v2, eta_w, eta_b, eps_fixed, eps_arr,
                   use_eps_arr, non_robust_only, loss, erf_scale):
@@ -400,43 +482,31 @@ def reduced_steps(Rs, bb, keys, pos, n_steps, N, rho, prior, v1, v2, eta_w, eta_
         h_B = tau rho/2 + sqrt(v) z1,  h = tau rho R/2 + sqrt(v) (R z1 + sqrt(1 - R^2) z2),
         |xi|^2 = h_B^2 + v z2^2 + v C,   x = h - tau e - b,   c = eta_w delta/N,   g = 1 + c tau e,
         R <- (g R - c h_B) / sqrt(g^2 - 2 g c h + c^2 |xi|^2),   b <- b + eta_b delta/N.
+    Each replica has its own sequential stream (keys[r], pos[r]); groups of REDUCED_LANES replicas are
+    interleaved step by step (the result of a replica does not depend on the grouping).
     """
     M = Rs.size
     sv1 = math.sqrt(v1)
     sv2 = math.sqrt(v2)
-    for r in nb.prange(M):
-        R = Rs[r]
-        b = bb[r]
-        key = keys[r]
-        p = pos[r]
+    big = N - 2 >= 2  # chi2_{N-2} = 2 Gamma((N-2)/2): the Marsaglia-Tsang constants once
+    d_mt = 0.5 * (N - 2) - 1.0 / 3.0
+    c_mt = 1.0 / math.sqrt(9.0 * d_mt) if big else 0.0
+    L = REDUCED_LANES
+    for grp in nb.prange((M + L - 1) // L):
+        r0 = grp * L
+        nl = min(L, M - r0)
+        R = Rs[r0:r0 + nl].copy()
+        b = bb[r0:r0 + nl].copy()
+        p = pos[r0:r0 + nl].copy()
         for k in range(n_steps):
-            tau = 1.0 if _u01(_word(key, p)) < prior else -1.0
-            p += np.uint64(1)
-            if tau > 0:
-                sv = sv1
-                v = v1
-            else:
-                sv = sv2
-                v = v2
-            e = eps_arr[r, k] if use_eps_arr else eps_fixed
-            z1, p = normal_seq(key, p)
-            z2, p = normal_seq(key, p)
-            C, p = chi2_seq(N - 2, key, p)
-            hB = tau * 0.5 * rho + sv * z1
-            h = R * hB + math.sqrt(max(1.0 - R * R, 0.0)) * sv * z2
-            x = h - tau * e - b
-            if non_robust_only and tau * x >= 0.0:
-                continue
-            delta = dloss(x, tau, loss, erf_scale)
-            c = eta_w * delta / N
-            g = 1.0 + c * tau * e
-            xx = hB * hB + v * (z2 * z2 + C)
-            R = (g * R - c * hB) / math.sqrt(g * g - 2.0 * g * c * h + c * c * xx)
-            R = min(1.0, max(-1.0, R))
-            b += eta_b * delta / N
-        Rs[r] = R
-        bb[r] = b
-        pos[r] = p
+            for l in range(nl):
+                e = eps_arr[r0 + l, k] if use_eps_arr else eps_fixed
+                R[l], b[l], p[l] = _reduced_step(R[l], b[l], keys[r0 + l], p[l], e, N, rho, prior, v1, v2, sv1,
+                                                 sv2, big, d_mt, c_mt, eta_w, eta_b, non_robust_only, loss,
+                                                 erf_scale)
+        Rs[r0:r0 + nl] = R
+        bb[r0:r0 + nl] = b
+        pos[r0:r0 + nl] = p
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -474,3 +544,11 @@ def baseline_numba_steps(w, b, n_steps, rho, prior, v1, v2, eta_w, eta_b, eps):
             w[i] *= f
         b += eta_b * delta / N
     return b
+
+
+@nb.njit(cache=True, parallel=True)
+def baseline_numba_parallel(W, bb, n_steps, rho, prior, v1, v2, eta_w, eta_b, eps):
+    """The straightforward loop of :func:`baseline_numba_steps` over replicas in parallel (prange); numba
+    gives every thread its own np.random state."""
+    for r in nb.prange(W.shape[0]):
+        bb[r] = baseline_numba_steps(W[r], bb[r], n_steps, rho, prior, v1, v2, eta_w, eta_b, eps)

@@ -41,8 +41,8 @@ def test_splitmix64_matches_reference_and_published_values():
 
 def _counter_normals(n, key, start=0, ex_key=99):
     out = np.empty(n)
-    ep = K.normals_counter(out, np.empty(n, np.uint64), np.empty(n, np.int64), np.uint64(key), np.uint64(start),
-                           np.uint64(ex_key), np.uint64(0))
+    ep = K.normals_counter(out, np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.int64),
+                           np.uint64(key), np.uint64(start), np.uint64(ex_key), np.uint64(0))
     return out, int(ep)
 
 
