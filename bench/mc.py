@@ -168,6 +168,10 @@ def main(argv=None) -> int:
         f"full ({cores} cores) / numpy (1 core)": r_full / r_numpy,
         "reduced steps/s per core (1 thread), N=1e2, 1e4, 1e6": [red[(n, 1)] for n in (100, 10_000, 1_000_000)],
     }
+    cpu = {(r["name"], r["threads"], r["replicas"]): r["rate_per_cpu_second"] for r in rows}
+    ratios["per CPU-second: full (1 thread) / numba loop (1 thread)"] = (
+        cpu[("full engine (SplitMix64 + ziggurat)", 1, 1)]
+        / cpu[("numba loop, np.random.standard_normal per element", 1, 1)])
     print(f"Monte Carlo benchmark, N = {N}, {cores} cores (numba threads), scenario 1 of the talk")
     print(f"{'implementation':58} {'threads':>7} {'replicas':>8} {'rate (wall)':>12} {'per CPU-s':>10}  unit")
     for r in rows:

@@ -141,7 +141,32 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--strict", action="store_true", help="exit with status 1 when the check fails")
     out.add_argument("--out", type=Path, default=None, metavar="JSON", help="write the comparison (.json)")
     out.add_argument("--quiet", action="store_true", help="no progress bar; print only the verdict")
+    out.add_argument("--talk", action="store_true",
+                     help="the four scenarios of the talk (simulate.scenarios; S at eps = 1) at alpha = 10, 50, "
+                          "200 instead of the parameter flags: ODE vs MC mean ± standard error")
     return parser
+
+
+def talk_table(N: int, replicas: int, engine: str, seed: int, progress: bool = True, threads=None):
+    """ODE vs Monte Carlo for the talk's scenarios at alpha = 10, 50, 200 (rows of dicts)."""
+    from .scenarios import EPS_TEST, REPORT_ALPHAS, TALK_SCENARIOS
+
+    rows = []
+    for name, p in TALK_SCENARIOS.items():
+        res = run_mc(p, N, replicas, [0.0, *REPORT_ALPHAS], seed, engine=engine, eps_test=EPS_TEST,
+                     progress=progress, threads=threads)
+        traj = integrate(p, res.alpha, eps_test=EPS_TEST)
+        cmp = check(traj, res)
+        for i, a in enumerate(res.alpha):
+            if a == 0:
+                continue
+            row = {"scenario": name, "alpha": float(a), "N": N, "replicas": replicas, "engine": engine,
+                   "wall_s": res.info["wall_s"], "check_passed": cmp.passed}
+            for q in QUANTITIES:
+                row[q] = {"ode": float(getattr(traj, q)[i]), "mean": float(res.mean(q)[i]),
+                          "se": float(res.se(q)[i])}
+            rows.append(row)
+    return rows
 
 
 def main(argv=None) -> int:
@@ -155,6 +180,22 @@ def main(argv=None) -> int:
         parser.error(f"--familywise must lie in (0, 1), got {args.familywise}")
     if args.out is not None and args.out.suffix.lower() != ".json":
         parser.error(f"--out must end in .json, got {args.out}")
+    if args.talk:
+        rows = talk_table(args.N, args.replicas, args.engine, args.seed, progress=not args.quiet,
+                          threads=args.threads)
+        print(f"# talk scenarios, {args.engine} engine, N={args.N}, {args.replicas} replicas, seed {args.seed}; "
+              f"ODE | MC mean ± standard error; S at eps = 1")
+        print(f"{'scenario':22} {'alpha':>5} " + " ".join(f"{q + ' (ODE | MC)':>30}" for q in QUANTITIES))
+        for r in rows:
+            print(f"{r['scenario']:22} {r['alpha']:5g} " + " ".join(
+                f"{r[q]['ode']:9.5f} | {r[q]['mean']:9.5f} ± {r[q]['se']:7.5f}" for q in QUANTITIES))
+        print("check (all alphas, all quantities) per scenario: " + ", ".join(
+            f"{r['scenario']}: {'pass' if r['check_passed'] else 'FAIL'}" for r in rows[::3]))
+        if args.out is not None:
+            write_json(args.out, {"provenance": provenance(seeds={"root_seed": args.seed, "replicas": args.replicas},
+                                                           N=args.N, engine=args.engine, tolerances=TOLERANCES),
+                                  "rows": rows})
+        return 0 if not args.strict or all(r["check_passed"] for r in rows) else 1
     try:
         res = run_mc(params, args.N, args.replicas, alphas, args.seed, engine=args.engine, eps_test=args.eps_test,
                      threads=args.threads, progress=not args.quiet)

@@ -322,6 +322,7 @@ def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, mea
         mant = np.empty(N, np.uint64)
         sgn = np.empty(N, np.uint64)
         jj = np.empty(N, np.int64)
+        rej = np.empty(N, np.int64)
         fm = mant.view(np.float64)
         fs = sgn.view(np.float64)
         u = U[r]
@@ -343,17 +344,23 @@ def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, mea
                 sd = sd_iso[ci]
                 uz = 0.0
                 zz = 0.0
+                nrej = 0
                 for i in range(N):
-                    x = (fm[i] - 1.0) * _ZIG_XW[jj[i]] * fs[i]
+                    v = fm[i] - 1.0
+                    j = jj[i]
+                    x = v * _ZIG_XW[j] * fs[i]
                     z[i] = x
                     uz += u[i] * x
                     zz += x * x
-                for i in range(N):  # the rejected draws (about 1.2 %): finish them, correct the sums
-                    if fm[i] - 1.0 >= _ZIG_RATIO[jj[i]]:
-                        old = z[i]
-                        z[i], ep = _zig_finish(mix64(base + np.uint64(i) * GAMMA), ek, ep)
-                        uz += u[i] * (z[i] - old)
-                        zz += z[i] * z[i] - old * old
+                    if v >= _ZIG_RATIO[j]:  # rejected by the fast path (about 1.2 %): remember it
+                        rej[nrej] = i
+                        nrej += 1
+                for q in range(nrej):  # finish the rejected draws and correct the sums
+                    i = rej[q]
+                    old = z[i]
+                    z[i], ep = _zig_finish(mix64(base + np.uint64(i) * GAMMA), ek, ep)
+                    uz += u[i] * (z[i] - old)
+                    zz += z[i] * z[i] - old * old
                 hw = m * u[jB] + sd * uz
                 xx = m * m + 2.0 * m * sd * z[jB] + sd * sd * zz
             else:
