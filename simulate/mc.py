@@ -407,10 +407,12 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     Bv, variances = _prepare_covariance(N, B, variances, sampler, engine)
     if sampler is not None:
         n_test = _check_int("n_test", n_test, 1)
+    previous_threads = None
     if threads is not None:
         import numba
 
-        numba.set_num_threads(_check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS))
+        threads = _check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+        previous_threads = numba.get_num_threads()
 
     root = np.random.SeedSequence(seed)
     kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
@@ -463,6 +465,10 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     last_save = time.monotonic()
     t_start = time.perf_counter()
     done_here = 0
+    if previous_threads is not None:
+        import numba
+
+        numba.set_num_threads(threads)
     try:
         while k < steps.size:
             if t == steps[k]:
@@ -488,6 +494,10 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     finally:
         if bar is not None:
             bar.close()
+        if previous_threads is not None:
+            import numba
+
+            numba.set_num_threads(previous_threads)
     save()
     wall = time.perf_counter() - t_start
     info = {"covariance": cov, "errors": "held-out estimate" if sampler is not None else "theory.errors",

@@ -91,7 +91,8 @@ def _ks_matrix(a, b, alphas_idx, quantities=("R", "b")):
 
 
 KS_CASES = {"talk1-adversarial": VARIANTS["talk1-adversarial"],
-            "cross-entropy-exponential-eps": VARIANTS["cross-entropy-exponential-eps"]}
+            "cross-entropy-exponential-eps": VARIANTS["cross-entropy-exponential-eps"],
+            "non-robust-only-uniform-eps": VARIANTS["non-robust-only-uniform-eps"]}
 
 
 @pytest.mark.parametrize("name", list(KS_CASES))
