@@ -7,7 +7,7 @@ generators", OOPSLA 2014; reference C code by S. Vigna, https://prng.di.unimi.it
 a stream with key k is ``mix64(k + n * GAMMA)`` with GAMMA = 0x9E3779B97F4A7C15 and the variant-13 output
 mix of Stafford; it passes TestU01's BigCrush.  Written here (not taken from a library) because it must run
 inside the kernels, and because it is *counter based*: word n is computed directly from (k, n), so the N
-normals of one SGD step are generated in a loop that LLVM vectorises (AVX2), and the generator's state is
+words of one SGD step are generated in a loop that LLVM vectorises (AVX2), and the generator's state is
 just an integer that a checkpoint stores.  Every stream is a window of the one 2^64-periodic sequence at
 a random offset (the key, drawn from the replica's ``SeedSequence``); two windows of length L overlap with
 probability about 2L/2^64 (L = 10^12 words: 1e-7).
@@ -15,8 +15,8 @@ probability about 2L/2^64 (L = 10^12 words: 1e-7).
 *Normals*: the ziggurat method of G. Marsaglia and W. W. Tsang (J. Stat. Softw. 5(8), 2000) with 256
 layers, in the 64-bit form that NumPy uses, with independent bits for the layer (8 bits), the sign (1 bit)
 and the abscissa (52 bits), which removes the index/value correlation found by J. A. Doornik (2005).  The
-fast path (98.8 % of draws) is branch-free and vectorised; the rare wedge and tail draws take extra words
-from a second, sequential stream.  Tail: Marsaglia's exponential rejection method for x > r.
+fast path (98.5 % of draws; 1.51 % measured rejected) needs one word and two table look-ups; the wedge
+and tail draws take extra words from a second, sequential stream.  Tail: Marsaglia's exponential rejection method for x > r.
 
 *Gamma / chi-square*: Marsaglia and Tsang, "A simple method for generating gamma variables", ACM TOMS
 26(3), 2000 (with the U^(1/k) boost for shape k < 1).
@@ -129,7 +129,7 @@ def _zig_finish(bits, key, pos):
 def normal_seq(key, pos):
     """One standard normal from the sequential stream (key, pos); returns (z, new pos).
 
-    The fast path (98.8 %) is inlined; the rest is completed by :func:`_zig_finish`."""
+    The fast path (98.5 %) is inlined; the rest is completed by :func:`_zig_finish`."""
     bits = _word(key, pos)
     j = np.int64(bits & np.uint64(0xFF))
     u = np.float64(bits >> np.uint64(12)) * (1.0 / 4503599627370496.0)
@@ -152,7 +152,7 @@ def _bits_pass(mant, sgn, jj, base):
 
 @nb.njit(inline="always")
 def _fix_rejected(z, mant, jj, base, ex_key, ex_pos):
-    """Finish, in place, the ziggurat draws of the window whose fast path rejected (about 1.2 %)."""
+    """Finish, in place, the ziggurat draws of the window whose fast path rejected (about 1.5 %)."""
     fm = mant.view(np.float64)
     for i in range(z.size):
         if fm[i] - 1.0 >= _ZIG_RATIO[jj[i]]:
@@ -352,7 +352,7 @@ def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, mea
                     z[i] = x
                     uz += u[i] * x
                     zz += x * x
-                    if v >= _ZIG_RATIO[j]:  # rejected by the fast path (about 1.2 %): remember it
+                    if v >= _ZIG_RATIO[j]:  # rejected by the fast path (about 1.5 %): remember it
                         rej[nrej] = i
                         nrej += 1
                 for q in range(nrej):  # finish the rejected draws and correct the sums
