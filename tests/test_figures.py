@@ -121,3 +121,30 @@ def test_mnist_bridge_ode_curves_equal_the_theory(quick_out):
                eta_b=rp["eta_b"], eps=eps, erf_scale=rp["erf_scale"])
     traj = integrate(p, d[f"eps{eps:g}/ode_alpha"], eps_test=rp["eps_test"])
     np.testing.assert_allclose(d[f"eps{eps:g}/ode_along_B_S"], traj.S, atol=1e-12)
+
+
+def test_empirical_figure_reads_result_tables(tmp_path, monkeypatch):
+    """The plumbing of figure 7 on a small table in the format of empirical.reproduce (values made up here
+    only to exercise the reader and the plot; no result of the project is claimed)."""
+    import json
+
+    import figures.empirical_results as er
+    from figures.core import run_figure
+
+    table = {"note": "test table", "params": {"dataset": "mnist", "eval_limit": 10},
+             "published_union": {"max": {"union": 0.5, "source": "paper"}},
+             "rows": [{"row": "Nat", "clean": 0.9, "per_threat": {"linf": 0.0, "l1": 0.1, "l2": 0.2}, "union": 0.0,
+                       "average": 0.1},
+                      {"row": "max", "clean": 0.8, "per_threat": {"linf": 0.4, "l1": 0.3, "l2": 0.5}, "union": 0.25,
+                       "average": 0.4, "budget_curves": {"linf": {"eps": [0.0, 0.3], "accuracy": [0.8, 0.4]}}},
+                      {"row": "MSD", "error": "training exited with 1"}],
+             "provenance": {"created": "now"}}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mnist_test_table.json").write_text(json.dumps(table))
+    monkeypatch.setattr(er, "RESULTS_DIR", tmp_path / "results")
+    paths = run_figure("empirical", quick=True, out_dir=tmp_path / "out", log=lambda s: None)
+    assert all(p.stat().st_size > 5000 for p in paths)
+    with np.load(tmp_path / "out" / "quick" / "empirical.npz") as npz:
+        assert list(npz["t0/rows"]) == ["Nat", "max"]
+        np.testing.assert_allclose(npz["t0/acc"][1], [0.8, 0.4, 0.3, 0.5, 0.25, 0.4])
+        np.testing.assert_allclose(npz["t0/curve/max/linf/acc"], [0.8, 0.4])

@@ -1,0 +1,104 @@
+"""Figure 7: empirical multi-perturbation results read from the JSON tables in ``results/``.
+
+Each ``results/*_table.json`` (written by ``python -m empirical.reproduce``) gives, per training scheme,
+the clean, per-threat, union and average accuracy under the evaluation module's strongest attacks, and
+the published union accuracies.  Rows that also carry ``budget_curves`` ({threat: {"eps": [...],
+"accuracy": [...]}}) are drawn as accuracy-versus-budget curves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .core import FigureSpec, Unavailable, register
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+THREATS = ("linf", "l1", "l2")
+
+
+def _tables(results_dir: Path) -> list[Path]:
+    paths = sorted(results_dir.glob("*_table.json"))
+    if not paths:
+        raise Unavailable(f"no results/*_table.json yet: run python -m empirical.reproduce (see its --help)")
+    return paths
+
+
+def results_params(quick: bool) -> dict:
+    paths = _tables(RESULTS_DIR)
+    # the key follows the files' provenance, so new results are picked up
+    stamps = {p.name: json.loads(p.read_text()).get("provenance", {}).get("created") for p in paths}
+    return {"tables": [str(p) for p in paths], "stamps": stamps}
+
+
+def results_compute(params: dict) -> dict:
+    out = {"n_tables": np.array(len(params["tables"]))}
+    for i, path in enumerate(params["tables"]):
+        t = json.loads(Path(path).read_text())
+        rows = [r for r in t["rows"] if "error" not in r]
+        out[f"t{i}/rows"] = np.array([r["row"] for r in rows])
+        out[f"t{i}/acc"] = np.array([[r["clean"], *(r["per_threat"].get(k, np.nan) for k in THREATS), r["union"],
+                                      r["average"]] for r in rows], float).reshape(-1, 6)
+        pub = t.get("published_union", {})
+        out[f"t{i}/published"] = np.array([pub.get(r["row"], {}).get("union", np.nan) for r in rows], float)
+        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {t.get('params', {}).get('dataset', '?')}, "
+                                      f"{t.get('params', {}).get('eval_limit', '?')} test images")
+        out[f"t{i}/note"] = np.array(t.get("note", ""))
+        for r in rows:
+            for threat, curve in r.get("budget_curves", {}).items():
+                out[f"t{i}/curve/{r['row']}/{threat}/eps"] = np.asarray(curve["eps"], float)
+                out[f"t{i}/curve/{r['row']}/{threat}/acc"] = np.asarray(curve["accuracy"], float)
+    return out
+
+
+def results_plot(data: dict, params: dict):
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    n = int(data["n_tables"])
+    has_curves = [any(k.startswith(f"t{i}/curve/") for k in data) for i in range(n)]
+    ncols = 1 + max(has_curves, default=False) * len(THREATS)
+    fig, axes = plt.subplots(n, ncols, figsize=(6.5 + 4 * (ncols - 1), 4.6 * n), squeeze=False,
+                             constrained_layout=True)
+    labels = ["clean", "l_inf", "l_1", "l_2", "union", "average"]
+    for i in range(n):
+        ax = axes[i, 0]
+        rows, acc = data[f"t{i}/rows"], data[f"t{i}/acc"]
+        x = np.arange(len(rows))
+        width = 0.8 / 5
+        for j in range(5):
+            ax.bar(x + (j - 2) * width, acc[:, j], width, label=labels[j],
+                   color=["0.6", "C0", "C1", "C2", "C3"][j])
+        pub = data[f"t{i}/published"]
+        ok = np.isfinite(pub)
+        if ok.any():
+            ax.plot(x[ok] + 2 * width, pub[ok], "k*", ms=10, label="published union")
+        ax.set_xticks(x, rows, rotation=30)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy")
+        ax.set_title(str(data[f"t{i}/title"]), fontsize=9)
+        ax.legend(fontsize=7, ncol=3)
+        note = str(data[f"t{i}/note"])
+        if note:
+            ax.text(0.0, -0.32, "\n".join(textwrap.wrap(note, 95)), transform=ax.transAxes, fontsize=6.5,
+                    va="top")
+        for j, threat in enumerate(THREATS, start=1):
+            if ncols == 1:
+                break
+            ax = axes[i, j]
+            for row in rows:
+                key = f"t{i}/curve/{row}/{threat}"
+                if f"{key}/eps" in data:
+                    ax.plot(data[f"{key}/eps"], data[f"{key}/acc"], "o-", ms=3, label=str(row))
+            ax.set_xlabel(f"{threat} budget")
+            ax.set_ylim(0, 1)
+            ax.set_title(f"accuracy vs {threat} budget", fontsize=9)
+            ax.legend(fontsize=6)
+    return fig
+
+
+register(FigureSpec("empirical", "multi-perturbation training: accuracy per threat, union accuracy and "
+                    "published numbers, from results/*_table.json", results_params, results_compute, results_plot))
