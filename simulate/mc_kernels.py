@@ -445,16 +445,10 @@ def explicit_steps(w, b, xis, taus, epss, eta_w, eta_b, non_robust_only, loss, e
 # Reduced engine: O(1) per step, exact in distribution for isotropic clusters (docs/mc_reduced.md)
 # ---------------------------------------------------------------------------------------------------
 @nb.njit(inline="always")
-def _reduced_step(R, b, key, p, e, N, rho, prior, v1, v2, sv1, sv2, big, d_mt, c_mt, eta_w, eta_b,
-                  non_robust_only, loss, erf_scale):
+def _reduced_draw(key, p, prior, big, d_mt, c_mt, N):
+    """The random numbers of one reduced step: (tau, z1, z2, C ~ chi2_{N-2}, new position)."""
     tau = 1.0 if _u01(_word(key, p)) < prior else -1.0
     p += np.uint64(1)
-    if tau > 0:
-        sv = sv1
-        v = v1
-    else:
-        sv = sv2
-        v = v2
     z1, p = normal_seq(key, p)
     z2, p = normal_seq(key, p)
     if big:
@@ -462,17 +456,30 @@ def _reduced_step(R, b, key, p, e, N, rho, prior, v1, v2, sv1, sv2, big, d_mt, c
         C *= 2.0
     else:
         C, p = chi2_seq(N - 2, key, p)
+    return tau, z1, z2, C, p
+
+
+@nb.njit(inline="always")
+def _reduced_update(R, b, tau, z1, z2, C, e, N, rho, v1, v2, sv1, sv2, eta_w, eta_b, non_robust_only, loss,
+                    erf_scale):
+    """One reduced step from its random numbers: the new (R, b)."""
+    if tau > 0:
+        sv = sv1
+        v = v1
+    else:
+        sv = sv2
+        v = v2
     hB = tau * 0.5 * rho + sv * z1
     h = R * hB + math.sqrt(max(1.0 - R * R, 0.0)) * sv * z2
     x = h - tau * e - b
     if non_robust_only and tau * x >= 0.0:
-        return R, b, p
+        return R, b
     delta = dloss(x, tau, loss, erf_scale)
     c = eta_w * delta / N
     g = 1.0 + c * tau * e
     xx = hB * hB + v * (z2 * z2 + C)
     R = (g * R - c * hB) / math.sqrt(g * g - 2.0 * g * c * h + c * c * xx)
-    return min(1.0, max(-1.0, R)), b + eta_b * delta / N, p
+    return min(1.0, max(-1.0, R)), b + eta_b * delta / N
 
 
 #: replicas advanced in lockstep by one thread of the reduced engine: a step is a long chain of dependent
@@ -505,12 +512,17 @@ def reduced_steps(Rs, bb, keys, pos, n_steps, N, rho, prior, v1, v2, eta_w, eta_
         R = Rs[r0:r0 + nl].copy()
         b = bb[r0:r0 + nl].copy()
         p = pos[r0:r0 + nl].copy()
+        tau = np.empty(nl)
+        z1 = np.empty(nl)
+        z2 = np.empty(nl)
+        C = np.empty(nl)
         for k in range(n_steps):
-            for l in range(nl):
+            for l in range(nl):  # random numbers first: independent of the state, they pipeline well
+                tau[l], z1[l], z2[l], C[l], p[l] = _reduced_draw(keys[r0 + l], p[l], prior, big, d_mt, c_mt, N)
+            for l in range(nl):  # then the lanes' dependent chains, which the processor overlaps
                 e = eps_arr[r0 + l, k] if use_eps_arr else eps_fixed
-                R[l], b[l], p[l] = _reduced_step(R[l], b[l], keys[r0 + l], p[l], e, N, rho, prior, v1, v2, sv1,
-                                                 sv2, big, d_mt, c_mt, eta_w, eta_b, non_robust_only, loss,
-                                                 erf_scale)
+                R[l], b[l] = _reduced_update(R[l], b[l], tau[l], z1[l], z2[l], C[l], e, N, rho, v1, v2, sv1, sv2,
+                                             eta_w, eta_b, non_robust_only, loss, erf_scale)
         Rs[r0:r0 + nl] = R
         bb[r0:r0 + nl] = b
         pos[r0:r0 + nl] = p
