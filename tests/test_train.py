@@ -10,6 +10,7 @@ The 2-process DDP check is in tests/test_train_distributed.py.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -26,9 +27,12 @@ from empirical.schemes import scheme_names  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Tiny run: 128 images, batch 32, 3 epochs = 12 steps, training attacks of 2 steps.
+# Tiny run: 128 images, batch 32, 3 epochs = 12 steps, training attacks of 2 steps, budgets a third of
+# MNIST's (l_inf 0.1, l_2 1, l_1 5) so that 12 steps can learn more than the uniform prediction.
 TINY = ["--dataset", "mnist", "--train-limit", "128", "--batch-size", "32", "--epochs", "3",
-        "--attack-steps", "2", "--lr", "2e-3", "--schedule", "constant", "--seed", "3", "--quiet"]
+        "--attack-steps", "2", "--lr", "2e-3", "--schedule", "constant", "--seed", "3", "--quiet",
+        "--eps-linf", "0.1", "--eps-l2", "1", "--eps-l1", "5"]
+UNIFORM_CE = math.log(10)  # cross-entropy of the constant uniform prediction over 10 classes
 SCHEME_THREATS = {
     "natural": [], "adv": ["--threats", "linf"], "avg": ["--threats", "linf,l1,l2"],
     "max": ["--threats", "linf,l1,l2"], "msd": ["--threats", "linf,l1,l2"], "sat": ["--threats", "linf,l1,l2"],
@@ -60,15 +64,19 @@ def test_every_scheme_is_tested():
 def test_scheme_loss_falls(scheme, tmp_path, data_dir):
     """Mean training loss of the last epoch < that of the first (same 128 images, deterministic seed).
 
-    With 12 Adam steps the clean loss of MnistCNN falls from ~2.3 by more than half; the adversarial
-    losses fall less, so the test asks for a drop of at least 2% (the failure would be no learning).
+    Measured (seed 3): natural 2.34 -> 1.35, adv 2.37 -> 2.17, avg 2.36 -> 1.82, max 2.37 -> 2.05,
+    msd 2.37 -> 2.19, sat 2.35 -> 1.84, mng_ac 4.69 -> 3.11.  Asked: a drop of at least 5% AND an end
+    below the loss of the uniform prediction (ln 10 per cross-entropy term; MNG-AC's loss has two, plus
+    a JSD >= 0), so that collapsing to a constant output does not pass.
     """
     out = tmp_path / scheme
     rc = T.main([*TINY, "--scheme", scheme, *SCHEME_THREATS[scheme], "--data-dir", str(data_dir), "--out", str(out)])
     assert rc == 0
     res = _result(out)
     first, last = res["history"][0]["loss"], res["history"][-1]["loss"]
-    assert last < 0.98 * first, f"{scheme}: loss {first:.4f} -> {last:.4f}"
+    assert last < 0.95 * first, f"{scheme}: loss {first:.4f} -> {last:.4f}"
+    n_ce = 2 if scheme == "mng_ac" else 1
+    assert last < n_ce * UNIFORM_CE - 0.05, f"{scheme}: final loss {last:.4f} not below the uniform predictor's"
     assert res["steps"] == 12 and len(res["step_losses"]) == 12
     assert res["provenance"]["git_sha"] and res["provenance"]["params"]["scheme"] == scheme
     assert "CPU" in res["device"]
@@ -191,4 +199,4 @@ def test_mixed_precision_on_cuda(tmp_path, data_dir):
     assert rc == 0
     res = _result(out)
     assert res["amp"] is True and "cuda" in res["device"]
-    assert res["history"][-1]["loss"] < 0.98 * res["history"][0]["loss"]
+    assert res["history"][-1]["loss"] < 0.95 * res["history"][0]["loss"]
