@@ -2,8 +2,9 @@
 
 Each ``results/*_table.json`` (written by ``python -m empirical.reproduce``) gives, per training scheme,
 the clean, per-threat, union and average accuracy under the evaluation module's strongest attacks, and
-the published union accuracies.  Rows that also carry ``budget_curves`` ({threat: {"eps": [...],
-"accuracy": [...]}}) are drawn as accuracy-versus-budget curves.
+the published union accuracies.  Accuracy-versus-budget curves come from ``X_budget_curves.json`` beside
+``X_table.json`` (written by ``python -m empirical.budget_curves``: per row {threat: {"eps": [...],
+"accuracy": [...]}}) or from a row's own ``budget_curves``.
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ THREATS = ("linf", "l1", "l2")
 def _tables(results_dir: Path) -> list[Path]:
     paths = sorted(results_dir.glob("*_table.json"))
     if not paths:
-        raise Unavailable(f"no results/*_table.json yet: run python -m empirical.reproduce (see its --help)")
+        raise Unavailable("no results/*_table.json yet: run python -m empirical.reproduce (see its --help)")
     return paths
+
+
+def _curves_path(table: Path) -> Path:
+    return table.with_name(table.name.replace("_table.json", "_budget_curves.json"))
 
 
 def results_params(quick: bool) -> dict:
     paths = _tables(RESULTS_DIR)
     # the key follows the files' provenance, so new results are picked up
-    stamps = {p.name: json.loads(p.read_text()).get("provenance", {}).get("created") for p in paths}
+    stamps = {p.name: json.loads(p.read_text()).get("provenance", {}).get("created")
+              for p in paths + [_curves_path(q) for q in paths] if p.exists()}
     return {"tables": [str(p) for p in paths], "stamps": stamps}
 
 
@@ -46,8 +52,10 @@ def results_compute(params: dict) -> dict:
         out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {t.get('params', {}).get('dataset', '?')}, "
                                       f"{t.get('params', {}).get('eval_limit', '?')} test images")
         out[f"t{i}/note"] = np.array(t.get("note", ""))
+        side = _curves_path(Path(path))
+        side_curves = json.loads(side.read_text())["curves"] if side.exists() else {}
         for r in rows:
-            for threat, curve in r.get("budget_curves", {}).items():
+            for threat, curve in {**r.get("budget_curves", {}), **side_curves.get(r["row"], {})}.items():
                 out[f"t{i}/curve/{r['row']}/{threat}/eps"] = np.asarray(curve["eps"], float)
                 out[f"t{i}/curve/{r['row']}/{threat}/acc"] = np.asarray(curve["accuracy"], float)
     return out
