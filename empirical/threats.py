@@ -128,11 +128,14 @@ def project_l1(v: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
 
 
 def project_l2_box(v: torch.Tensor, eps: float | torch.Tensor, lo: torch.Tensor | None = None,
-                   hi: torch.Tensor | None = None, iters: int = 60) -> torch.Tensor:
-    """Euclidean projection of each row of ``v`` [n, d] onto {r : |r|_2 <= eps, lo <= r <= hi}, lo <= 0 <= hi.
+                   hi: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact Euclidean projection of each row of ``v`` [n, d] onto {r : |r|_2 <= eps, lo <= r <= hi}, lo <= 0 <= hi.
 
-    KKT: r = clip(t v, lo, hi) with t = 1/(1 + mu) in (0, 1]; |clip(t v)|_2 is non-decreasing in t, so t is
-    found by bisection (``iters`` = 60 halvings: exact to float64 rounding), t = 1 if clip(v) is inside.
+    KKT: r = clip(t v, lo, hi) with t = 1/(1 + mu) in (0, 1], t = 1 if clip(v) is inside the ball. Coordinate
+    i leaves the linear regime at t_i = hi_i/v_i (v_i > 0) or lo_i/v_i (v_i < 0); with the t_i sorted,
+    |clip(t v)|^2 = t^2 A_k + C_k on [t_k, t_{k+1}) (A_k: sum of v_i^2 over coordinates not yet clipped,
+    C_k: sum of the clipped values squared), non-decreasing in t. We find the segment where it crosses
+    eps^2 by cumulative sums and solve t = sqrt((eps^2 - C_k)/A_k): O(d log d), exact up to rounding.
     Without a box this is v * min(1, eps/|v|).
     """
     n = v.shape[0]
@@ -145,15 +148,30 @@ def project_l2_box(v: torch.Tensor, eps: float | torch.Tensor, lo: torch.Tensor 
     hi = torch.full_like(v, float("inf")) if hi is None else hi
     clipped = torch.maximum(torch.minimum(v, hi), lo)
     inside = clipped.norm(dim=1) <= eps_t
-    t_lo = torch.zeros(n, dtype=torch.float64, device=v.device)
-    t_hi = torch.ones(n, dtype=torch.float64, device=v.device)
-    v64, lo64, hi64, e64 = v.double(), lo.double(), hi.double(), eps_t.double()
-    for _ in range(iters):
-        t = (t_lo + t_hi) / 2
-        big = torch.maximum(torch.minimum(t[:, None] * v64, hi64), lo64).norm(dim=1) > e64
-        t_hi = torch.where(big, t, t_hi)
-        t_lo = torch.where(big, t_lo, t)
-    r = torch.maximum(torch.minimum(t_lo[:, None] * v64, hi64), lo64).to(v.dtype)
+    bound = torch.where(v > 0, hi, lo)  # the face coordinate i runs into
+    with torch.no_grad():
+        ti = torch.where(v != 0, bound / torch.where(v != 0, v, torch.ones_like(v)), torch.full_like(v, float("inf")))
+    ti = ti.clamp_min(0)
+    ts, order = torch.sort(ti, dim=1)
+    v2 = torch.gather(v * v, 1, order)
+    c2 = torch.gather(torch.where(torch.isfinite(bound), bound, torch.zeros_like(bound)) ** 2, 1, order)
+    c2 = torch.where(torch.isfinite(ts), c2, torch.zeros_like(c2))
+    # Before the k-th sorted breakpoint: coordinates 0..k-1 clipped, k..d-1 linear.
+    C = torch.cat([torch.zeros_like(c2[:, :1]), torch.cumsum(c2, 1)], 1)             # [n, d+1]
+    A = torch.flip(torch.cumsum(torch.flip(v2, [1]), 1), [1])
+    A = torch.cat([A, torch.zeros_like(A[:, :1])], 1)                                 # [n, d+1]
+    # Norm^2 at each breakpoint t_k (k clipped before it): t_k^2 A_k + C_k; first k where it exceeds eps^2.
+    tk = torch.where(torch.isfinite(ts), ts, torch.full_like(ts, float("inf")))
+    val = torch.where(torch.isfinite(tk), tk ** 2 * A[:, :-1] + C[:, :-1], torch.full_like(tk, float("inf")))
+    e2 = (eps_t ** 2)[:, None]
+    over = torch.cat([val > e2, torch.ones_like(val[:, :1], dtype=torch.bool)], 1)
+    k = torch.argmax(over.to(torch.int8), dim=1)  # segment [t_{k-1}, t_k) holds the crossing
+    # On that segment k coordinates are clipped: norm^2 = t^2 A_k + C_k.
+    Ak = A.gather(1, k[:, None])[:, 0]
+    Ck = C.gather(1, k[:, None])[:, 0]
+    t = torch.sqrt(((eps_t ** 2 - Ck).clamp_min(0)) / Ak.clamp_min(1e-300))
+    t = t.clamp(max=1.0)
+    r = torch.maximum(torch.minimum(t[:, None] * v, hi), lo)
     r = torch.where(inside[:, None], clipped, r)
     norm = r.norm(dim=1)
     return r * torch.where(norm > eps_t, eps_t / norm.clamp_min(1e-30), torch.ones_like(norm))[:, None]
