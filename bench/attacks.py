@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -133,19 +133,21 @@ def main(argv=None) -> int:
 
     rows = []
     for name, impls in cases.items():
-        res = {}
-        for impl, fn in impls.items():
+        for fn in impls.values():
             fn(torch.Generator().manual_seed(args.seed))  # warm-up
-            times = []
-            for _ in range(args.repeats):
+        times = {impl: [] for impl in impls}
+        # Interleave ours and the reference, so that load from other processes hits both alike.
+        for _ in range(args.repeats):
+            for impl, fn in impls.items():
                 sync()
                 t0 = time.perf_counter()
                 fn(torch.Generator().manual_seed(args.seed))
                 sync()
-                times.append(time.perf_counter() - t0)
-            med = statistics.median(times)
-            res[impl] = {"seconds_median": med, "seconds_all": times,
-                         "image_steps_per_s": args.batch * steps / med}
+                times[impl].append(time.perf_counter() - t0)
+        res = {}
+        for impl, ts in times.items():
+            med = statistics.median(ts)
+            res[impl] = {"seconds_median": med, "seconds_all": ts, "image_steps_per_s": args.batch * steps / med}
         ratio = res["ours"]["image_steps_per_s"] / res["reference"]["image_steps_per_s"]
         rows.append({"attack": name, "device": str(device), **{f"{k}_image_steps_per_s": v["image_steps_per_s"]
                                                                  for k, v in res.items()},
