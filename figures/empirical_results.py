@@ -53,7 +53,11 @@ def results_compute(params: dict) -> dict:
                                       f"{t.get('params', {}).get('eval_limit', '?')} test images")
         out[f"t{i}/note"] = np.array(t.get("note", ""))
         side = _curves_path(Path(path))
-        side_curves = json.loads(side.read_text())["curves"] if side.exists() else {}
+        side_json = json.loads(side.read_text()) if side.exists() else {}
+        side_curves = side_json.get("curves", {})
+        out[f"t{i}/curve_attacks"] = np.array(
+            {"train": "PGD-10 / SLIDE-10 (training-strength)", "eval": "APGD-CE + APGD-margin, 100 steps"}
+            .get(side_json.get("params", {}).get("strength"), "as in the table"))
         for r in rows:
             for threat, curve in {**r.get("budget_curves", {}), **side_curves.get(r["row"], {})}.items():
                 out[f"t{i}/curve/{r['row']}/{threat}/eps"] = np.asarray(curve["eps"], float)
@@ -103,7 +107,8 @@ def results_plot(data: dict, params: dict):
                     ax.plot(data[f"{key}/eps"], data[f"{key}/acc"], "o-", ms=3, label=str(row))
             ax.set_xlabel(f"{threat} budget")
             ax.set_ylim(0, 1)
-            ax.set_title(f"accuracy vs {threat} budget", fontsize=9)
+            ax.set_title(f"accuracy vs {threat} budget\n(attacks: {data.get(f't{i}/curve_attacks', '')})",
+                         fontsize=8)
             ax.legend(fontsize=6)
     return fig
 
