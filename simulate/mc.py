@@ -36,6 +36,7 @@ threads, and a run resumed from a checkpoint is bit-identical to an uninterrupte
 
 from __future__ import annotations
 
+import abc
 import argparse
 import csv
 import hashlib
@@ -159,20 +160,22 @@ class MCResult:
 # ---------------------------------------------------------------------------------------------------
 # Engines: each holds the state of every replica and advances it by n steps from step t
 # ---------------------------------------------------------------------------------------------------
-class _Engine:
+class _Engine(abc.ABC):
+    """The interface of an engine: its state (for checkpoints), n steps from step t, and R, b, E, S."""
+
     name = ""
 
-    def state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def state(self) -> dict[str, np.ndarray]: ...
 
-    def load(self, state: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def load(self, state: dict[str, np.ndarray]) -> None: ...
 
-    def advance(self, t: int, n: int) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def advance(self, t: int, n: int) -> None: ...
 
-    def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 def _eps_chunk(K, params: Params, eps_keys: np.ndarray, t: int, n: int) -> tuple[np.ndarray, bool]:
