@@ -91,10 +91,15 @@ def drift(R, b, *, rho, prior, v1, v2, eta_w, eta_b, eps, erf_scale=1.0, eps_law
     backend = _resolve_backend(backend, loss, non_robust_only)
     R = np.asarray(R, dtype=float)
     b = np.asarray(b, dtype=float)
+    shape = np.broadcast_shapes(R.shape, b.shape, *(np.shape(a) for a in (rho, prior, v1, v2, erf_scale)))
     if eps_law == "fixed":
         nodes, weights = (np.asarray(eps, dtype=float),), (1.0,)
     else:
         nodes, weights = eps_quadrature(eps_law, float(eps), eps_nodes)
+        if len(nodes) * max(int(np.prod(shape)), 1) <= 4096:
+            # small states: all budget nodes at once along a leading axis (a Python loop otherwise)
+            lead = (len(nodes),) + (1,) * len(shape)
+            nodes, weights = (np.reshape(nodes, lead),), (np.reshape(weights, lead),)
     sum_tau_M1 = 0.0  # sum_tau P tau <delta>
     sum_M1 = 0.0  # sum_tau P <delta>
     sum_vM2 = 0.0  # sum_tau P v <delta^2>
@@ -102,9 +107,13 @@ def drift(R, b, *, rho, prior, v1, v2, eta_w, eta_b, eps, erf_scale=1.0, eps_law
         for e, we in zip(nodes, weights):
             m1, m2 = _cluster_moments(R, b, tau, v, rho=rho, eps=e, erf_scale=erf_scale, loss=loss,
                                       non_robust_only=non_robust_only, backend=backend)
-            sum_tau_M1 = sum_tau_M1 + we * P * tau * m1
-            sum_M1 = sum_M1 + we * P * m1
-            sum_vM2 = sum_vM2 + we * P * v * m2
+            if np.ndim(we):  # the budget nodes lie along the leading axis
+                m1, m2 = np.sum(we * m1, axis=0), np.sum(we * m2, axis=0)
+            else:
+                m1, m2 = we * m1, we * m2
+            sum_tau_M1 = sum_tau_M1 + P * tau * m1
+            sum_M1 = sum_M1 + P * m1
+            sum_vM2 = sum_vM2 + P * v * m2
     dR = -eta_w * 0.5 * rho * (1.0 - R * R) * sum_tau_M1 - 0.5 * eta_w**2 * R * sum_vM2
     db = eta_b * sum_M1
     return dR, db
