@@ -101,6 +101,17 @@ def _train(args) -> int:
     return 0
 
 
+def _trained_model_and_test_data(args):
+    """The model of the last checkpoint (in eval mode), the checkpoint itself and the first ``args.n`` MNIST
+    test images."""
+    set_threads(args.threads)
+    state = torch.load(Path(args.checkpoint_dir) / "last.pt", weights_only=False)
+    model = get_model(state["model_name"])
+    model.load_state_dict(state["model"])
+    x, y = load_mnist(args.data_dir, "test", limit=args.n)
+    return model.eval(), state, x, y
+
+
 def _eval(args) -> int:
     from simulate.provenance import provenance, write_json
 
@@ -109,12 +120,7 @@ def _eval(args) -> int:
     from .sanity import gradient_masking_warnings
     from .threats import get_threat
 
-    set_threads(args.threads)
-    state = torch.load(Path(args.checkpoint_dir) / "last.pt", weights_only=False)
-    model = get_model(state["model_name"])
-    model.load_state_dict(state["model"])
-    model.eval()
-    x, y = load_mnist(args.data_dir, "test", limit=args.n)
+    model, state, x, y = _trained_model_and_test_data(args)
     linf, l1, l2 = (get_threat(t, "mnist") for t in ("linf", "l1", "l2"))
     attacks = {
         "linf/pgd-40": get_attack("pgd", linf, steps=40, alpha=0.01),
@@ -194,12 +200,7 @@ def _sanity(args) -> int:
     from .sanity import gradient_masking_warnings
     from .threats import get_threat
 
-    set_threads(args.threads)
-    state = torch.load(Path(args.checkpoint_dir) / "last.pt", weights_only=False)
-    model = get_model(state["model_name"])
-    model.load_state_dict(state["model"])
-    model.eval()
-    x, y = load_mnist(args.data_dir, "test", limit=args.n)
+    model, state, x, y = _trained_model_and_test_data(args)
     found = {}
     for name in ("linf", "l2", "l1"):
         found[name] = gradient_masking_warnings(model, x, y, get_threat(name, "mnist"),
