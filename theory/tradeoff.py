@@ -69,6 +69,20 @@ def check_prob(name: str, p, lo: float = 0.0, hi: float = 1.0) -> float:
     return x
 
 
+def check_model_fields(model, d_min: int = 1, even: bool = False) -> None:
+    """Validate and normalise the fields d, a, p0 shared by the frozen trade-off models (in place)."""
+    d = model.d
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < d_min or (even and d % 2):
+        what = f"an even integer >= {d_min} (pixels on the ring)" if even else f"an integer >= {d_min}"
+        raise ParameterError(f"d must be {what}, got {d!r}")
+    object.__setattr__(model, "d", int(d))
+    a = float(model.a)
+    if not (math.isfinite(a) and a > 0):
+        raise ParameterError(f"a must be finite and > 0, got {model.a!r}")
+    object.__setattr__(model, "a", a)
+    object.__setattr__(model, "p0", check_prob("p0", model.p0))
+
+
 def check_beta(beta) -> float:
     return check_prob("beta", beta)
 

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from .params import ParameterError
-from .tradeoff import (Threat, bias_from_psi, check_beta, check_budget, check_prob, concave_envelope,
+from .tradeoff import (Threat, bias_from_psi, check_beta, check_budget, check_model_fields, concave_envelope,
                        grid_search, pareto_frontier, tail)
 
 __all__ = ["RingModel", "RingClassifier", "ring_drop", "ring_accuracy", "ring_union_accuracy",
@@ -53,14 +53,7 @@ class RingModel:
     p0: float = 0.95
 
     def __post_init__(self) -> None:
-        if isinstance(self.d, bool) or not isinstance(self.d, (int, np.integer)) or self.d < 2 or self.d % 2:
-            raise ParameterError(f"d must be an even integer >= 2 (pixels on the ring), got {self.d!r}")
-        object.__setattr__(self, "d", int(self.d))
-        a = float(self.a)
-        if not (math.isfinite(a) and a > 0):
-            raise ParameterError(f"a must be finite and > 0, got {self.a!r}")
-        object.__setattr__(self, "a", a)
-        object.__setattr__(self, "p0", check_prob("p0", self.p0))
+        check_model_fields(self, d_min=2, even=True)
 
     @property
     def eta(self) -> float:
