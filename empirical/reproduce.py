@@ -25,6 +25,11 @@ Presets (``PRESETS``):
         attacks' default steps (PGD/SLIDE-10), on the 4.7x cheaper ``mnist_cnn_small``, 500 test images
         (about 1.5 hours of two CPU cores: the longest CPU run that fits a session without a GPU).
 
+Under a per-command time limit (a lent GPU machine runs one command for at most 10 minutes) pass
+``--time-limit SECONDS``: training stops cleanly at a checkpoint before the limit, no evaluation starts
+with less than ``EVAL_RESERVE`` seconds left, and the command exits with status 3 ("unfinished, run the
+same command again"); the table is written by the call that finishes the last run.
+
 Schemes are started most expensive first (``COST_ORDER``), so that ``--jobs`` workers finish together;
 the table lists them in the order of ``SCHEMES_TABLE``.
 """
@@ -94,8 +99,18 @@ def _key(scheme: str, threats: str) -> str:
     return scheme if scheme != "adv" else f"adv_{threats}"
 
 
+#: Exit status of a call that ran out of --time-limit with work left; seconds kept free for an evaluation.
+UNFINISHED = 3
+EVAL_RESERVE = 60.0
+TRAIN_INTERRUPTED = 75  # empirical.train.INTERRUPTED (not imported: that would import torch here)
+
+
 def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
-    """Train (or resume, or skip if finished) and evaluate (unless eval.json exists) one scheme."""
+    """Train (or resume, or skip if finished) and evaluate (unless eval.json exists) one scheme.
+
+    With ``args.deadline`` (time.monotonic() value) set, training stops at a checkpoint before it and the
+    row comes back as ``{"key": ..., "unfinished": ...}``.
+    """
     key = _key(scheme, threats)
     out = args.runs / key
     out.mkdir(parents=True, exist_ok=True)
@@ -103,11 +118,22 @@ def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
     if threats:
         common += ["--threats", threats]
     t0 = time.time()
+
+    def left() -> float:
+        return float("inf") if args.deadline is None else args.deadline - time.monotonic()
+
     if not (out / "result.json").exists():
-        rc = _run([sys.executable, "-m", "empirical.train", *common, "--quiet"], out / "log.txt")
+        if left() <= 1.0:
+            return {"key": key, "unfinished": "training not started: out of --time-limit"}
+        limit = [] if args.deadline is None else ["--stop-after-seconds", f"{left():.0f}"]
+        rc = _run([sys.executable, "-m", "empirical.train", *common, *limit, "--quiet"], out / "log.txt")
+        if rc == TRAIN_INTERRUPTED and args.deadline is not None:
+            return {"key": key, "unfinished": "training stopped at a checkpoint: out of --time-limit"}
         if rc != 0:
             return {"key": key, "error": f"training exited with {rc}; see {out / 'log.txt'}"}
     if not (out / "eval.json").exists():
+        if left() < EVAL_RESERVE:
+            return {"key": key, "unfinished": "evaluation not started: out of --time-limit"}
         rc = _run([sys.executable, "-m", "empirical.train", *common, "--evaluate-only", "--quiet",
                    "--eval-limit", str(args.eval_limit), "--eval-threats", "linf,l1,l2"], out / "log.txt")
         if rc != 0:
@@ -150,6 +176,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--runs", type=Path, default=None, help="folder of the runs (default runs/<dataset>_<preset>)")
     p.add_argument("--out", type=Path, required=True, help="the table (JSON)")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds this call may run (training stops at a checkpoint before; exit 3 if unfinished)")
     p.add_argument("--extra", default="", help="extra flags for empirical.train, e.g. '--epochs 20'")
     args = p.parse_args(argv)
     rows_wanted = [s.strip() for s in args.schemes.split(",") if s.strip()]
@@ -162,6 +190,10 @@ def main(argv=None) -> int:
     args.eval_limit = preset["eval_limit"] if args.eval_limit is None else args.eval_limit
     if args.eval_limit < 1:
         p.error(f"--eval-limit must be >= 1, got {args.eval_limit}")
+    if args.time_limit is not None and not args.time_limit > 0:
+        p.error(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    # leave a margin for starting processes, the last step and the checkpoint
+    args.deadline = None if args.time_limit is None else time.monotonic() + 0.9 * args.time_limit - 10.0
     args.runs = args.runs or ROOT / "runs" / f"{args.dataset}_{args.preset}"
     base = ["--dataset", args.dataset, "--seed", str(args.seed), "--threads", str(args.threads), *preset["train"],
             *args.extra.split()]
@@ -176,9 +208,16 @@ def main(argv=None) -> int:
             r = futures[name].result()
             r["row"] = name
             rows.append(r)
-            if "error" not in r:
+            if "unfinished" in r:
+                print(f"{name}: unfinished ({r['unfinished']})", flush=True)
+            elif "error" not in r:
                 print(f"{name}: clean {r['clean']:.3f} union {r['union']:.3f} ({r['train_seconds']:.0f} s training)",
                       flush=True)
+    unfinished = [r["row"] for r in rows if "unfinished" in r]
+    if unfinished:
+        print(f"unfinished after --time-limit {args.time_limit:g} s: {', '.join(unfinished)}; run the same command "
+              f"again to resume (the table is written when every run is done)", file=sys.stderr)
+        return UNFINISHED
     from simulate.provenance import provenance, write_json
 
     published = PUBLISHED["cifar10" if args.dataset.startswith("cifar") else "mnist"]

@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every K steps (0: epochs only)")
     p.add_argument("--stop-after-steps", type=int, default=None,
                    help="simulate an interruption: checkpoint and exit with status 75 after K steps of this process")
+    p.add_argument("--stop-after-seconds", type=float, default=None,
+                   help="wall-clock budget of this call: checkpoint and exit with status 75 at the first step "
+                        "boundary after it (rerun to resume)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--evaluate-only", action="store_true",
@@ -281,8 +284,13 @@ def _history_summary(step_losses):
 
 
 def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | None = None, resume: bool = True,
-          quiet: bool = False, checkpoint_every: int = 0, stop_after_steps: int | None = None) -> dict[str, Any] | None:
+          quiet: bool = False, checkpoint_every: int = 0, stop_after_steps: int | None = None,
+          stop_after_seconds: float | None = None) -> dict[str, Any] | None:
     """Run (or resume) the training of ``cfg`` into folder ``out``; the result dict, or None if stopped.
+
+    ``stop_after_steps`` / ``stop_after_seconds``: checkpoint and return None after that many steps / that
+    much wall time of this call (checked at step boundaries), so that a run under a per-command time limit
+    (a lent GPU machine: 10 minutes a command) ends cleanly and the next call resumes it exactly.
 
     Launched by torchrun, every process calls this; only rank 0 writes files and returns the result
     (the other ranks return None).
@@ -361,12 +369,18 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | Non
     bar = tqdm(total=total, initial=state["epoch"] * spe + state["step"], disable=quiet or not ctx.is_main,
                desc=f"{cfg.scheme}", unit="step", dynamic_ncols=True)
     steps_here = 0
+    t_call = time.monotonic()
     ddp.train()
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
         while state["step"] < spe:
-            if stop_after_steps is not None and steps_here >= stop_after_steps:
+            # at least one step per call, so that a loop of calls always progresses
+            out_of_time = (stop_after_seconds is not None and steps_here > 0
+                           and time.monotonic() - t_call >= stop_after_seconds)
+            if ctx.enabled and stop_after_seconds is not None:  # every process must stop at the same step
+                out_of_time = D.mean_over_ranks(float(out_of_time), ctx) > 0
+            if (stop_after_steps is not None and steps_here >= stop_after_steps) or out_of_time:
                 checkpoint()
                 bar.close()
                 D.shutdown(ctx)
@@ -508,6 +522,8 @@ def main(argv=None) -> int:
         parser.error(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     if args.stop_after_steps is not None and args.stop_after_steps < 0:
         parser.error(f"--stop-after-steps must be >= 0, got {args.stop_after_steps}")
+    if args.stop_after_seconds is not None and not args.stop_after_seconds >= 0:
+        parser.error(f"--stop-after-seconds must be >= 0, got {args.stop_after_seconds}")
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -531,10 +547,11 @@ def main(argv=None) -> int:
     try:
         result = train(cfg, args.out, data_dir=args.data_dir, device=args.device, resume=args.resume,
                        quiet=args.quiet, checkpoint_every=args.checkpoint_every,
-                       stop_after_steps=args.stop_after_steps)
+                       stop_after_steps=args.stop_after_steps, stop_after_seconds=args.stop_after_seconds)
     except (DataError, CheckpointError) as exc:
         parser.error(str(exc))
-    if args.stop_after_steps is not None and result is None and not (Path(args.out) / "result.json").exists():
+    stoppable = args.stop_after_steps is not None or args.stop_after_seconds is not None
+    if stoppable and result is None and not (Path(args.out) / "result.json").exists():
         return INTERRUPTED
     if result is not None and not args.quiet:
         line = f"{cfg.scheme}: final loss {result['final_loss']:.4f}, {result['train_seconds']:.1f} s training"

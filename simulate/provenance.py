@@ -25,7 +25,11 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_sha(root: Path | None = None) -> str:
-    """The checkout's commit SHA, with '-dirty' when it has uncommitted changes; 'unknown' outside git."""
+    """The checkout's commit SHA, with '-dirty' when it has uncommitted changes.
+
+    Outside a git checkout (a copy of the working tree sent to a GPU machine, say) it is the value of the
+    environment variable ``ADVTRAIN_GIT_SHA`` marked '(from ADVTRAIN_GIT_SHA)', else 'unknown'.
+    """
     root = Path(root or _ROOT)
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -34,7 +38,8 @@ def git_sha(root: Path | None = None) -> str:
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        given = os.environ.get("ADVTRAIN_GIT_SHA", "").strip()
+        return f"{given} (from ADVTRAIN_GIT_SHA)" if given else "unknown"
 
 
 def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:

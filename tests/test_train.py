@@ -112,6 +112,19 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path, data_dir):
     _assert_same_run(tmp_path / "whole", part)
 
 
+def test_time_limited_calls_resume_to_the_uninterrupted_run(tmp_path, data_dir):
+    """--stop-after-seconds 0: every call makes one step, checkpoints and exits 75; the chain of calls ends
+    with exit 0 and the same model as one uninterrupted run (how a run under a per-command limit proceeds)."""
+    args = [*TINY, "--epochs", "2", "--scheme", "sat", "--threats", "linf,l1,l2", "--data-dir", str(data_dir)]
+    assert T.main([*args, "--out", str(tmp_path / "whole")]) == 0
+    part = tmp_path / "part"
+    codes = [T.main([*args, "--out", str(part), "--stop-after-seconds", "0"]) for _ in range(7)]
+    assert codes == [T.INTERRUPTED] * 7  # 2 epochs x 4 steps, one step per call
+    assert not (part / "result.json").exists()
+    assert T.main([*args, "--out", str(part), "--stop-after-seconds", "0"]) == 0  # the last step, then the result
+    _assert_same_run(tmp_path / "whole", part)
+
+
 def test_resume_after_sigkill_equals_uninterrupted(tmp_path, data_dir):
     """Kill the process (SIGKILL) after its first checkpoint, resume in-process: same final model."""
     args = ["--dataset", "mnist", "--train-limit", "320", "--batch-size", "32", "--epochs", "2", "--seed", "5",
@@ -146,6 +159,8 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path, data_dir):
     ["--eps-linf", "nan", "--scheme", "adv", "--threats", "linf"],
     ["--batch-size", "0"],
     ["--optimizer", "lbfgs"],
+    ["--stop-after-seconds", "-1"],
+    ["--stop-after-seconds", "nan"],
 ])
 def test_bad_input_exits_2(bad, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -1,0 +1,48 @@
+"""Provenance records and atomic result files (simulate.provenance).
+
+* in this checkout the SHA is the commit (40 hex digits, '-dirty' when files changed); outside a checkout it
+  is $ADVTRAIN_GIT_SHA marked as such (a working-tree copy on a GPU machine has no .git), else 'unknown';
+* a failed write leaves the old file intact and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from simulate import provenance as P
+
+
+def test_git_sha_of_this_checkout():
+    sha = P.git_sha()
+    if sha == "unknown":
+        pytest.skip("not run from a git checkout (e.g. an sdist): nothing to compare with")
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", sha), sha
+
+
+def test_git_sha_outside_a_checkout(tmp_path, monkeypatch):
+    monkeypatch.delenv("ADVTRAIN_GIT_SHA", raising=False)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # git must not find an enclosing repo
+    assert P.git_sha(tmp_path) == "unknown"
+    monkeypatch.setenv("ADVTRAIN_GIT_SHA", "0123abcd")
+    assert P.git_sha(tmp_path) == "0123abcd (from ADVTRAIN_GIT_SHA)"
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "r.json"
+    P.write_json(path, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with P.atomic_write(path) as fh:
+            fh.write('{"a": ')
+            raise RuntimeError("interrupted mid-write")
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_provenance_block_is_json():
+    prov = P.provenance(params={"rho": 2.0, "eps": float("nan")}, seeds={"seed": 0})
+    assert prov["params"] == {"rho": 2.0, "eps": None}  # NaN is not JSON: written as null
+    assert {"git_sha", "versions", "machine", "command", "created"} <= prov.keys()
+    json.dumps(prov)
