@@ -90,9 +90,27 @@ class Scheme:
         if options:
             raise ValueError(f"scheme {self.name!r} takes no options {sorted(options)}")
         self.threats = list(threats)
+        self.base_threats = list(threats)
+        self.budget_scale = 1.0
         self.attack_overrides = dict(attack_overrides or {})
         self.seed = int(seed)
         self.attacks = [self._make_attack(t) for t in self.threats]
+
+    def set_budget_scale(self, scale: float) -> None:
+        """Train against every l_p budget times ``scale`` in (0, 1] (budget warm-up; rotation-translation
+        is left as it is). The attacks are rebuilt, so step sizes that follow the budget scale with it."""
+        if not 0 < scale <= 1:
+            raise ValueError(f"budget scale must be in (0, 1], got {scale}")
+        if scale == self.budget_scale:
+            return
+        self.budget_scale = float(scale)
+        self.threats = [t if getattr(t, "name", "") == "rt" else t.replace(eps=float(t.eps) * scale)
+                        for t in self.base_threats]
+        self.attacks = [self._make_attack(t) for t in self.threats]
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Hook for schemes with attacks of their own (MSD) after the threats changed."""
 
     def _make_attack(self, threat):
         from .attacks import attack_for
@@ -187,6 +205,12 @@ class MSD(Scheme):
         # Training default: 10 steps, like the other training attacks (attack_for(..., "train")).
         kw = {"steps": 10, **{k: v for k, v in self.attack_overrides.items() if k in ("steps", "random_start")}}
         self.msd = MSDAttack(self.threats, **kw)
+        self._msd_kw = kw
+
+    def _rebuild(self) -> None:
+        from .attacks.msd import MSDAttack
+
+        self.msd = MSDAttack(self.threats, **self._msd_kw)
 
     def _make_attack(self, threat):
         if getattr(threat, "name", "") == "rt":

@@ -87,6 +87,7 @@ class TrainConfig:
     eval_threats: tuple[str, ...] | None = None
     eval_batch_size: int = 200
     augment: str = "auto"
+    eps_warmup: float = 0.0
 
     def __post_init__(self) -> None:
         from .data import DATASETS
@@ -150,6 +151,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"{name} must be an integer >= 1 (or omitted), got {v!r}")
+        if not (isinstance(self.eps_warmup, (int, float)) and 0 <= self.eps_warmup < 1):
+            raise ValueError(f"eps_warmup must be a fraction in [0, 1), got {self.eps_warmup!r}")
         if not (isinstance(self.eval_limit, int) and self.eval_limit >= 0):
             raise ValueError(f"eval_limit must be an integer >= 0, got {self.eval_limit!r}")
         if not (isinstance(self.seed, int) and self.seed >= 0):
@@ -190,6 +193,8 @@ FIELD_HELP = {
     "eval_batch_size": "batch size of the final evaluation",
     "augment": "data augmentation: auto (random crop with 4-pixel padding + horizontal flip on CIFAR-10, "
                "none on MNIST), crop_flip, none",
+    "eps_warmup": "fraction of the run over which the training budgets grow linearly from 0 to their value "
+                  "(0: none); a common remedy when adversarial training stalls at the uniform prediction",
 }
 
 
@@ -392,6 +397,9 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | Non
                 xg = crop_flip(xg, torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) * 100_003 + i))
             x, y = D.shard(xg, ctx).to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
             t0 = time.perf_counter()
+            if cfg.eps_warmup > 0:  # a function of the global step only, so resume stays exact
+                warm = max(1, round(cfg.eps_warmup * total))
+                scheme.set_budget_scale(min(1.0, (epoch * spe + i + 1) / warm))
             with amp_ctx():
                 loss, stats = scheme.loss(ddp, x, y, gen)
             opt.zero_grad(set_to_none=True)

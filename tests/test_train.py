@@ -82,6 +82,31 @@ def test_scheme_loss_falls(scheme, tmp_path, data_dir):
     assert "CPU" in res["device"]
 
 
+@pytest.mark.parametrize("scheme", ["max", "msd", "mng_ac"])
+def test_budget_warmup_scales_the_training_attacks(scheme):
+    """set_budget_scale(s): every l_p budget and the step sizes that follow it times s; 1 restores them."""
+    from empirical.schemes import get_scheme
+
+    cfg = T.TrainConfig(dataset="mnist", scheme=scheme, threats=("linf", "l1", "l2"))
+    s = get_scheme(scheme, T._threat_objects(cfg.threats, cfg))
+    base = [t.eps for t in s.threats]
+    assert base == [0.3, 10, 2]
+
+    def state():
+        if scheme == "msd":
+            return [t.eps for t in s.msd.threats], list(s.msd.alpha)
+        return [a.threat.eps for a in s.attacks], [a.alpha for a in s.attacks]
+
+    eps1, alpha1 = state()
+    s.set_budget_scale(0.25)
+    eps_q, alpha_q = state()
+    assert eps_q == pytest.approx([0.25 * e for e in eps1]) and alpha_q == pytest.approx([0.25 * a for a in alpha1])
+    s.set_budget_scale(1.0)
+    assert state() == (eps1, alpha1)
+    with pytest.raises(ValueError, match="budget scale"):
+        s.set_budget_scale(0.0)
+
+
 def test_adv_rt_runs(tmp_path, data_dir):
     """Adv_RT (rotation-translation, attacked by search, not gradients) trains through the same loop."""
     out = tmp_path / "rt"
@@ -115,7 +140,9 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path, data_dir):
 def test_time_limited_calls_resume_to_the_uninterrupted_run(tmp_path, data_dir):
     """--stop-after-seconds 0: every call makes one step, checkpoints and exits 75; the chain of calls ends
     with exit 0 and the same model as one uninterrupted run (how a run under a per-command limit proceeds)."""
-    args = [*TINY, "--epochs", "2", "--scheme", "sat", "--threats", "linf,l1,l2", "--data-dir", str(data_dir)]
+    # with a budget warm-up over half the run: the budgets must follow the global step across the calls
+    args = [*TINY, "--epochs", "2", "--scheme", "sat", "--threats", "linf,l1,l2", "--eps-warmup", "0.5",
+            "--data-dir", str(data_dir)]
     assert T.main([*args, "--out", str(tmp_path / "whole")]) == 0
     part = tmp_path / "part"
     codes = [T.main([*args, "--out", str(part), "--stop-after-seconds", "0"]) for _ in range(7)]
@@ -160,6 +187,8 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path, data_dir):
     ["--batch-size", "0"],
     ["--optimizer", "lbfgs"],
     ["--stop-after-seconds", "-1"],
+    ["--eps-warmup", "1"],
+    ["--eps-warmup", "-0.1"],
     ["--stop-after-seconds", "nan"],
 ])
 def test_bad_input_exits_2(bad, tmp_path, capsys):
