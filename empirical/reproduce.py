@@ -230,7 +230,8 @@ def main(argv=None) -> int:
               "budgets": {"mnist": {"linf": 0.3, "l1": 10, "l2": 2}, "cifar10": {"linf": 8 / 255, "l1": 12, "l2": 0.5}}
               ["cifar10" if args.dataset.startswith("cifar") else "mnist"]}
     done = [r for r in rows if "error" not in r]
-    table = {"note": preset["note"], "rows": rows, "published_union": published, "params": params,
+    note = preset["note"] + (f"; preset flags overridden by --extra {args.extra!r}" if args.extra.strip() else "")
+    table = {"note": note, "rows": rows, "published_union": published, "params": params,
              # this call's wall time (runs finished by an earlier call are only read back), and the summed
              # training and evaluation seconds of all rows, whichever call ran them
              "wall_seconds_this_call": time.time() - t0,
