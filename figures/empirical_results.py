@@ -101,15 +101,21 @@ def results_plot(data: dict, params: dict):
             if ncols == 1:
                 break
             ax = axes[i, j]
+            drawn = 0
             for row in rows:
                 key = f"t{i}/curve/{row}/{threat}"
                 if f"{key}/eps" in data:
                     ax.plot(data[f"{key}/eps"], data[f"{key}/acc"], "o-", ms=3, label=str(row))
+                    drawn += 1
             ax.set_xlabel(f"{threat} budget")
             ax.set_ylim(0, 1)
             ax.set_title(f"accuracy vs {threat} budget\n(attacks: {data.get(f't{i}/curve_attacks', '')})",
                          fontsize=8)
-            ax.legend(fontsize=6)
+            if drawn:
+                ax.legend(fontsize=6)
+            else:  # this table has no X_budget_curves.json beside it
+                ax.text(0.5, 0.5, "no budget curves for this table\n(python -m empirical.budget_curves)",
+                        transform=ax.transAxes, ha="center", va="center", fontsize=7)
     return fig
 
 
