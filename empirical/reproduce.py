@@ -24,7 +24,7 @@ Presets (``PRESETS``):
   cpu-long  the whole 60,000-image training set for 1 epoch (600 steps of batch 100) with the training
         attacks' default steps (PGD/SLIDE-10), on the 4.7x cheaper ``mnist_cnn_small``, budgets warmed up
         over the first 40% of the steps (without it 'max' stalled at the uniform prediction for the whole
-        epoch), 500 test images (about 1.5 hours of two CPU cores: the longest CPU run that fits a session
+        epoch), 500 test images (55 minutes of two CPU cores here: the longest CPU run that fits a session
         without a GPU).
 
 Under a per-command time limit (a lent GPU machine runs one command for at most 10 minutes) pass
@@ -47,6 +47,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from .train import INTERRUPTED as TRAIN_INTERRUPTED
 
 __all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "main"]
 
@@ -106,7 +108,6 @@ def _key(scheme: str, threats: str) -> str:
 #: Exit status of a call that ran out of --time-limit with work left; seconds kept free for an evaluation.
 UNFINISHED = 3
 EVAL_RESERVE = 60.0
-TRAIN_INTERRUPTED = 75  # empirical.train.INTERRUPTED (not imported: that would import torch here)
 
 
 def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
