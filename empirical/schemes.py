@@ -200,14 +200,13 @@ class MSD(Scheme):
 
     def __init__(self, threats, *, attack_overrides=None, seed=0, **options):
         super().__init__(threats, attack_overrides=attack_overrides, seed=seed, **options)
-        from .attacks.msd import MSDAttack
-
         # Training default: 10 steps, like the other training attacks (attack_for(..., "train")).
-        kw = {"steps": 10, **{k: v for k, v in self.attack_overrides.items() if k in ("steps", "random_start")}}
-        self.msd = MSDAttack(self.threats, **kw)
-        self._msd_kw = kw
+        self._msd_kw = {"steps": 10,
+                        **{k: v for k, v in self.attack_overrides.items() if k in ("steps", "random_start")}}
+        self._rebuild()
 
     def _rebuild(self) -> None:
+        """The MSD attack over the current threats (at construction, and after a budget change)."""
         from .attacks.msd import MSDAttack
 
         self.msd = MSDAttack(self.threats, **self._msd_kw)
