@@ -15,6 +15,9 @@ Formats read (all standard, see ``../shared/data/README.md``):
 
 Shapes: images ``x`` are float32 ``[n, C, H, W]`` with values in [0, 1]; labels ``y`` are int64 ``[n]``
 (``mnist_binary`` gives float labels tau in {+1, -1}).
+
+``python -m empirical.data download --dataset mnist --to DIR`` fetches the standard files
+(:mod:`empirical.download`).
 """
 
 from __future__ import annotations
@@ -287,3 +290,14 @@ def load_dataset(name: str, data_dir=None, split: str = "train", limit: int | No
 
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg", "mnist37")
+
+
+def main(argv=None) -> int:
+    """``python -m empirical.data download ...``: see :mod:`empirical.download`."""
+    from .download import main as download_main
+
+    return download_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

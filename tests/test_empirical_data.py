@@ -12,7 +12,9 @@ from empirical import data  # noqa: E402
 from empirical.models import MnistCNN, PreActResNet18, LinearErf, TwoClassLogits, get_model  # noqa: E402
 
 
-def test_mnist_test_split_is_the_exact_original(data_dir):
+@pytest.mark.data
+def test_mnist_test_split_is_the_exact_original(full_data_dir):
+    data_dir = full_data_dir
     x, y = data.load_mnist(data_dir, "test")
     assert x.shape == (10000, 1, 28, 28) and x.dtype == torch.float32
     assert y.shape == (10000,) and y.dtype == torch.int64
@@ -37,7 +39,17 @@ def test_limit_and_binary_task(data_dir):
         data.mnist_binary(data_dir, "test", digits=(3, 3))
 
 
-def test_cifar_subset_and_jpeg(data_dir):
+def test_cifar_subset_on_the_fixture(data_dir):
+    x, y = data.load_cifar10(data_dir, "test")
+    assert x.shape == (40, 3, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert y.min() >= 0 and y.max() <= 9
+    xt, yt = data.load_cifar10(data_dir, "train", limit=25)
+    assert xt.shape == (25, 3, 32, 32) and yt.shape == (25,)
+
+
+@pytest.mark.data
+def test_cifar_subset_and_jpeg(full_data_dir):
+    data_dir = full_data_dir
     x, y = data.load_cifar10(data_dir, "test")
     assert x.shape == (1000, 3, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
     assert y.min() >= 0 and y.max() <= 9
@@ -48,7 +60,7 @@ def test_cifar_subset_and_jpeg(data_dir):
 
 def test_fashion_mnist_if_installed():
     if not data.FASHION_MNIST_DIR.is_dir():
-        pytest.fail("Fashion-MNIST not installed: apt-get install dataset-fashion-mnist")
+        pytest.skip(f"Fashion-MNIST not installed at {data.FASHION_MNIST_DIR}: apt-get install dataset-fashion-mnist")
     x, y = data.load_fashion_mnist(split="test", limit=10)
     assert x.shape == (10, 1, 28, 28) and y.max() <= 9
 
