@@ -1,12 +1,14 @@
-"""python -m figures all | NAME [NAME ...] [--quick] [--force] [--out DIR] [--quiet]"""
+"""python -m figures all | readme | NAME [NAME ...] [--quick] [--force] [--out DIR] [--quiet] | --list"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from .core import OUT_DIR, REGISTRY, Unavailable, run_figure
+from simulate.cli import ArgumentParser, one_line_errors
+from simulate.provenance import atomic_write
+
+from .core import DOCS_DIR, OUT_DIR, REGISTRY, Unavailable, check_folder, run_figure
 from . import talk  # noqa: F401  (registers figures)
 
 
@@ -22,32 +24,55 @@ def _register_optional() -> None:
                 raise
 
 
+#: the figures shown in README.md and docs/, copied as PNG into --docs by ``python -m figures readme``
+README_FIGURES = ("scenarios", "robustness", "phase")
+
+
 def main(argv=None) -> int:
     _register_optional()
-    parser = argparse.ArgumentParser(prog="python -m figures", description="Regenerate the project's figures.")
-    parser.add_argument("names", nargs="+", help=f"'all' or some of: {', '.join(REGISTRY)}")
+    parser = ArgumentParser(prog="python -m figures", description="Regenerate the project's figures.")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"'all', 'readme' (the README's figures, copied into --docs) or some of: "
+                             f"{', '.join(REGISTRY)}")
     parser.add_argument("--quick", action="store_true", help="fast low-resolution pass (into OUT/quick)")
     parser.add_argument("--force", action="store_true", help="recompute data even if cached")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"output folder [{OUT_DIR}]")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT_DIR,
+                        help=f"output folder, relative to the current folder [{OUT_DIR}]")
+    parser.add_argument("--docs", type=Path, default=DOCS_DIR,
+                        help=f"with 'readme': where the README's PNGs go [{DOCS_DIR}]")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
     args = parser.parse_args(argv)
     if args.list:
         for name, spec in REGISTRY.items():
             print(f"{name:20} {spec.description}")
+        print(f"{'readme':20} the README's figures ({', '.join(README_FIGURES)}), PNG copied into {args.docs}")
         return 0
-    names = list(REGISTRY) if args.names == ["all"] else args.names
+    if not args.names:
+        parser.error("name the figures to make ('all', 'readme' or some of: " + ", ".join(REGISTRY) + ") or --list")
+    readme = args.names == ["readme"]
+    names = list(REGISTRY) if args.names == ["all"] else list(README_FIGURES) if readme else args.names
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)} or 'all'")
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)}, 'all' or 'readme'")
+    with one_line_errors(parser):
+        check_folder(args.out, "--out")
+        if readme:
+            check_folder(args.docs, "--docs")
     log = (lambda s: None) if args.quiet else print
     skipped = []
     for name in names:
         try:
-            run_figure(name, quick=args.quick, out_dir=args.out, force=args.force, log=log)
+            paths = run_figure(name, quick=args.quick, out_dir=args.out, force=args.force, log=log)
         except Unavailable as why:
             skipped.append(name)
             print(f"[{name}] skipped: {why}", file=sys.stderr)
+            continue
+        if readme:
+            png = next(p for p in paths if p.suffix == ".png")
+            with atomic_write(args.docs / png.name, "wb") as fh:
+                fh.write(png.read_bytes())
+            log(f"[{name}] copied to {args.docs / png.name}")
     if skipped and not args.quiet:
         print(f"skipped {len(skipped)} figure(s): {', '.join(skipped)}")
     return 0

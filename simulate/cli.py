@@ -8,12 +8,16 @@ Invalid values end the program through ``parser.error``: one line naming the par
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 from dataclasses import MISSING, fields
+from pathlib import Path
 
-from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, ParameterError, Params
+from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, RANGES, ParameterError, Params
 
-__all__ = ["ArgumentParser", "add_param_arguments", "params_from_args", "flag_name", "real"]
+__all__ = ["ArgumentParser", "add_param_arguments", "params_from_args", "flag_name", "real", "TABLE_ALPHAS",
+           "UNFINISHED", "one_line_errors", "as_flag_message", "add_output_arguments", "table_indices",
+           "params_line", "PLOT_SUFFIXES", "check_outputs"]
 
 _CHOICES = {"eps_law": EPS_LAWS, "loss": LOSSES}
 
@@ -46,7 +50,11 @@ def add_param_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...
         if f.name in exclude:
             continue
         default = f.default if f.default is not MISSING else None
-        help_text = f"{FIELD_HELP.get(f.name, f.name)} [default: {default}]"
+        valid = ""
+        if f.name in RANGES:
+            lo, hi, ends, _ = RANGES[f.name]
+            valid = f"; valid {ends[0]}{lo:g}, {hi:g}{ends[1]}"
+        help_text = f"{FIELD_HELP.get(f.name, f.name)} [default: {default}{valid}]"
         if f.type in ("bool", bool):
             group.add_argument(flag_name(f.name), dest=f.name, action="store_true", help=help_text)
         elif f.name in _CHOICES:
@@ -64,5 +72,96 @@ def params_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     try:
         return Params(**values)
     except ParameterError as err:
-        parser.error(f"{flag_name(str(err).split()[0])}: {err}")
+        parser.error(as_flag_message(err))
         raise  # unreachable: parser.error exits
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pieces every simulate command shares: one-line errors from the library's exceptions, output flags,
+# the printed table's rows and the parameter line.
+# ---------------------------------------------------------------------------------------------------
+#: alphas printed in the tables of the commands (every alpha of the grid goes to --out)
+TABLE_ALPHAS = (0, 1, 2, 5, 10, 20, 50, 100, 150, 200, 500, 1000)
+#: exit status of a run that stopped early on request with its checkpoint written: run the same command
+#: again to continue (EX_TEMPFAIL of sysexits.h; the same in every command of the project)
+UNFINISHED = 75
+
+
+def as_flag_message(err: BaseException) -> str:
+    """The message of a ParameterError/OutputError led by the flag it names (``eta_w ...`` -> ``--eta-w: ...``)."""
+    msg = str(err)
+    first = msg.split(" ", 1)[0]
+    if first in Params.field_names() or first in RUN_NAMES:
+        return f"{flag_name(first)}: {msg}"
+    return msg
+
+
+#: names of run settings whose messages are led by their flag (``N`` -> ``--N``)
+RUN_NAMES = frozenset({"N", "replicas", "seed", "engine", "eps_test", "alpha_max", "alpha_step", "threads",
+                       "checkpoint_every", "stop_after_seconds", "rtol", "atol", "method", "familywise",
+                       # simulate.tradeoff
+                       "d", "a", "p0", "eps_inf", "eps_1", "eps_2", "n_theta", "n_psi", "n_tau", "t", "alpha",
+                       "eps_inf_hat", "eps_1_hat", "clf"})
+
+
+@contextlib.contextmanager
+def one_line_errors(parser: argparse.ArgumentParser):
+    """Turn ParameterError / OutputError raised inside into ``prog: error: --flag: message``, exit 2."""
+    from .provenance import OutputError
+
+    try:
+        yield
+    except (ParameterError, OutputError) as err:
+        parser.error(as_flag_message(err))
+
+
+def add_output_arguments(group, out_help: str, plot: bool = False) -> None:
+    """--out [--plot] --overwrite --quiet, with the same meaning in every command."""
+    group.add_argument("--out", type=Path, default=None, metavar="PATH", help=out_help)
+    if plot:
+        group.add_argument("--plot", type=Path, default=None, metavar="PATH",
+                           help=f"write a figure; format from the suffix ({', '.join(PLOT_SUFFIXES)}; needs matplotlib)")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing --out/--plot file")
+    group.add_argument("--quiet", action="store_true", help="no progress bar; print nothing but errors")
+
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def table_indices(alpha, atol: float) -> list[int]:
+    """Indices of the grid points a command prints: the TABLE_ALPHAS up to the end, and the end itself."""
+    end = float(alpha[-1])
+    wanted = [a for a in TABLE_ALPHAS if a <= end] + [end]
+    out, seen = [], set()
+    for i, a in enumerate(alpha):
+        if a not in seen and any(abs(a - w) < atol for w in wanted):
+            seen.add(a)
+            out.append(i)
+    return out
+
+
+def params_line(p: Params) -> str:
+    """Every field of the parameters on one line, as the commands print them."""
+    return (f"rho={p.rho:g} prior={p.prior:g} v1={p.v1:g} v2={p.v2:g} eta_w={p.eta_w:g} eta_b={p.eta_b:g} "
+            f"eps={p.eps:g} eps_law={p.eps_law} non_robust_only={p.non_robust_only} loss={p.loss} "
+            f"erf_scale={p.erf_scale:g} R0={p.R0:g} b0={p.b0:g}")
+
+
+def check_outputs(args: argparse.Namespace, stack: contextlib.ExitStack, out_suffixes=(".csv", ".json")) -> None:
+    """Check --out and --plot before work starts and hold their locks until ``stack`` closes."""
+    from . import provenance as _prov
+
+    if args.out is not None:
+        _prov.check_output(args.out, flag="--out", suffixes=out_suffixes, overwrite=args.overwrite)
+        if args.out.suffix.lower() == ".csv":
+            _prov.check_output(_prov.sidecar_path(args.out), flag="--out (its sidecar)", overwrite=True)
+        stack.enter_context(_prov.output_lock(args.out, flag="--out"))
+    if getattr(args, "plot", None) is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise _prov.OutputError("--plot needs matplotlib: pip install -e '.[figures]'") from None
+        _prov.check_output(args.plot, flag="--plot", suffixes=PLOT_SUFFIXES, overwrite=args.overwrite)
+        if args.out is not None and args.plot.resolve() == args.out.resolve():
+            raise _prov.OutputError("--plot and --out name the same file")
+        stack.enter_context(_prov.output_lock(args.plot, flag="--plot"))

@@ -17,6 +17,7 @@ are normal), c/N the finite-size allowance of ``TOLERANCES`` and the ODE's state
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from scipy.special import ndtri
 
 from theory.params import ParameterError
 
-from .cli import ArgumentParser, add_param_arguments, params_from_args, real
+from .cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, one_line_errors,
+                  params_from_args, real)
 from .mc import QUANTITIES, MCResult, add_run_arguments, check_run_arguments, header, run_mc
 from .ode import STATED_ERROR, Trajectory, integrate
 from .provenance import provenance, write_json
@@ -139,8 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--familywise", type=real, default=TOLERANCES["familywise"], metavar="X",
                      help=f"family-wise false-alarm level of the check (0 < X < 1) [{TOLERANCES['familywise']}]")
     out.add_argument("--strict", action="store_true", help="exit with status 1 when the check fails")
-    out.add_argument("--out", type=Path, default=None, metavar="JSON", help="write the comparison (.json)")
-    out.add_argument("--quiet", action="store_true", help="no progress bar; print only the verdict")
+    add_output_arguments(out, "write the comparison (.json)")
     out.add_argument("--talk", action="store_true",
                      help="the four scenarios of the talk (simulate.scenarios; S at eps = 1) at alpha = 10, 50, "
                           "200 instead of the parameter flags: ODE vs MC mean ± standard error")
@@ -173,13 +174,19 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     params = params_from_args(parser, args)
-    alphas, variances = check_run_arguments(parser, args)
+    alphas, variances = check_run_arguments(parser, args, params)
     if variances is not None:
         parser.error("--variances: the ODEs hold for isotropic clusters only; compare needs isotropic data")
-    if not (math.isfinite(args.familywise) and 0 < args.familywise < 1):
-        parser.error(f"--familywise must lie in (0, 1), got {args.familywise}")
-    if args.out is not None and args.out.suffix.lower() != ".json":
-        parser.error(f"--out must end in .json, got {args.out}")
+    if not (math.isfinite(args.familywise) and 1e-12 <= args.familywise < 1):
+        parser.error(f"--familywise must lie in [1e-12, 1) (a probability; below, the Sidak quantile loses "
+                     f"its digits), got {args.familywise}")
+    with contextlib.ExitStack() as stack:
+        with one_line_errors(parser):
+            check_outputs(args, stack, out_suffixes=(".json",))
+        return _run(parser, args, params, alphas)
+
+
+def _run(parser, args, params, alphas) -> int:
     if args.talk:
         rows = talk_table(args.N, args.replicas, args.engine, args.seed, progress=not args.quiet,
                           threads=args.threads)
@@ -196,11 +203,9 @@ def main(argv=None) -> int:
                                                            N=args.N, engine=args.engine, tolerances=TOLERANCES),
                                   "rows": rows})
         return 0 if not args.strict or all(r["check_passed"] for r in rows) else 1
-    try:
+    with one_line_errors(parser):
         res = run_mc(params, args.N, args.replicas, alphas, args.seed, engine=args.engine, eps_test=args.eps_test,
                      threads=args.threads, progress=not args.quiet)
-    except ParameterError as err:
-        parser.error(str(err))
     traj = integrate(params, res.alpha, eps_test=res.eps_test)
     cmp = check(traj, res, familywise=args.familywise)
     if not args.quiet:

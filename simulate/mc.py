@@ -38,11 +38,10 @@ from __future__ import annotations
 
 import abc
 import argparse
-import csv
+import contextlib
 import hashlib
-import io
-import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,18 +50,20 @@ from typing import Any, Callable
 import numpy as np
 
 from theory.errors import adversarial_error, test_error
-from theory.params import ParameterError, Params, eps_ppf
+from theory.params import ParameterError, Params, eps_ppf, stable_key
 
-from .cli import ArgumentParser, add_param_arguments, params_from_args, real
-from .provenance import atomic_write, provenance, write_json
+from .cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_param_arguments, check_outputs,
+                  one_line_errors,
+                  params_from_args, params_line, real, table_indices)
+from .provenance import atomic_write, check_output, output_lock, provenance, write_result
 
-__all__ = ["ENGINES", "MCResult", "run_mc", "alpha_steps", "main", "QUANTITIES"]
+__all__ = ["ENGINES", "MCResult", "Execution", "Unfinished", "run_mc", "validate_run", "alpha_steps", "main",
+           "QUANTITIES", "UNFINISHED"]
 
 ENGINES = ("full", "reduced")
 QUANTITIES = ("R", "b", "E", "S")
 LOSS_CODES = {"quadratic": 0, "cross_entropy": 1}
 RENORM_EVERY = 128  # exact renormalisation of w in the full engine every this many steps
-TABLE_ALPHAS = (0, 1, 2, 5, 10, 20, 50, 100, 150, 200, 500, 1000)
 CHECKPOINT_VERSION = 1
 
 Sampler = Callable[[np.random.Generator, np.ndarray], np.ndarray]
@@ -356,11 +357,101 @@ def initial_w(R0: float, B: np.ndarray, seq: np.random.SeedSequence) -> np.ndarr
     return R0 * B + math.sqrt(1.0 - R0 * R0) * g
 
 
-def _check_int(name, value, lo, hi=None):
+def _check_int(name, value, lo, hi=None, why: str = ""):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi and value > hi):
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ParameterError(f"{name} must be an integer {rng}, got {value!r}")
+        raise ParameterError(f"{name} must be an integer {rng}{why}, got {value!r}")
     return int(value)
+
+
+# Valid ranges of a run, each with its reason.
+N_MAX = 1 << 26            # 64 Mi coordinates: one replica's w is then 512 MiB
+REPLICAS_MAX = 1 << 20     # the per-replica keys and records grow with it; 10^6 replicas resolve 1e-3 / sqrt(10^6)
+SEED_MAX = (1 << 64) - 1   # seeds are recorded, compared and replayed as unsigned 64-bit integers
+STEPS_MAX = 1 << 53        # step counts round(alpha N) must be exact in float64 (alpha = steps/N)
+MEMORY_MAX = 4 << 30       # bytes of replica state and records: the run must fit a workstation's memory
+SECONDS_MAX = 1e7          # about 4 months: a longer wall-clock setting is a typo
+
+
+def _state_bytes(engine: str, N: int, M: int, n_records: int, isotropic: bool) -> int:
+    per_replica = (N if engine == "full" else 0) * (8 if isotropic else 24) + 64
+    return M * per_replica + 4 * 8 * M * n_records
+
+
+def validate_run(params: Params, N, replicas, alphas, seed, engine: str, eps_test: float | None,
+                 isotropic: bool = True):
+    """The one validation of a run's physics and size: (N, M, seed, eps_test, steps, alpha), or ParameterError
+    naming the parameter, its range and the reason for the bound."""
+    from .ode import EPS_TEST_MAX, default_alphas, default_eps_test
+
+    if not isinstance(params, Params):
+        raise ParameterError(f"params must be a theory.Params, got {type(params).__name__}")
+    N = _check_int("N", N, 2, N_MAX, " (memory: one replica holds N doubles)")
+    M = _check_int("replicas", replicas, 1, REPLICAS_MAX)
+    seed = _check_int("seed", seed, 0, SEED_MAX, " (an unsigned 64-bit integer)")
+    if engine not in ENGINES:
+        raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
+    if not (math.isfinite(eps_test) and 0 <= eps_test <= EPS_TEST_MAX):
+        raise ParameterError(f"eps_test must lie in [0, {EPS_TEST_MAX:g}], got {eps_test}")
+    steps, alpha = alpha_steps(default_alphas() if alphas is None else alphas, N)
+    if steps[-1] > STEPS_MAX:
+        raise ParameterError(f"alpha_max must be at most 2^53/N = {STEPS_MAX / N:.4g} for N = {N} (the step "
+                             f"count alpha N must be exact in float64), got {alpha[-1]:g}")
+    need = _state_bytes(engine, N, M, steps.size, isotropic)
+    if need > MEMORY_MAX:
+        raise ParameterError(f"replicas x N = {M} x {N} with {steps.size} recorded alphas needs "
+                             f"{need / 2**30:.3g} GiB, more than the {MEMORY_MAX / 2**30:g} GiB allowed; "
+                             "lower --replicas, --N or the grid (--alpha-step)")
+    return N, M, seed, eps_test, steps, alpha
+
+
+def _numba_threads_max() -> int:
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution:
+    """How a run is executed. None of it changes the result: same seed, same numbers.
+
+    threads             numba threads (1 .. NUMBA_NUM_THREADS; None = all)
+    progress            show a tqdm bar
+    checkpoint          .npz written every ``checkpoint_every`` seconds and at the end; an existing one of
+                        the same run is resumed
+    stop_after_steps    stop after this many steps (tests of resuming)
+    stop_after_seconds  stop at the first chunk boundary after this wall time (needs ``checkpoint``)
+    Stopping saves the checkpoint and raises :class:`Unfinished`.
+    """
+
+    threads: int | None = None
+    progress: bool = True
+    checkpoint: Path | None = None
+    checkpoint_every: float = 60.0
+    stop_after_steps: int | None = None
+    stop_after_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None:
+            object.__setattr__(self, "threads", _check_int("threads", self.threads, 1, _numba_threads_max(),
+                                                           " (NUMBA_NUM_THREADS)"))
+        if self.checkpoint is not None:
+            object.__setattr__(self, "checkpoint", Path(self.checkpoint))
+        for name in ("checkpoint_every", "stop_after_seconds"):
+            value = getattr(self, name)
+            if value is None and name == "stop_after_seconds":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= SECONDS_MAX:
+                raise ParameterError(f"{name} must lie in (0, {SECONDS_MAX:g}] seconds, got {value!r}")
+        if self.stop_after_steps is not None:
+            _check_int("stop_after_steps", self.stop_after_steps, 1)
+        if self.stop_after_seconds is not None and self.checkpoint is None:
+            raise ParameterError("stop_after_seconds needs a checkpoint to resume from (--checkpoint)")
+
+
+class Unfinished(InterruptedError):
+    """A run stopped early on request, its checkpoint saved: running it again resumes."""
 
 
 def _prepare_covariance(N, B, variances, sampler, engine):
@@ -385,45 +476,41 @@ def _prepare_covariance(N, B, variances, sampler, engine):
 
 
 def _signature(**kw) -> str:
-    blob = json.dumps(kw, sort_keys=True, default=repr)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return stable_key(kw, 20)
 
 
 def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *, engine: str = "full",
            eps_test: float | None = None, variances=None, B=None, sampler: Sampler | None = None,
-           n_test: int = 10000, threads: int | None = None, progress: bool = True,
-           checkpoint: str | Path | None = None, checkpoint_every: float = 60.0,
-           stop_after_steps: int | None = None) -> MCResult:
+           n_test: int = 10000, execution: Execution | None = None, **execution_settings) -> MCResult:
     """Simulate ``replicas`` independent SGD runs in dimension N and record R, b, E, S on ``alphas``.
 
     ``alphas`` defaults to the ODE's grid (:func:`simulate.ode.default_alphas`).  ``eps_test`` defaults as
-    in the ODE (the training eps, or 1 for standard training).  ``checkpoint``: a .npz file, written every
-    ``checkpoint_every`` seconds and at the end; if it exists (same parameters, seed, grid, engine) the run
-    resumes from it.  ``stop_after_steps`` stops after that many steps (for tests of resuming) and raises
-    :class:`InterruptedError` after saving the checkpoint.
+    in the ODE (the training eps, or 1 for standard training).  How the run is executed (threads, progress
+    bar, checkpoint, stopping early) is an :class:`Execution`, given as ``execution=`` or as its fields in
+    keywords (``threads=2, checkpoint="run.npz"``).  A run stopped early saves its checkpoint and raises
+    :class:`Unfinished`; called again with the same arguments it resumes bit-identically.
     """
-    from .ode import default_alphas, default_eps_test
-
-    if not isinstance(params, Params):
-        raise ParameterError(f"params must be a theory.Params, got {type(params).__name__}")
-    N = _check_int("N", N, 2)
-    M = _check_int("replicas", replicas, 1)
-    seed = _check_int("seed", seed, 0)
-    if engine not in ENGINES:
-        raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
-    if not (math.isfinite(eps_test) and eps_test >= 0):
-        raise ParameterError(f"eps_test must be finite and >= 0, got {eps_test}")
-    steps, alpha = alpha_steps(default_alphas() if alphas is None else alphas, N)
+    if execution is None:
+        try:
+            execution = Execution(**execution_settings)
+        except TypeError as err:
+            raise TypeError(f"run_mc: {err}") from None
+    elif execution_settings:
+        raise TypeError(f"run_mc: give execution= or its fields ({', '.join(execution_settings)}), not both")
+    ex = execution
+    N, M, seed, eps_test, steps, alpha = validate_run(params, N, replicas, alphas, seed, engine, eps_test,
+                                                      variances is None and sampler is None)
     Bv, variances = _prepare_covariance(N, B, variances, sampler, engine)
     if sampler is not None:
         n_test = _check_int("n_test", n_test, 1)
+    threads = ex.threads
     previous_threads = None
     if threads is not None:
         import numba
 
-        threads = _check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
         previous_threads = numba.get_num_threads()
+    checkpoint, checkpoint_every, stop_after_steps = ex.checkpoint, ex.checkpoint_every, ex.stop_after_steps
+    progress = ex.progress
 
     root = np.random.SeedSequence(seed)
     kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
@@ -491,9 +578,10 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
             n = int(min(chunk, steps[k] - t))
             if stop_after_steps is not None:
                 n = min(n, stop_after_steps - done_here)
-                if n <= 0:
-                    save()
-                    raise InterruptedError(f"stopped after {done_here} steps (checkpoint {ckpt})")
+            if n <= 0 or (ex.stop_after_seconds is not None
+                          and time.perf_counter() - t_start > ex.stop_after_seconds):
+                save()
+                raise Unfinished(f"stopped after {done_here} steps (checkpoint {ckpt})")
             eng.advance(t, n)
             t += n
             done_here += n
@@ -525,138 +613,133 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of a Monte Carlo run (shared with simulate.compare)."""
     run = parser.add_argument_group("Monte Carlo run")
-    run.add_argument("--N", type=int, default=1000, help="input dimension N (>= 2) [default: 1000]")
-    run.add_argument("--replicas", type=int, default=32, help="independent replicas (>= 1) [default: 32]")
+    run.add_argument("--N", type=int, default=1000, help=f"input dimension N, in [2, {N_MAX}] [default: 1000]")
+    run.add_argument("--replicas", type=int, default=32,
+                     help=f"independent replicas, in [1, {REPLICAS_MAX}] (and replicas x N x 8 bytes within "
+                          f"{MEMORY_MAX >> 30} GiB) [default: 32]")
     run.add_argument("--engine", choices=ENGINES, default="full",
                      help="full: literal N-dimensional SGD; reduced: exact in law, O(1) per step [full]")
-    run.add_argument("--seed", type=int, default=0, help="root seed of numpy.random.SeedSequence [0]")
-    run.add_argument("--alpha-max", type=real, default=200.0, metavar="X", help="final alpha = steps/N [200]")
+    run.add_argument("--seed", type=int, default=0, help="root seed of numpy.random.SeedSequence, in [0, 2^64) [0]")
+    run.add_argument("--alpha-max", type=real, default=200.0, metavar="X",
+                     help="final alpha = steps/N, as in simulate.ode [200]")
     run.add_argument("--alpha-step", type=real, default=10.0, metavar="X",
                      help="spacing of the output grid; alpha = 10, 50, 200 are always included [10]")
     run.add_argument("--eps-test", type=real, default=None, metavar="X",
-                     help="test budget of S (>= 0) [default: the training eps, or 1 if eps = 0]")
+                     help="test budget of S, as in simulate.ode [default: the training eps, or 1 if eps = 0]")
     run.add_argument("--variances", type=Path, default=None, metavar="NPY",
                      help="diagonal covariance: a .npy of shape (N,) or (2, N) (clusters +1, -1); "
                           "needs --engine full")
-    run.add_argument("--threads", type=int, default=None, help="numba threads [all cores]")
+    run.add_argument("--threads", type=int, default=None, help="numba threads, 1 .. NUMBA_NUM_THREADS [all]")
 
 
-def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace):
-    """Validate the run flags (exit 2 with a one-line message); returns (alphas, variances)."""
+def _load_variances(path: Path | None, N: int, engine: str):
+    if path is None:
+        return None
+    if engine != "full":
+        raise ParameterError("--variances needs --engine full (the reduced engine is exact only for isotropic "
+                             "clusters)")
+    try:
+        variances = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ParameterError(f"--variances: cannot read {path}: {err}") from None
+    if variances.shape not in ((N,), (2, N)) or not np.issubdtype(variances.dtype, np.number) \
+            or not np.all(np.isfinite(variances)) or np.any(variances <= 0):
+        raise ParameterError(f"--variances must hold positive values of shape ({N},) or (2, {N}), "
+                             f"got shape {variances.shape}")
+    return variances
+
+
+def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, params: Params):
+    """Validate the run flags through :func:`validate_run` (exit 2 with one line); returns (alphas, variances)."""
     from .ode import default_alphas
 
-    if args.N < 2:
-        parser.error(f"--N must be an integer >= 2, got {args.N}")
-    if args.replicas < 1:
-        parser.error(f"--replicas must be an integer >= 1, got {args.replicas}")
-    if args.seed < 0:
-        parser.error(f"--seed must be an integer >= 0, got {args.seed}")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
-    for name in ("alpha_max", "alpha_step"):
-        value = getattr(args, name)
-        if not (math.isfinite(value) and value > 0):
-            parser.error(f"--{name.replace('_', '-')} must be finite and > 0, got {value}")
-    if args.eps_test is not None and not (math.isfinite(args.eps_test) and args.eps_test >= 0):
-        parser.error(f"--eps-test must be finite and >= 0, got {args.eps_test}")
-    variances = None
-    if args.variances is not None:
-        if args.engine != "full":
-            parser.error("--variances needs --engine full (the reduced engine is exact only for isotropic clusters)")
-        try:
-            variances = np.load(args.variances, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            parser.error(f"--variances: cannot read {args.variances}: {err}")
-        if variances.shape not in ((args.N,), (2, args.N)) or not np.all(np.isfinite(variances)) \
-                or np.any(variances <= 0):
-            parser.error(f"--variances must hold positive values of shape ({args.N},) or (2, {args.N}), "
-                         f"got shape {variances.shape}")
-    return default_alphas(args.alpha_max, args.alpha_step), variances
+    with one_line_errors(parser):
+        alphas = default_alphas(args.alpha_max, args.alpha_step)
+        variances = _load_variances(args.variances, args.N, args.engine)
+        validate_run(params, args.N, args.replicas, alphas, args.seed, args.engine, args.eps_test,
+                     variances is None)
+        if args.threads is not None:
+            Execution(threads=args.threads)
+    return alphas, variances
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m simulate.mc",
         description="Monte Carlo of online adversarial training in N dimensions: replica mean and standard "
-                    "error of R, b, test error E and adversarial error S over alpha = steps/N.")
+                    "error of R, b, test error E and adversarial error S over alpha = steps/N. "
+                    f"Exit status {UNFINISHED}: stopped by --stop-after-seconds with the checkpoint written; "
+                    "run the same command again to continue.")
     add_param_arguments(parser)
     add_run_arguments(parser)
     out = parser.add_argument_group("output")
-    out.add_argument("--out", type=Path, default=None, metavar="PATH",
-                     help="write results: .csv (means and standard errors; provenance in PATH.json) or "
-                          ".json (also every replica)")
+    add_output_arguments(out, "write results: .csv (means and standard errors; provenance in PATH.json) or "
+                              ".json (also every replica)")
     out.add_argument("--checkpoint", type=Path, default=None, metavar="NPZ",
                      help="checkpoint file: saved every --checkpoint-every seconds; an existing one is resumed")
-    out.add_argument("--checkpoint-every", type=real, default=60.0, metavar="S", help="seconds [60]")
-    out.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
+    out.add_argument("--checkpoint-every", type=real, default=60.0, metavar="S",
+                     help=f"seconds, in (0, {SECONDS_MAX:g}] [60]")
+    out.add_argument("--stop-after-seconds", type=real, default=None, metavar="S",
+                     help=f"stop at the next chunk after S seconds, save the checkpoint and exit {UNFINISHED} "
+                          "(needs --checkpoint)")
     return parser
 
 
 def table(res: MCResult) -> str:
     lines = [f"{'alpha':>8} {'R':>21} {'b':>21} {'E':>19} {'S':>19}"]
-    wanted = [a for a in TABLE_ALPHAS if a <= res.alpha[-1]] + [float(res.alpha[-1])]
-    shown = set()
-    for row in res.summary_rows():
-        a = row[0]
-        if any(abs(a - w) < 0.5 / res.N for w in wanted) and a not in shown:
-            shown.add(a)
-            R, Rse, b, bse, E, Ese, S, Sse = row[1:]
-            lines.append(f"{a:8.4g} {R:10.6f} ± {Rse:8.6f} {b:10.6f} ± {bse:8.6f} {E:9.6f} ± {Ese:7.6f} "
-                         f"{S:9.6f} ± {Sse:7.6f}")
+    rows = list(res.summary_rows())
+    for i in table_indices(res.alpha, 0.5 / res.N):
+        a, R, Rse, b, bse, E, Ese, S, Sse = rows[i]
+        lines.append(f"{a:8.4g} {R:10.6f} ± {Rse:8.6f} {b:10.6f} ± {bse:8.6f} {E:9.6f} ± {Ese:7.6f} "
+                     f"{S:9.6f} ± {Sse:7.6f}")
     return "\n".join(lines)
 
 
-def write_result(res: MCResult, path: Path, run_args: dict[str, Any]) -> None:
+def write_mc_result(res: MCResult, path: Path, run_args: dict[str, Any]) -> None:
     """CSV (means and standard errors; provenance in PATH.json) or JSON (with every replica)."""
     seeds = {"root_seed": res.seed, "replicas": res.replicas,
              "scheme": "numpy.random.SeedSequence(seed).spawn(replicas); kernel keys from each child"}
     prov = provenance(params=res.params, seeds=seeds, N=res.N, engine=res.engine, eps_test=res.eps_test,
                       info=res.info, run=run_args)
-    if path.suffix.lower() == ".csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["alpha", "R_mean", "R_se", "b_mean", "b_se", "E_mean", "E_se", "S_mean", "S_se"])
-        for row in res.summary_rows():
-            writer.writerow([repr(float(v)) for v in row])
-        with atomic_write(path) as fh:
-            fh.write(buf.getvalue())
-        write_json(path.with_name(path.name + ".json"), {"provenance": prov})
-    else:
-        write_json(path, {"provenance": prov, "result": res.to_dict()})
+    write_result(path, prov, ["alpha", "R_mean", "R_se", "b_mean", "b_se", "E_mean", "E_se", "S_mean", "S_se"],
+                 res.summary_rows(), {"result": res.to_dict()})
 
 
 def header(params: Params) -> str:
-    p = params
-    return (f"rho={p.rho:g} prior={p.prior:g} v1={p.v1:g} v2={p.v2:g} eta_w={p.eta_w:g} eta_b={p.eta_b:g} "
-            f"eps={p.eps:g} eps_law={p.eps_law} non_robust_only={p.non_robust_only} loss={p.loss} "
-            f"erf_scale={p.erf_scale:g} R0={p.R0:g} b0={p.b0:g}")
+    return params_line(params)
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     params = params_from_args(parser, args)
-    alphas, variances = check_run_arguments(parser, args)
-    if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
-        parser.error(f"--out must end in .csv or .json, got {args.out}")
-    if not (math.isfinite(args.checkpoint_every) and args.checkpoint_every > 0):
-        parser.error(f"--checkpoint-every must be finite and > 0, got {args.checkpoint_every}")
-    try:
-        res = run_mc(params, args.N, args.replicas, alphas, args.seed, engine=args.engine, eps_test=args.eps_test,
-                     variances=variances, threads=args.threads, progress=not args.quiet,
-                     checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every)
-    except ParameterError as err:
-        parser.error(str(err))
-    if not args.quiet:
-        print(f"# Monte Carlo ({res.engine} engine, N={res.N}, {res.replicas} replicas, seed {res.seed}): "
-              f"{header(params)}; S at eps_test={res.eps_test:g}; mean ± standard error")
-        print(table(res))
-        print(f"# {res.info['wall_s']:.1f} s")
-    run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    if args.out is not None:
-        write_result(res, args.out, run_args)
+    alphas, variances = check_run_arguments(parser, args, params)
+    with contextlib.ExitStack() as stack:
+        with one_line_errors(parser):
+            execution = Execution(threads=args.threads, progress=not args.quiet, checkpoint=args.checkpoint,
+                                  checkpoint_every=args.checkpoint_every,
+                                  stop_after_seconds=args.stop_after_seconds)
+            check_outputs(args, stack)
+            if args.checkpoint is not None:
+                check_output(args.checkpoint, flag="--checkpoint", suffixes=(".npz",))
+                stack.enter_context(output_lock(args.checkpoint, flag="--checkpoint"))
+        try:
+            with one_line_errors(parser):
+                res = run_mc(params, args.N, args.replicas, alphas, args.seed, engine=args.engine,
+                             eps_test=args.eps_test, variances=variances, execution=execution)
+        except Unfinished as stop:
+            print(f"{parser.prog}: unfinished: {stop}; run the same command again to continue", file=sys.stderr)
+            return UNFINISHED
         if not args.quiet:
-            print(f"wrote {args.out}")
+            print(f"# Monte Carlo ({res.engine} engine, N={res.N}, {res.replicas} replicas, seed {res.seed}): "
+                  f"{header(params)}; S at eps_test={res.eps_test:g}; mean ± standard error")
+            print(table(res))
+            print(f"# {res.info['wall_s']:.1f} s")
+        run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        if args.out is not None:
+            write_mc_result(res, args.out, run_args)
+            if not args.quiet:
+                print(f"wrote {args.out}")
     return 0
 
 

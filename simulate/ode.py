@@ -15,10 +15,7 @@ tolerances.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import math
-import sys
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,14 +27,20 @@ from theory.errors import adversarial_error, best_linear_adversarial_error, baye
 from theory.ode import drift, fixed_points, rhs
 from theory.params import ParameterError, Params
 
-from .cli import ArgumentParser, add_param_arguments, params_from_args, real
-from .provenance import atomic_write, provenance, write_json
+from .cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, one_line_errors,
+                  params_from_args, params_line, real, table_indices)
+from .provenance import provenance, save_figure, write_result
 
-__all__ = ["Trajectory", "integrate", "integrate_grid", "default_alphas", "default_eps_test", "main",
-           "STATED_ERROR"]
+__all__ = ["Trajectory", "integrate", "integrate_grid", "default_alphas", "default_eps_test", "check_run", "main", "STATED_ERROR", "METHODS"]
 
 STATED_ERROR = 1e-8
-TABLE_ALPHAS = (0, 1, 2, 5, 10, 20, 50, 100, 150, 200, 500, 1000)
+
+# Valid ranges of a run, each with its reason.
+ALPHA_MAX = 1e6          # learning time: the slowest valid relaxation (eta_w = 1e-3) is over well before
+GRID_MAX = 1_000_001     # output points: 5 arrays of 8 bytes each, 40 MB; a finer grid resolves nothing more
+EPS_TEST_MAX = 1e3       # test budget: beyond, S = 1 to double precision for every valid rho and v
+RTOL_RANGE = (1e-13, 1e-2)  # below ~100 machine epsilons solve_ivp cannot honour rtol; above, no digit is right
+ATOL_RANGE = (1e-15, 1e-2)
 
 
 def default_eps_test(params: Params) -> float:
@@ -47,13 +50,32 @@ def default_eps_test(params: Params) -> float:
 
 def default_alphas(alpha_max: float = 200.0, step: float = 1.0) -> np.ndarray:
     """0, step, 2 step, ... up to alpha_max, plus alpha = 10, 50, 200 and alpha_max itself."""
-    if not (math.isfinite(alpha_max) and alpha_max > 0):
-        raise ParameterError(f"alpha_max must be finite and > 0, got {alpha_max}")
-    if not (math.isfinite(step) and step > 0):
-        raise ParameterError(f"alpha_step must be finite and > 0, got {step}")
+    if not (isinstance(alpha_max, (int, float)) and 0 < alpha_max <= ALPHA_MAX):
+        raise ParameterError(f"alpha_max must lie in (0, {ALPHA_MAX:g}], got {alpha_max}")
+    if not (isinstance(step, (int, float)) and 0 < step <= ALPHA_MAX):
+        raise ParameterError(f"alpha_step must lie in (0, {ALPHA_MAX:g}], got {step}")
+    if alpha_max / step + 1 > GRID_MAX:
+        raise ParameterError(f"alpha_step must be at least alpha_max/{GRID_MAX - 1} = {alpha_max / (GRID_MAX - 1):.3g} "
+                             f"(at most {GRID_MAX} output points, memory), got {step}")
     grid = np.arange(0.0, alpha_max + 0.5 * step, step)
     extra = [a for a in (10.0, 50.0, 200.0, alpha_max) if a <= alpha_max]
     return np.unique(np.concatenate([grid[grid <= alpha_max], extra]))
+
+
+METHODS = ("DOP853", "RK45", "Radau", "LSODA")
+
+
+def check_run(params: Params, eps_test, rtol: float, atol: float, method: str) -> float:
+    """The one validation of an ODE run's settings; returns eps_test (defaulted). Raises ParameterError."""
+    eps_test = default_eps_test(params) if eps_test is None else eps_test
+    if not (isinstance(eps_test, (int, float)) and 0 <= eps_test <= EPS_TEST_MAX):
+        raise ParameterError(f"eps_test must lie in [0, {EPS_TEST_MAX:g}], got {eps_test}")
+    for name, value, (lo, hi) in (("rtol", rtol, RTOL_RANGE), ("atol", atol, ATOL_RANGE)):
+        if not (isinstance(value, (int, float)) and lo <= value <= hi):
+            raise ParameterError(f"{name} must lie in [{lo:g}, {hi:g}], got {value}")
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    return float(eps_test)
 
 
 def _check_alphas(alphas) -> np.ndarray:
@@ -97,11 +119,7 @@ def integrate(params: Params, alphas=None, *, eps_test: float | None = None, rto
               atol: float = 1e-12, method: str = "DOP853", backend: str = "auto") -> Trajectory:
     """Solve the ODEs from (R0, b0) at alpha = 0 and report R, b, E, S on the grid ``alphas``."""
     alphas = _check_alphas(default_alphas() if alphas is None else alphas)
-    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
-    if not (math.isfinite(eps_test) and eps_test >= 0):
-        raise ParameterError(f"eps_test must be finite and >= 0, got {eps_test}")
-    if not (0 < rtol < 1 and 0 < atol < 1):
-        raise ParameterError(f"rtol and atol must lie in (0, 1), got rtol={rtol}, atol={atol}")
+    eps_test = check_run(params, eps_test, rtol, atol, method)
 
     def fun(_alpha, y):
         dR, db = rhs(float(y[0]), float(y[1]), params, backend)
@@ -160,30 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_param_arguments(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--alpha-max", type=real, default=200.0, metavar="X",
-                     help="final learning time alpha = steps/N (> 0) [default: 200]")
+                     help=f"final learning time alpha = steps/N, in (0, {ALPHA_MAX:g}] [default: 200]")
     run.add_argument("--alpha-step", type=real, default=1.0, metavar="X",
-                     help="spacing of the output grid; alpha = 10, 50, 200 are always included [default: 1]")
+                     help=f"spacing of the output grid, at most {GRID_MAX} points; alpha = 10, 50, 200 are always "
+                          "included [default: 1]")
     run.add_argument("--eps-test", type=real, default=None, metavar="X",
-                     help="test budget of S (>= 0) [default: the training eps, or 1 if eps = 0]")
-    run.add_argument("--rtol", type=real, default=1e-10, metavar="X", help="relative tolerance [1e-10]")
-    run.add_argument("--atol", type=real, default=1e-12, metavar="X", help="absolute tolerance [1e-12]")
-    run.add_argument("--method", default="DOP853", choices=("DOP853", "RK45", "Radau", "LSODA"),
+                     help=f"test budget of S, in [0, {EPS_TEST_MAX:g}] [default: the training eps, or 1 if eps = 0]")
+    run.add_argument("--rtol", type=real, default=1e-10, metavar="X",
+                     help=f"relative tolerance, in [{RTOL_RANGE[0]:g}, {RTOL_RANGE[1]:g}] [1e-10]")
+    run.add_argument("--atol", type=real, default=1e-12, metavar="X",
+                     help=f"absolute tolerance, in [{ATOL_RANGE[0]:g}, {ATOL_RANGE[1]:g}] [1e-12]")
+    run.add_argument("--method", default="DOP853", choices=METHODS,
                      help="scipy.integrate.solve_ivp method [DOP853]")
-    run.add_argument("--out", type=Path, default=None, metavar="PATH",
-                     help="write the trajectory: .csv (alpha,R,b,E,S, provenance in PATH.json) or .json")
-    run.add_argument("--plot", type=Path, default=None, metavar="PATH", help="write a PNG (needs matplotlib)")
-    run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_output_arguments(parser.add_argument_group("output"),
+                         "write the trajectory: .csv (alpha,R,b,E,S, provenance in PATH.json) or .json", plot=True)
     return parser
 
 
 def _table(traj: Trajectory) -> str:
     lines = [f"{'alpha':>8} {'R':>10} {'b':>10} {'E':>9} {'S':>9}"]
-    wanted = [a for a in TABLE_ALPHAS if a <= traj.alpha[-1]] + [float(traj.alpha[-1])]
-    shown = set()
-    for a, R, b, E, S in traj.rows():
-        if any(abs(a - w) < 1e-9 for w in wanted) and a not in shown:
-            shown.add(a)
-            lines.append(f"{a:8.4g} {R:10.6f} {b:10.6f} {E:9.6f} {S:9.6f}")
+    for i in table_indices(traj.alpha, 1e-9):
+        lines.append(f"{traj.alpha[i]:8.4g} {traj.R[i]:10.6f} {traj.b[i]:10.6f} {traj.E[i]:9.6f} {traj.S[i]:9.6f}")
     return "\n".join(lines)
 
 
@@ -214,17 +229,7 @@ def summary(traj: Trajectory) -> str:
 def _write(traj: Trajectory, path: Path, args_dict: dict[str, Any]) -> None:
     prov = provenance(params=traj.params, seeds=None, eps_test=traj.eps_test, solver=traj.solver,
                       run=args_dict)
-    if path.suffix.lower() == ".csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["alpha", "R", "b", "E", "S"])
-        for row in traj.rows():
-            writer.writerow([repr(float(v)) for v in row])
-        with atomic_write(path) as fh:
-            fh.write(buf.getvalue())
-        write_json(path.with_name(path.name + ".json"), {"provenance": prov})
-    else:
-        write_json(path, {"provenance": prov, "trajectory": traj.to_dict()})
+    write_result(path, prov, ["alpha", "R", "b", "E", "S"], traj.rows(), {"trajectory": traj.to_dict()})
 
 
 def _plot(traj: Trajectory, path: Path) -> None:
@@ -247,9 +252,7 @@ def _plot(traj: Trajectory, path: Path) -> None:
     p = traj.params
     fig.suptitle(f"rho={p.rho:g}, p={p.prior:g}, v1={p.v1:g}, v2={p.v2:g}, eta_w={p.eta_w:g}, "
                  f"eta_b={p.eta_b:g}, eps={p.eps:g} ({p.eps_law})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -257,41 +260,27 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     params = params_from_args(parser, args)
-    for name in ("alpha_max", "alpha_step", "rtol", "atol"):
-        value = getattr(args, name)
-        if not (math.isfinite(value) and value > 0):
-            parser.error(f"--{name.replace('_', '-')} must be finite and > 0, got {value}")
-    if args.rtol >= 1 or args.atol >= 1:
-        parser.error("--rtol and --atol must lie in (0, 1)")
-    if args.eps_test is not None and not (math.isfinite(args.eps_test) and args.eps_test >= 0):
-        parser.error(f"--eps-test must be finite and >= 0, got {args.eps_test}")
-    if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
-        parser.error(f"--out must end in .csv or .json, got {args.out}")
-    if args.plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            parser.error("--plot needs matplotlib: pip install -e '.[figures]'")
-
-    traj = integrate(params, default_alphas(args.alpha_max, args.alpha_step), eps_test=args.eps_test,
-                     rtol=args.rtol, atol=args.atol, method=args.method)
-    if not args.quiet:
-        p = params
-        print(f"# online adversarial training, large-N ODEs: rho={p.rho:g} prior={p.prior:g} v1={p.v1:g} "
-              f"v2={p.v2:g} eta_w={p.eta_w:g} eta_b={p.eta_b:g} eps={p.eps:g} eps_law={p.eps_law} "
-              f"non_robust_only={p.non_robust_only} loss={p.loss} erf_scale={p.erf_scale:g} "
-              f"R0={p.R0:g} b0={p.b0:g}; S at eps_test={traj.eps_test:g}")
-        print(_table(traj))
-        print(summary(traj))
-    run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    if args.out is not None:
-        _write(traj, args.out, run_args)
+    with contextlib.ExitStack() as stack:
+        with one_line_errors(parser):
+            alphas = default_alphas(args.alpha_max, args.alpha_step)
+            check_run(params, args.eps_test, args.rtol, args.atol, args.method)
+            check_outputs(args, stack)
+        traj = integrate(params, alphas, eps_test=args.eps_test, rtol=args.rtol, atol=args.atol,
+                         method=args.method)
         if not args.quiet:
-            print(f"wrote {args.out}")
-    if args.plot is not None:
-        _plot(traj, args.plot)
-        if not args.quiet:
-            print(f"wrote {args.plot}")
+            print(f"# online adversarial training, large-N ODEs: {params_line(params)}; "
+                  f"S at eps_test={traj.eps_test:g}")
+            print(_table(traj))
+            print(summary(traj))
+        run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        if args.out is not None:
+            _write(traj, args.out, run_args)
+            if not args.quiet:
+                print(f"wrote {args.out}")
+        if args.plot is not None:
+            _plot(traj, args.plot)
+            if not args.quiet:
+                print(f"wrote {args.plot}")
     return 0
 
 

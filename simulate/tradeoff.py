@@ -13,6 +13,7 @@ accuracies check the closed forms rather than repeat them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import math
 from pathlib import Path
@@ -20,14 +21,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from theory.params import ParameterError, Params
+from theory.params import ParameterError, Params, check_range
 from theory.tradeoff import Threat
 from theory.tradeoff_lp import (LinearClassifier, LpModel, affine_accuracy, clean_accuracy, coupling_bound,
                                 coupling_budget_threshold, frontier, robust_accuracy,
                                 union_accuracy)
 from theory.tradeoff_spatial import RingModel, ring_coupling_bound, ring_frontier
 
-from .cli import ArgumentParser, add_param_arguments, params_from_args, real
+from .cli import (ArgumentParser, add_output_arguments, add_param_arguments, as_flag_message, check_outputs,
+                  one_line_errors, params_from_args, real)
 from .provenance import provenance, write_json
 
 __all__ = ["sample_lp", "sample_ring", "lp_worst_perturbation", "lp_mc_accuracy", "lp_coupling_points",
@@ -300,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--eps-inf", type=real, default=None, help="l_inf budget [2 eta, the coupling threshold]")
         p.add_argument("--n-theta", type=int, default=481, help="grid over the weight direction [481]")
         p.add_argument("--n-psi", type=int, default=241, help="grid over the bias [241]")
-        p.add_argument("--json", type=Path, default=None, help="write the rows with provenance to this file")
+        _add_output(p)
 
     lp = sub.add_parser("lp", help="l_inf versus l_1: bounds and frontier of linear classifiers")
     common(lp, False)
@@ -319,8 +321,50 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--eps-1-hat", type=real, default=1.0,
                     help="l_1 budget (aligned B), or budget / sqrt(N/(2 ln N)) (spread B) [1]")
     br.add_argument("--N", type=int, default=None, help="finite N for the expected norms [limit N -> inf]")
-    br.add_argument("--json", type=Path, default=None, help="write the rows with provenance to this file")
+    _add_output(br)
     return parser
+
+
+def _add_output(p) -> None:
+    add_output_arguments(p, "write the rows with provenance to this .json file")
+    p.add_argument("--json", dest="out", type=Path, default=None, help="the same as --out (older name)")
+
+
+#: Valid range of every numeric flag: (low, high, open ends, reason). Checked before any work.
+FLAG_RANGES = {
+    "d": (1, 1e9, "[]", "feature count; eta = a/sqrt(d) stays resolvable"),
+    "a": (0, 100, "(]", "weak signal; beyond 100 every accuracy is 1 to double precision"),
+    "p0": (0, 1, "[]", "a probability"),
+    "eps_inf": (0, 1e3, "[]", "a budget; beyond, every accuracy is 0"),
+    "eps_1": (0, 1e3, "[]", "a budget; beyond, every accuracy is 0"),
+    "eps_2": (0, 1e3, "[]", "a budget; beyond, every accuracy is 0"),
+    "n_theta": (8, 20001, "[]", "grid points; the grid is n_theta x n_psi (x n_tau) doubles in memory"),
+    "n_psi": (3, 10001, "[]", "grid points; the grid is n_theta x n_psi (x n_tau) doubles in memory"),
+    "n_tau": (0, 1000, "[]", "grid points over the weak-noise norm"),
+    "t": (0, 1e4, "[]", "shifts in pixels; each adds one candidate image"),
+    "alpha": (0, 1e6, "[]", "learning time, as in simulate.ode"),
+    "eps_inf_hat": (0, 1e3, "[]", "a scaled budget; beyond, every error is 1"),
+    "eps_1_hat": (0, 1e3, "[]", "a scaled budget; beyond, every error is 1"),
+    "N": (2, 2.0**53, "[]", "a dimension, exact in float64"),
+    "clf": (-1e6, 1e6, "[]", "classifier coefficients; their scale does not matter, only finiteness"),
+}
+GRID_CELLS_MAX = 50_000_000  # n_theta x n_psi x max(n_tau, 1) doubles: 400 MB
+
+
+def _validate(args) -> None:
+    """Every numeric flag within its FLAG_RANGES interval (ParameterError naming the flag otherwise)."""
+    for name, (lo, hi, ends, why) in FLAG_RANGES.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        for v in (value if isinstance(value, list) else [value]):
+            check_range(name, v, lo, hi, ends, why)
+    if hasattr(args, "n_theta"):
+        cells = args.n_theta * args.n_psi * max(getattr(args, "n_tau", 1), 1)
+        if cells > GRID_CELLS_MAX:
+            raise ParameterError(f"n_theta x n_psi x n_tau = {cells} grid cells exceed {GRID_CELLS_MAX} (memory)")
+    if getattr(args, "clf", None) is not None and args.clf[0] == 0 and args.clf[1] == 0:
+        raise ParameterError("clf: W0 and WZ are both 0, so sign(C) ignores the input")
 
 
 def _check_grid(parser, args):
@@ -341,6 +385,15 @@ def _check_grid(parser, args):
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        with one_line_errors(parser):
+            _validate(args)
+            check_outputs(args, stack, out_suffixes=(".json",))
+        return _run(parser, args)
+
+
+def _run(parser, args) -> int:
+    say = (lambda *a, **k: None) if args.quiet else print
     try:
         if args.command == "lp":
             _check_grid(parser, args)
@@ -348,10 +401,10 @@ def main(argv=None) -> int:
                 parser.error(f"--n-tau must be >= 0, got {args.n_tau}")
             rows = lp_table(args.d, args.a, args.p0, args.eps_inf, args.eps_1,
                             grid=(args.n_theta, args.n_psi, args.n_tau))
-            print(f"# l_inf vs l_1 (Tramer & Boneh 2019 distribution), d = {args.d}; bound: acc_inf + acc_1 <= bound"
+            say(f"# l_inf vs l_1 (Tramer & Boneh 2019 distribution), d = {args.d}; bound: acc_inf + acc_1 <= bound"
                   " for EVERY classifier; F: max acc_1 s.t. acc_inf >= t over linear classifiers, "
                   "sym = (x0, z) family, lin = explicit linear (lower bound), env = concave envelope (upper bound)")
-            print(format_lp(rows))
+            say(format_lp(rows))
             if args.clf is not None:
                 rows_clf = []
                 for r in rows:
@@ -365,7 +418,7 @@ def main(argv=None) -> int:
                           "affine_linf_l1": dict(zip([f"{b:g}" for b in betas],
                                                      affine_accuracy(model, clf, ti, t1, betas).tolist()))}
                     rows_clf.append(rc)
-                    print(f"# clf {args.clf} a={r['a']:g} p0={r['p0']:g}: clean {rc['clean']:.4f} linf {rc['linf']:.4f}"
+                    say(f"# clf {args.clf} a={r['a']:g} p0={r['p0']:g}: clean {rc['clean']:.4f} linf {rc['linf']:.4f}"
                           f" l1 {rc['l1']:.4f} l2({args.eps_2:g}) {rc['l2']:.4f} union {rc['union']:.4f}; affine"
                           f" beta*linf+(1-beta)*l1: " + " ".join(f"{k}:{v:.4f}" for k, v in rc["affine_linf_l1"].items()))
                 rows = {"table": rows, "classifier": rows_clf}
@@ -374,10 +427,10 @@ def main(argv=None) -> int:
             if args.t < 0:
                 parser.error(f"--t must be >= 0, got {args.t}")
             rows = ring_table(args.d, args.a, args.p0, args.eps_inf, args.t, grid=(args.n_theta, args.n_psi))
-            print(f"# l_inf vs rotation-translation (ring image, d = {args.d} pixels, shifts |k| <= {args.t}); bound: "
+            say(f"# l_inf vs rotation-translation (ring image, d = {args.d} pixels, shifts |k| <= {args.t}); bound: "
                   "acc_inf + acc_rt <= bound for EVERY classifier; F over sign(w0 x0 + wz z + c): lin = achieved, "
                   "env = concave envelope")
-            print(format_ring(rows))
+            say(format_ring(rows))
         else:
             from .ode import integrate
 
@@ -391,10 +444,10 @@ def main(argv=None) -> int:
 
             traj = integrate(params, np.asarray(alphas))
             rows = []
-            print(f"# l2 adversarial training (ODE), then l_inf (eps_hat/sqrt N) and l_1 errors; "
+            say(f"# l2 adversarial training (ODE), then l_inf (eps_hat/sqrt N) and l_1 errors; "
                   f"{'N -> inf' if args.N is None else f'N = {args.N}'}; eps_inf_hat={args.eps_inf_hat:g} "
                   f"eps_1_hat={args.eps_1_hat:g}")
-            print("   alpha         R          b       E    S_l2  S_inf(al) S_inf(sp)  S_1(al)  S_1(sp)")
+            say("   alpha         R          b       E    S_l2  S_inf(al) S_inf(sp)  S_1(al)  S_1(sp)")
             for a, R, b in zip(traj.alpha, traj.R, traj.b):
                 row = {"alpha": float(a), "R": float(R), "b": float(b)}
                 for st in ("aligned", "spread"):
@@ -403,13 +456,13 @@ def main(argv=None) -> int:
                     row.update({"E": ev["E"], "S_l2": ev["S_l2"], f"S_linf_{st}": ev["S_linf"],
                                 f"S_l1_{st}": ev["S_l1"]})
                 rows.append(row)
-                print(f"{a:8g} {R:9.6f} {b:10.6f} {row['E']:7.4f} {row['S_l2']:7.4f} {row['S_linf_aligned']:9.4f} "
+                say(f"{a:8g} {R:9.6f} {b:10.6f} {row['E']:7.4f} {row['S_l2']:7.4f} {row['S_linf_aligned']:9.4f} "
                       f"{row['S_linf_spread']:9.4f} {row['S_l1_aligned']:8.4f} {row['S_l1_spread']:8.4f}")
     except ParameterError as err:
-        parser.error(str(err))
-    if args.json is not None:
-        params_out = {k: v for k, v in vars(args).items() if k not in ("json",)}
-        write_json(args.json, {"provenance": provenance(params=params_out, seeds=None), "rows": rows})
+        parser.error(as_flag_message(err))
+    if args.out is not None:
+        params_out = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"}
+        write_json(args.out, {"provenance": provenance(params=params_out, seeds=None), "rows": rows})
     return 0
 
 

@@ -10,19 +10,22 @@ from . import strategies as st_
 
 
 @pytest.mark.parametrize("field,value,fragment", [
-    ("rho", 0.0, "rho must be > 0"),
-    ("rho", -1.0, "rho must be > 0"),
-    ("prior", 0.0, "prior must lie in the open interval (0, 1)"),
-    ("prior", 1.0, "prior must lie in the open interval (0, 1)"),
-    ("v1", -0.5, "v1 must be > 0"),
-    ("v2", 0.0, "v2 must be > 0"),
-    ("eps", -0.1, "eps must be >= 0"),
-    ("eta_w", 0.0, "eta_w must be > 0"),
-    ("eta_b", -1.0, "eta_b must be >= 0"),
+    ("rho", 0.0, "rho must lie in (0, 100]"),
+    ("rho", -1.0, "rho must lie in (0, 100]"),
+    ("prior", 0.0, "prior must lie in (0, 1)"),
+    ("prior", 1.0, "prior must lie in (0, 1)"),
+    ("v1", -0.5, "v1 must lie in [0.0001, 10000]"),
+    ("v2", 0.0, "v2 must lie in [0.0001, 10000]"),
+    ("eps", -0.1, "eps must lie in [0, 100]"),
+    ("eta_w", 0.0, "eta_w must lie in (0, 10]"),
+    ("eta_b", -1.0, "eta_b must lie in [0, 10]"),
     ("R0", 1.5, "R0 must lie in [-1, 1]"),
-    ("erf_scale", 0.0, "erf_scale must be > 0"),
+    ("erf_scale", 0.0, "erf_scale must lie in [0.001, 1000]"),
     ("rho", math.nan, "rho must be finite"),
     ("eps", math.inf, "eps must be finite"),
+        ("rho", 1e308, "rho must lie in (0, 100]"),
+        ("v1", 1e308, "v1 must lie in [0.0001, 10000]"),
+        ("b0", 1e3, "b0 must lie in [-100, 100]"),
     ("b0", "abc", "b0 must be a real number"),
     ("eps_law", "gamma", "eps_law must be one of"),
     ("loss", "hinge", "loss must be one of"),
@@ -41,7 +44,7 @@ def test_keyword_only_frozen_replace_and_key():
         p.rho = 3.0  # frozen
     q = p.replace(rho=3.0)
     assert q.rho == 3.0 and p.rho == 2.0
-    with pytest.raises(ParameterError, match="rho must be > 0"):
+    with pytest.raises(ParameterError, match=r"rho must lie in \(0, 100\]"):
         p.replace(rho=-1.0)
     with pytest.raises(ParameterError, match="unknown parameter"):
         p.replace(nonsense=1)

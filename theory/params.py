@@ -35,7 +35,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Params", "ParameterError", "EPS_LAWS", "LOSSES", "eps_quadrature", "eps_ppf", "FIELD_HELP"]
+__all__ = ["Params", "ParameterError", "EPS_LAWS", "LOSSES", "eps_quadrature", "eps_ppf", "FIELD_HELP",
+           "stable_key", "RANGES", "SNR_MAX", "check_range"]
+
+
+def stable_key(obj: Any, digits: int = 16) -> str:
+    """The first ``digits`` hex digits of the SHA-256 of ``obj`` as canonical JSON (sorted keys; values JSON
+    cannot hold written by ``repr``). The one key of the project: parameters, checkpoints, figure caches."""
+    blob = json.dumps(obj, sort_keys=True, default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()[:digits]
 
 
 class ParameterError(ValueError):
@@ -70,6 +78,38 @@ FIELD_HELP = {
     "R0": "initial overlap R(0) = w(0).B (-1 <= R0 <= 1)",
     "b0": "initial threshold b(0)",
 }
+
+
+#: Valid range of every real field: (low, high, which ends are open, the reason for the bounds). The physics allows
+#: more; these bounds are where double precision, the solvers and the simulation still resolve the model.
+RANGES: dict[str, tuple[float, float, str, str]] = {
+    "rho": (0.0, 100.0, "(]", "two distinct centres; beyond 100 every error underflows to 0"),
+    "prior": (0.0, 1.0, "()", "a probability; both clusters present"),
+    "v1": (1e-4, 1e4, "[]", "a variance; outside, rho/sqrt(v) and eta_w^2 v leave the resolved range"),
+    "v2": (1e-4, 1e4, "[]", "a variance; outside, rho/sqrt(v) and eta_w^2 v leave the resolved range"),
+    "eta_w": (0.0, 10.0, "(]", "steps eta_w/N; beyond 10 the eta_w^2 noise term makes the dynamics trivial "
+                               "and the ODE stiff"),
+    "eta_b": (0.0, 10.0, "[]", "0 freezes b; beyond 10 the ODE is stiff"),
+    "eps": (0.0, 100.0, "[]", "a budget; beyond 100 noise sd every example is flipped"),
+    "erf_scale": (1e-3, 1e3, "[]", "the erf's width; outside, sigma is a step or linear to double precision"),
+    "R0": (-1.0, 1.0, "[]", "an overlap of unit vectors"),
+    "b0": (-100.0, 100.0, "[]", "a threshold beyond 100 noise sd classifies everything as one cluster"),
+}
+#: rho / sqrt(min(v1, v2)) at most this: Phi(-SNR_MAX/2) ~ 1e-350 is below the smallest double
+SNR_MAX = 80.0
+
+
+def check_range(name: str, x: Any, lo: float, hi: float, ends: str = "[]", why: str = "") -> float:
+    """``x`` as a float if it lies in the interval ``lo, hi`` (``ends``: which ends are open, "()" "(]" "[)"
+    "[]"), else ParameterError naming ``name``, the interval and the reason ``why``. NaN is never in range."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a real number, got {x!r}") from None
+    if isinstance(x, bool) or not ((lo < v if ends[0] == "(" else lo <= v) and (v < hi if ends[1] == ")" else v <= hi)):
+        reason = f" ({why})" if why else ""
+        raise ParameterError(f"{name} must lie in {ends[0]}{lo:g}, {hi:g}{ends[1]}{reason}, got {x!r}")
+    return v
 
 
 def _check_finite(name: str, value: Any) -> float:
@@ -108,23 +148,13 @@ class Params:
         for f in fields(self):
             if f.type in ("float", float):
                 object.__setattr__(self, f.name, _check_finite(f.name, getattr(self, f.name)))
-        if not self.rho > 0:
-            raise ParameterError(f"rho must be > 0, got {self.rho}")
-        if not 0 < self.prior < 1:
-            raise ParameterError(f"prior must lie in the open interval (0, 1), got {self.prior}")
-        for name in ("v1", "v2"):
-            if not getattr(self, name) > 0:
-                raise ParameterError(f"{name} must be > 0 (a variance), got {getattr(self, name)}")
-        if not self.eta_w > 0:
-            raise ParameterError(f"eta_w must be > 0, got {self.eta_w}")
-        if not self.eta_b >= 0:
-            raise ParameterError(f"eta_b must be >= 0, got {self.eta_b}")
-        if not self.eps >= 0:
-            raise ParameterError(f"eps must be >= 0, got {self.eps}")
-        if not self.erf_scale > 0:
-            raise ParameterError(f"erf_scale must be > 0, got {self.erf_scale}")
-        if not -1 <= self.R0 <= 1:
-            raise ParameterError(f"R0 must lie in [-1, 1] (an overlap of unit vectors), got {self.R0}")
+        for name, (lo, hi, ends, why) in RANGES.items():
+            check_range(name, getattr(self, name), lo, hi, ends, why)
+        snr = self.rho / math.sqrt(min(self.v1, self.v2))
+        if snr > SNR_MAX:
+            raise ParameterError(f"rho must be at most {SNR_MAX:g} sqrt(min(v1, v2)) = "
+                                 f"{SNR_MAX * math.sqrt(min(self.v1, self.v2)):.4g} here (beyond, the Gaussian "
+                                 f"tails the errors and drifts need underflow double precision), got {self.rho}")
         if self.eps_law not in EPS_LAWS:
             raise ParameterError(f"eps_law must be one of {', '.join(EPS_LAWS)}, got {self.eps_law!r}")
         if self.loss not in LOSSES:
@@ -146,8 +176,7 @@ class Params:
 
     def key(self) -> str:
         """Stable 16-hex-digit key of every field (same parameters, same key)."""
-        blob = json.dumps(self.as_dict(), sort_keys=True, default=repr)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return stable_key(self.as_dict())
 
     @property
     def p(self) -> float:
