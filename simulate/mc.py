@@ -43,6 +43,7 @@ import hashlib
 import math
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -531,14 +532,20 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     t, k = 0, 0  # steps done, records done
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
-        with np.load(ckpt, allow_pickle=False) as z:
-            if str(z["signature"]) != sig:
-                raise ParameterError(f"checkpoint {ckpt} belongs to another run (parameters, seed, N, "
-                                     f"replicas, grid or engine differ); remove it or choose another path")
-            t, k = int(z["t"]), int(z["k"])
-            for q in QUANTITIES:
-                rec[q] = np.array(z["rec_" + q])
-            eng.load({name[len("state_"):]: z[name] for name in z.files if name.startswith("state_")})
+        try:
+            with np.load(ckpt, allow_pickle=False) as z:
+                if str(z["signature"]) != sig:
+                    raise ParameterError(f"checkpoint {ckpt} belongs to another run (parameters, seed, N, "
+                                         f"replicas, grid or engine differ); remove it or choose another path")
+                t, k = int(z["t"]), int(z["k"])
+                for q in QUANTITIES:
+                    rec[q] = np.array(z["rec_" + q])
+                eng.load({name[len("state_"):]: z[name] for name in z.files if name.startswith("state_")})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            if isinstance(err, ParameterError):
+                raise
+            raise ParameterError(f"checkpoint {ckpt} is not a readable checkpoint of this program "
+                                 f"({type(err).__name__}); remove it or choose another path") from None
 
     def save():
         if ckpt is None:

@@ -13,6 +13,7 @@ import argparse
 
 from theory.params import Params
 
+from .cli import ArgumentParser
 from .ode import integrate
 
 __all__ = ["TALK_SCENARIOS", "EPS_TEST", "REPORT_ALPHAS", "scenario_table", "main"]
@@ -39,7 +40,8 @@ def scenario_table(alphas=REPORT_ALPHAS) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    argparse.ArgumentParser(prog="python -m simulate.scenarios", description=__doc__).parse_args(argv)
+    ArgumentParser(prog="python -m simulate.scenarios", description=__doc__.split("\n\n")[0],
+                   formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     print(f"{'scenario':24} {'alpha':>6} {'R':>9} {'b':>9} {'E':>8} {'S(eps=1)':>9}")
     for r in scenario_table():
         print(f"{r['scenario']:24} {r['alpha']:6g} {r['R']:9.5f} {r['b']:9.5f} {r['E']:8.5f} {r['S']:9.5f}")
