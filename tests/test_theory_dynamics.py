@@ -6,7 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulate.ode import STATED_ERROR, integrate, integrate_grid
-from theory import Params, fixed_points, jacobian, rhs
+from theory import Params, fixed_points, rhs
+from theory.ode import drift
+
+from . import tolerances as T
 
 from . import strategies as st_
 
@@ -70,9 +73,36 @@ def test_long_runs_converge_to_a_stable_fixed_point(prior, eps):
     assert dist < 1e-6
     for fp in fps:
         assert np.max(np.abs(rhs(fp.R, fp.b, p))) < 1e-10
-        # eigenvalues agree with the decay of a small perturbation along the flow
-        J = jacobian(fp.R, fp.b, p)
-        assert np.allclose(sorted(np.linalg.eigvals(J).real), sorted(e.real for e in fp.eigenvalues))
+        assert _eigenvalues_match(fp.eigenvalues, _independent_eigenvalues(fp.R, fp.b, p))
+
+
+def _independent_eigenvalues(R: float, b: float, p: Params) -> np.ndarray:
+    """Eigenvalues of the Jacobian by central differences of ``drift`` evaluated by numerical quadrature
+    (backend 'quadrature': composite Gauss-Legendre over the Gaussian), a route that shares neither the
+    closed-form right-hand side nor ``jacobian`` with the code under test."""
+    h = T.JACOBIAN_FD_STEP
+    kw = dict(rho=p.rho, prior=p.prior, v1=p.v1, v2=p.v2, eta_w=p.eta_w, eta_b=p.eta_b, eps=p.eps,
+              erf_scale=p.erf_scale, eps_law=p.eps_law, loss=p.loss, non_robust_only=p.non_robust_only,
+              backend="quadrature")
+    J = np.empty((2, 2))
+    for j, (dR, db) in enumerate(((h, 0.0), (0.0, h))):
+        fp_, fm = np.array(drift(R + dR, b + db, **kw), float), np.array(drift(R - dR, b - db, **kw), float)
+        J[:, j] = (fp_ - fm) / (2 * h)
+    return np.linalg.eigvals(J)
+
+
+def _eigenvalues_match(got, expected) -> bool:
+    got, expected = np.sort_complex(np.asarray(got, complex)), np.sort_complex(np.asarray(expected, complex))
+    return bool(np.all(np.abs(got - expected) <= T.JACOBIAN_EIGENVALUES * np.max(np.abs(expected))))
+
+
+def test_a_wrong_eigenvalue_fails_the_independent_check():
+    p = Params(prior=0.7, eps=1.0)
+    fp = next(f for f in fixed_points(p) if f.stable)
+    independent = _independent_eigenvalues(fp.R, fp.b, p)
+    assert _eigenvalues_match(fp.eigenvalues, independent)
+    wrong = [e * (1 + 1e-4) for e in fp.eigenvalues]  # a 0.01 % error in the eigenvalues
+    assert not _eigenvalues_match(wrong, independent)
 
 
 def test_grid_integration_matches_single_trajectories():
