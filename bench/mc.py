@@ -132,9 +132,11 @@ def main(argv=None) -> int:
         t0 = [0]
 
         def go(n):
-            K.full_steps(U, A, bf, keys, exk, exp_, t0[0], n, stride, Bv, 0, np.array([0.5 * p.rho, -0.5 * p.rho]),
-                         np.sqrt([p.v1, p.v2]), np.ones((2, 1)), True, p.prior, p.eta_w, p.eta_b, p.eps,
-                         np.zeros((M, 1)), False, False, LOSS_CODES[p.loss], p.erf_scale, RENORM_EVERY)
+            K.full_steps(K.FullState(U, A, bf, exp_), K.Streams(keys, exk, stride),
+                         K.Mixture(Bv, 0, np.array([0.5 * p.rho, -0.5 * p.rho]), np.sqrt([p.v1, p.v2]),
+                                   np.ones((2, 1)), True, p.prior),
+                         K.Training(p.eta_w, p.eta_b, p.eps, False, LOSS_CODES[p.loss], p.erf_scale),
+                         t0[0], n, np.zeros((M, 1)), False, RENORM_EVERY)
             t0[0] += n
 
         go(2)

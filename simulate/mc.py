@@ -231,10 +231,12 @@ class _FullEngine(_Engine):
     def advance(self, t, n):
         p = self.p
         eps_arr, use = _eps_chunk(p, self.eps_keys, t, n)
-        self.K.full_steps(self.U, self.A, self.bb, self.keys, self.ex_keys, self.ex_pos, t, n, self.stride,
-                          self.B, self.jB, self.mean, self.sd_iso, self.sd_diag, self.iso, p.prior, p.eta_w, p.eta_b,
-                          p.eps, eps_arr, use, p.non_robust_only, LOSS_CODES[p.loss], p.erf_scale,
-                          RENORM_EVERY)
+        K = self.K
+        K.full_steps(K.FullState(self.U, self.A, self.bb, self.ex_pos), K.Streams(self.keys, self.ex_keys, self.stride),
+                     K.Mixture(self.B, self.jB, self.mean, self.sd_iso, self.sd_diag, self.iso, float(p.prior)),
+                     K.Training(float(p.eta_w), float(p.eta_b), float(p.eps), bool(p.non_robust_only),
+                                LOSS_CODES[p.loss], float(p.erf_scale)),
+                     t, n, eps_arr, use, RENORM_EVERY)
 
     def observe(self):
         w = self.U * self.A[:, None]

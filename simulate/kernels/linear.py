@@ -7,6 +7,7 @@ Random numbers come from :mod:`simulate.kernels.rng`, the loss derivative from :
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -15,22 +16,85 @@ from .rng import (FASTMATH, GAMMA, ZIG_RATIO, ZIG_XW, bits_pass, chi2_seq, fix_r
                   normal_seq, u01, word, zig_finish)
 from .special import dloss
 
-__all__ = ["full_steps", "explicit_steps", "reduced_steps", "REDUCED_LANES"]
+__all__ = ["full_steps", "FullState", "Streams", "Mixture", "Training", "explicit_steps", "reduced_steps",
+           "REDUCED_LANES"]
 
 
 # ---------------------------------------------------------------------------------------------------
 # Full engine: N-dimensional SGD, w = a * u stored with a lazy scale a
 # ---------------------------------------------------------------------------------------------------
-@nb.njit(cache=True, parallel=True, fastmath=FASTMATH)
-def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, mean, sd_iso, sd_diag, iso,
-               prior, eta_w, eta_b, eps_fixed, eps_arr, use_eps_arr, non_robust_only, loss, erf_scale,
-               renorm_every):
+class FullState(NamedTuple):
+    """State of every replica of the full engine; the kernel updates these arrays in place.
+
+    U       (M, N) float64  direction of w, stored with a lazy scale: w_r = A[r] U[r], |w_r| = 1
+    A       (M,) float64    the lazy scale of each replica
+    b       (M,) float64    threshold
+    ex_pos  (M,) uint64     position in each replica's sequential stream (labels, rejected normals)
+    """
+
+    U: np.ndarray
+    A: np.ndarray
+    b: np.ndarray
+    ex_pos: np.ndarray
+
+
+class Streams(NamedTuple):
+    """Random streams of the replicas (:mod:`simulate.kernels.rng`).
+
+    noise    (M,) uint64  key of the counter-based stream of the input noise: step t, coordinate i is word
+                          t * stride + i
+    extra    (M,) uint64  key of the sequential stream (labels, rejected ziggurat draws), read at ex_pos
+    stride   uint64       words reserved per step in the noise stream (a power of two >= N)
+    """
+
+    noise: np.ndarray
+    extra: np.ndarray
+    stride: np.uint64
+
+
+class Mixture(NamedTuple):
+    """The data: xi = mean[c] B + sd_c z, c = 0 for tau = +1 and 1 for tau = -1.
+
+    B        (N,) float64    unit vector joining the centres
+    jB       int             j when B = e_j (the fused fast path), else -1
+    mean     (2,) float64    +rho/2, -rho/2
+    sd_iso   (2,) float64    sqrt(v1), sqrt(v2) for isotropic clusters
+    sd_diag  (2, N) float64  per-coordinate standard deviations otherwise (shape (2, 1) when unused)
+    iso      bool            isotropic clusters
+    prior    float           P(tau = +1)
+    """
+
+    B: np.ndarray
+    jB: int
+    mean: np.ndarray
+    sd_iso: np.ndarray
+    sd_diag: np.ndarray
+    iso: bool
+    prior: float
+
+
+class Training(NamedTuple):
+    """The SGD: learning rates, the fixed budget (when no per-example budgets are given), the update rule."""
+
+    eta_w: float
+    eta_b: float
+    eps: float
+    non_robust_only: bool
+    loss: int         # simulate.mc.LOSS_CODES: 0 quadratic, 1 cross-entropy
+    erf_scale: float
+
+
+@nb.njit(cache=True)
+def full_steps(state, streams, data, train, t0, n_steps, eps_arr, use_eps_arr, renorm_every):
     """Advance every replica r by ``n_steps`` SGD steps t = t0, ..., t0 + n_steps - 1.
 
-    State of replica r: w = A[r] * U[r] (|w| = 1), threshold bb[r], extra-word position ex_pos[r].
+    ``state`` (:class:`FullState`, updated in place), ``streams`` (:class:`Streams`), ``data``
+    (:class:`Mixture`), ``train`` (:class:`Training`); ``eps_arr[r, t - t0]`` are per-example budgets when
+    ``use_eps_arr``, else every budget is ``train.eps``; u is renormalised every ``renorm_every`` steps.
+
     Step t of replica r: label tau = +1 iff u < prior (u from the sequential stream), noise z_i = normal
-    from word t*stride + i of stream keys[r]; xi_i = mean[c] B_i + sd_c,i z_i (c = 0 for tau = +1, 1 for
-    -1; sd_c,i = sd_iso[c] if iso else sd_diag[c, i]); budget e = eps_arr[r, t - t0] or eps_fixed; then
+    from word t*stride + i of the noise stream; xi_i = mean[c] B_i + sd_c,i z_i (c = 0 for tau = +1, 1 for
+    -1; sd_c,i = sd_iso[c] if iso else sd_diag[c, i]); budget e; then
 
         x = w.xi - tau e - b,  delta = dL/dx,  c = eta_w delta / N,  g = 1 + c tau e,
         w~ = g w - c xi,  |w~|^2 = g^2 - 2 g c (w.xi) + c^2 |xi|^2,  w <- w~/|w~|,  b <- b + eta_b delta/N
@@ -43,6 +107,22 @@ def full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, mea
     ziggurat values, u.z and |z|^2 come from one fused pass, corrected afterwards for the rare rejected
     draws, and the update is u += (k sd) z plus one coordinate.
     """
+    U, A, bb, ex_pos = state
+    keys, ex_keys, stride = streams
+    Bv, jB, mean, sd_iso, sd_diag, iso, prior = data
+    eta_w, eta_b, eps_fixed, non_robust_only, loss, erf_scale = train
+    _full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, mean, sd_iso, sd_diag, iso,
+                prior, eta_w, eta_b, eps_fixed, eps_arr, use_eps_arr, non_robust_only, loss, erf_scale,
+                renorm_every)
+
+
+# The parallel loop itself takes the fields one by one: element writes (A[r] = a) to arrays unpacked from
+# a tuple inside a prange kernel were lost (numba 0.68.1), so the tuples are unpacked above, outside the loop.
+@nb.njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, mean, sd_iso, sd_diag, iso,
+                prior, eta_w, eta_b, eps_fixed, eps_arr, use_eps_arr, non_robust_only, loss, erf_scale,
+                renorm_every):
+    """The loop of :func:`full_steps` over replicas, one thread per replica (the fields of its tuples)."""
     M, N = U.shape
     coord = iso and jB >= 0
     for r in nb.prange(M):
