@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from simulate.cli import ArgumentParser, one_line_errors
-from simulate.provenance import atomic_write
+from simulate.provenance import atomic_write, check_output_folder
 
-from .core import DOCS_DIR, OUT_DIR, REGISTRY, Unavailable, check_folder, run_figure
+from .core import DOCS_DIR, OUT_DIR, REGISTRY, Unavailable, run_figure
 from . import talk  # noqa: F401  (registers figures)
 
 
@@ -56,9 +56,9 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)}, 'all' or 'readme'")
     with one_line_errors(parser):
-        check_folder(args.out, "--out")
+        check_output_folder(args.out, flag="--out")
         if readme:
-            check_folder(args.docs, "--docs")
+            check_output_folder(args.docs, flag="--docs")
     log = (lambda s: None) if args.quiet else print
     skipped = []
     for name in names:

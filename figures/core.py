@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,34 +22,12 @@ import numpy as np  # noqa: E402
 from simulate.provenance import atomic_write, provenance, to_jsonable, write_json  # noqa: E402
 from theory.params import stable_key  # noqa: E402
 
-__all__ = ["FigureSpec", "REGISTRY", "register", "Unavailable", "OUT_DIR", "run_figure", "param_key", "DOCS_DIR", "check_folder"]
+__all__ = ["FigureSpec", "REGISTRY", "register", "Unavailable", "OUT_DIR", "run_figure", "param_key", "DOCS_DIR"]
 
 #: default output folders, relative to the current folder (never the package's own location, so running
 #: from elsewhere cannot overwrite a checkout's files)
 OUT_DIR = Path("figures") / "out"
 DOCS_DIR = Path("docs") / "img"
-
-
-def check_folder(path: Path, flag: str) -> Path:
-    """An output folder: created if missing; OutputError (one line naming ``flag``) if it is a file, lies
-    under a file or cannot be written."""
-    from simulate.provenance import OutputError
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{flag}: {str(path)!r} is a file, not a folder")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"{flag}: {str(path)!r} lies under {str(parent)!r}, which is a regular file")
-            break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test.", delete=True)
-        probe.close()
-    except OSError as err:
-        raise OutputError(f"{flag}: cannot write in {str(path)!r}: {err.strerror or err}") from None
-    return path
 
 
 class Unavailable(RuntimeError):

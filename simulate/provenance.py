@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 __all__ = ["git_sha", "versions", "machine", "provenance", "atomic_write", "write_json", "to_jsonable",
            "write_with_sidecar", "sidecar_path", "sidecar_matches", "clean_stale_temporaries", "check_output",
-           "output_lock", "OutputError", "csv_text", "write_result", "save_figure"]
+           "output_lock", "OutputError", "check_output_folder", "csv_text", "write_result", "save_figure"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _UMASK_LOCK = threading.Lock()
@@ -89,6 +89,16 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def _command() -> list[str]:
+    """sys.argv with the program named relative to the checkout when it lies inside it (no absolute paths
+    of one machine in the result files)."""
+    argv = list(sys.argv)
+    if argv:
+        with contextlib.suppress(ValueError):
+            argv[0] = Path(argv[0]).resolve().relative_to(_ROOT).as_posix()
+    return argv
+
+
 def provenance(params: Any = None, seeds: Any = None, **extra: Any) -> dict[str, Any]:
     """The provenance block of a result file."""
     return to_jsonable({
@@ -97,7 +107,7 @@ def provenance(params: Any = None, seeds: Any = None, **extra: Any) -> dict[str,
         "git_sha": git_sha(),
         "versions": versions(),
         "machine": machine(),
-        "command": sys.argv,
+        "command": _command(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,
     })
@@ -229,18 +239,36 @@ def check_output(path: str | os.PathLike, *, flag: str = "--out", suffixes: tupl
         raise OutputError(f"{flag} must end in {' or '.join(suffixes)}, got {str(path)!r}")
     if path.is_dir():
         raise OutputError(f"{flag}: {str(path)!r} is a folder; give a file name")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"{flag}: {str(path)!r} lies under {str(parent)!r}, which is a regular file")
-            break
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{flag}: cannot create the folder {str(path.parent)!r}: "
-                          f"{err.strerror or err}") from None
+    _make_folder(path.parent, path, flag)
     if path.exists() and not overwrite:
         raise OutputError(f"{flag}: {str(path)!r} exists; pass --overwrite to replace it")
+    return path
+
+
+def _make_folder(folder: Path, named: Path, flag: str) -> None:
+    """Create ``folder`` (where ``named`` goes); OutputError if it lies under a regular file or cannot be made."""
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{flag}: {str(named)!r} lies under {str(parent)!r}, which is a regular file")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{flag}: cannot create the folder {str(folder)!r}: {err.strerror or err}") from None
+
+
+def check_output_folder(path: str | os.PathLike, *, flag: str = "--out") -> Path:
+    """An output folder, checked before work starts: created if missing; OutputError (one line naming
+    ``flag``) if it is a file, lies under a file, or cannot be written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag}: {str(path)!r} is a file, not a folder")
+    _make_folder(path, path, flag)
+    try:
+        tempfile.NamedTemporaryFile(dir=path, prefix=".write-test.", delete=True).close()
+    except OSError as err:
+        raise OutputError(f"{flag}: cannot write in {str(path)!r}: {err.strerror or err}") from None
     return path
 
 
