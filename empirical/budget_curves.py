@@ -13,7 +13,6 @@ once per budget; budget 0 is the clean accuracy), under the evaluation module's 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
@@ -48,10 +47,10 @@ def budget_curve(model, x, y, threat: str, budgets, dataset: str, strength: str,
 
 
 def build_parser():
-    from .cli import ArgumentParser, add_common, eps_list_type, ranged
+    from .cli import ArgumentParser, add_common, eps_list_type, path_type, ranged
 
     p = ArgumentParser(prog="python -m empirical.budget_curves", description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=Path, required=True, metavar="DIR",
+    p.add_argument("--runs", type=path_type, required=True, metavar="DIR",
                    help="folder of the runs (one sub-folder per scheme, each with model.pt)")
     add_common(p, dataset=("mnist", "cifar10", "cifar10_jpeg"))
     p.add_argument("--threats", default="linf,l1,l2", metavar="LIST", help="comma-separated [default: linf,l1,l2]")
@@ -62,7 +61,7 @@ def build_parser():
                    help="test images (the first N) [default: 100]")
     p.add_argument("--strength", default="eval", choices=("train", "eval"), help="attacks [default: eval]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=100, metavar="N", help="[default: 100]")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSON result file")
+    p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
     return p
 
 

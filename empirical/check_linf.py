@@ -29,7 +29,7 @@ import json
 import time
 from pathlib import Path
 
-from .cli import ArgumentParser, add_common, check_output, eps_type, number, ranged
+from .cli import ArgumentParser, add_common, check_output, eps_type, number, path_type, ranged
 
 __all__ = ["train_argv", "check_attacks", "main"]
 
@@ -183,7 +183,7 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,eval,sanity}")
     t = sub.add_parser("train", help="train the model (empirical.train; resumable, exit 75 under --time-limit)",
                        description="Train the check's model through empirical.train.")
-    t.add_argument("--out", type=Path, default=Path("runs/check_linf"), metavar="DIR",
+    t.add_argument("--out", type=path_type, default=Path("runs/check_linf"), metavar="DIR",
                    help="the run's folder [default: runs/check_linf]")
     t.add_argument("--epochs", type=number(int, 1, 1000, why="at least one pass; 1,000 would not finish"),
                    default=6, metavar="N", help="[default: 6]")
@@ -196,9 +196,9 @@ def build_parser():
     for name, help_text in (("eval", "robust accuracy under every attack of the check"),
                             ("sanity", "gradient-masking self-checks, added to the --out file")):
         e = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
-        e.add_argument("--weights", type=Path, default=Path("runs/check_linf/model.pt"), metavar="FILE",
+        e.add_argument("--weights", type=path_type, default=Path("runs/check_linf/model.pt"), metavar="FILE",
                        help="the trained model [default: runs/check_linf/model.pt]")
-        e.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSON result file")
+        e.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
         e.add_argument("--test-limit", type=ranged("test_limit"), default=1000 if name == "eval" else 200,
                        metavar="N", help=f"the first N test images [default: {1000 if name == 'eval' else 200}]")
         e.add_argument("--batch-size", type=ranged("batch_size"), default=250, metavar="N",

@@ -24,7 +24,7 @@ import re
 from simulate.cli import EXIT_UNFINISHED, ArgumentParser, check_output, number
 
 __all__ = ["ArgumentParser", "EXIT_UNFINISHED", "check_output", "number", "RANGES", "parse_eps", "eps_type",
-           "device_type", "add_common", "COMMANDS", "BUDGET_RANGES"]
+           "device_type", "path_type", "add_common", "COMMANDS", "BUDGET_RANGES"]
 
 #: Every empirical command (``python -m empirical.<name>``).
 COMMANDS = ("train", "evaluate", "reproduce", "budget_curves", "check_linf", "online")
@@ -112,6 +112,17 @@ def eps_list_type(text: str) -> dict:
 
 eps_type.__name__ = eps_list_type.__name__ = "budget list"
 
+def path_type(text: str):
+    """argparse type of a path flag: a non-empty path (an empty string would mean the current folder)."""
+    from pathlib import Path
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path (allowed: a file or folder name)")
+    return Path(text)
+
+
+path_type.__name__ = "path"
+
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d{1,3})?)$")
 
 
@@ -148,7 +159,7 @@ def add_common(p: argparse.ArgumentParser, *, dataset: tuple[str, ...] | None = 
     if dataset is not None:
         p.add_argument("--dataset", default=dataset[0], choices=dataset, help=f"data set [default: {dataset[0]}]")
     if data_dir:
-        p.add_argument("--data-dir", default=None, metavar="DIR",
+        p.add_argument("--data-dir", type=path_type, default=None, metavar="DIR",
                        help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
     if device:
         p.add_argument("--device", type=device_type, default="auto",

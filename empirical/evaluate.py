@@ -151,13 +151,14 @@ DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg")
 
 
 def build_parser():
-    from .cli import ArgumentParser, add_common, eps_type, number, ranged
+    from .cli import ArgumentParser, add_common, eps_type, number, path_type, ranged
+    from .models import MODELS
 
     p = ArgumentParser(prog="python -m empirical.evaluate",
                        description="Per-threat and union robust accuracy of a trained model.")
-    p.add_argument("--weights", required=True, metavar="FILE",
+    p.add_argument("--weights", type=path_type, required=True, metavar="FILE",
                    help="model file: a state dict (model.pt of empirical.train) or a checkpoint dict")
-    p.add_argument("--model", default=None, metavar="NAME",
+    p.add_argument("--model", default=None, choices=MODELS,
                    help="architecture when the file does not say (see empirical.models) [default: from the file, "
                         "a result.json beside it, or the dataset's]")
     add_common(p, dataset=DATASETS)
@@ -172,7 +173,8 @@ def build_parser():
     p.add_argument("--sanity", type=number(int, 0, 10000, why="at most the test split's 10,000 images"), default=0,
                    metavar="N", help="run the gradient-masking self-checks (empirical.sanity) on the first N "
                                      "images per l_p threat [default: 0, none]")
-    p.add_argument("--out", default=None, metavar="FILE", help="JSON result file [default: none, print only]")
+    p.add_argument("--out", type=path_type, default=None, metavar="FILE",
+                   help="JSON result file [default: none, print only]")
     return p
 
 

@@ -202,7 +202,7 @@ _seeds.__name__ = "seed list"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import ArgumentParser, number
+    from .cli import ArgumentParser, number, path_type
 
     budget = number(float, 0.0, 100.0, why="scaled units: the class means sit at +-rho/2 (rho about 5 for 3 vs 7); "
                                            "beyond 100 every example is misclassified")
@@ -228,9 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=number(int, 2, 60000, why="both digits need examples; MNIST has 60,000 "
                                                                   "training images"),
                    default=None, metavar="N", help="use the first N training images of 3 and 7 [default: all]")
-    p.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+    p.add_argument("--data-dir", type=path_type, default=None, metavar="DIR",
                    help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
-    p.add_argument("--out", type=Path, default=Path("results/online_mnist37"), metavar="STEM",
+    p.add_argument("--out", type=path_type, default=Path("results/online_mnist37"), metavar="STEM",
                    help="output stem: writes <out>.json and <out>.csv [default: results/online_mnist37]")
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     return p

@@ -49,7 +49,7 @@ from typing import Any
 
 from simulate.cli import EXIT_UNFINISHED
 
-from .cli import ArgumentParser, check_output, device_type, number, ranged
+from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged
 
 __all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "main"]
 
@@ -210,11 +210,11 @@ def build_parser():
     p.add_argument("--threads", type=ranged("threads"), default=1, metavar="N",
                    help="torch CPU threads per run [default: 1]")
     p.add_argument("--device", type=device_type, default="auto", help="device of every run [default: auto]")
-    p.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+    p.add_argument("--data-dir", type=path_type, default=None, metavar="DIR",
                    help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
-    p.add_argument("--runs", type=Path, default=None, metavar="DIR",
+    p.add_argument("--runs", type=path_type, default=None, metavar="DIR",
                    help="folder of the runs [default: runs/<dataset>_<preset> in the current folder]")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the table (JSON)")
+    p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="the table (JSON)")
     p.add_argument("--time-limit", type=ranged("time_limit"), default=None, metavar="SECONDS",
                    help="seconds this call may run (training stops at a checkpoint before; exit 75 if unfinished)")
     p.add_argument("--extra", default="", help="extra flags for empirical.train, e.g. '--epochs 20'")

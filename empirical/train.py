@@ -44,7 +44,7 @@ from typing import Any
 
 from simulate.cli import EXIT_UNFINISHED, flag_name
 
-from .cli import RANGES, ArgumentParser, check_output, device_type, eps_type, number, ranged
+from .cli import RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "BatchStream", "StopRule", "Trainer", "train",
            "evaluate_model", "evaluate_run", "build_parser", "config_from_args", "main", "INTERRUPTED"]
@@ -198,8 +198,7 @@ FIELD_HELP = {
     "dataset": "data set: mnist, fashion_mnist, cifar10 (lossless subset), cifar10_jpeg (full, JPEG)",
     "scheme": "training scheme: natural, adv, avg, max, msd, sat, mng_ac",
     "threats": "comma-separated threats of the scheme: linf,l1,l2,rt (adv: exactly one)",
-    "eps": "budgets, e.g. linf=0.3,l1=10,l2=2,rt=30/3; a threat left out keeps the dataset's (MNIST 0.3, 10, "
-           "2, 30/3; CIFAR-10 8/255, 12, 0.5, 30/3)",
+    "eps": "budgets, e.g. linf=0.3,l1=10,l2=2,rt=30/3; a threat left out keeps the dataset's",
     "model": "network: mnist_cnn, mnist_cnn_small, preact_resnet18",
     "optimizer": "sgd (momentum, weight decay) or adam",
     "lr": "peak learning rate",
@@ -209,17 +208,24 @@ FIELD_HELP = {
     "batch_size": "global batch size (split evenly over the processes)",
     "epochs": "number of epochs",
     "train_limit": "train on the first N training images only",
-    "attack_steps": "steps of the training attacks (default: the attack module's training default)",
+    "attack_steps": "steps of the training attacks",
     "seed": "random seed; same seed, same run",
     "amp": "mixed precision: auto (bfloat16 autocast on CUDA only), on (needs CUDA), off",
     "test_limit": "evaluate on the first N test images at the end (0: no evaluation)",
-    "eval_threats": "threats of the final evaluation (default: the training threats attacked by gradients, "
-                    "or linf,l1,l2)",
+    "eval_threats": "threats of the final evaluation",
     "eval_batch_size": "batch size of the final evaluation",
     "augment": "data augmentation: auto (random crop with 4-pixel padding + horizontal flip on CIFAR-10, "
                "none on MNIST), crop_flip, none",
     "eps_warmup": "fraction of the run over which the training budgets grow linearly from 0 to their value "
                   "(0: none); a common remedy when adversarial training stalls at the uniform prediction",
+}
+
+
+#: What a default of None means, for the help text.
+DEFAULT_TEXT = {
+    "eps": "MNIST linf=0.3,l1=10,l2=2,rt=30/3; CIFAR-10 linf=8/255,l1=12,l2=0.5,rt=30/3",
+    "train_limit": "all", "attack_steps": "the attack module's training default (10)",
+    "eval_threats": "the training threats attacked by gradients, or linf,l1,l2", "threats": "none",
 }
 
 
@@ -247,7 +253,7 @@ def _field_argument(f) -> dict[str, Any]:
     choices = {"dataset": [d for d in DATASETS if d in PRESETS], "scheme": list(SCHEMES), "model": MODELS,
                "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP, "augment": AUGMENT}
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    shown = "the dataset's preset" if default is None and f.name in PRESETS["mnist"] else default
+    shown = DEFAULT_TEXT.get(f.name, "the dataset's preset" if f.name in PRESETS["mnist"] else default)
     kw: dict[str, Any] = {"dest": f.name, "default": default, "help": f"{FIELD_HELP[f.name]} [default: {shown}]"}
     if f.name in choices:
         kw["choices"] = choices[f.name]
@@ -267,8 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m empirical.train", description=__doc__.split("\n\n")[0])
     for f in fields(TrainConfig):  # flags generated from the configuration's fields
         p.add_argument(flag_name(f.name), **_field_argument(f))
-    p.add_argument("--out", type=Path, required=True, help="output folder (checkpoint, model, result.json)")
-    p.add_argument("--data-dir", type=Path, default=None,
+    p.add_argument("--out", type=path_type, required=True, help="output folder (checkpoint, model, result.json)")
+    p.add_argument("--data-dir", type=path_type, default=None,
                    help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
     p.add_argument("--device", type=device_type, default="auto",
                    help="auto (CUDA when available), cpu, cuda, cuda:N [default: auto]")
