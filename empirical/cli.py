@@ -173,3 +173,28 @@ def add_common(p: argparse.ArgumentParser, *, dataset: tuple[str, ...] | None = 
                        help="random seed (0 to 2**63 - 1); same seed, same result [default: 0]")
     if quiet:
         p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+
+
+def flag_table() -> str:
+    """The markdown table of every empirical command and its flags, read from the parsers (README)."""
+    import importlib
+
+    rows = ["| command | flags |", "|---|---|"]
+
+    def flags(parser) -> str:
+        return " ".join(a.option_strings[-1] for a in parser._actions
+                        if a.option_strings and not isinstance(a, argparse._HelpAction))
+
+    for name in COMMANDS:
+        parser = importlib.import_module(f"empirical.{name}").build_parser()
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs:
+            groups: dict[str, list[str]] = {}
+            for sub, sp in subs[0].choices.items():
+                groups.setdefault(flags(sp), []).append(sub)
+            for text, subnames in groups.items():
+                joined = "\\|".join(subnames)  # an escaped bar inside a table cell
+                rows.append(f"| `python -m empirical.{name} {joined}` | `{text}` |")
+        else:
+            rows.append(f"| `python -m empirical.{name}` | `{flags(parser)}` |")
+    return "\n".join(rows)

@@ -1,6 +1,7 @@
 """MNG-AC: stochastic adversarial training with a meta-learned noise generator and adversarial consistency.
 
-Our reading of Madaan, Shin & Hwang, "Learning to generate noise for multi-attack robustness" (ICML 2021):
+As implemented here, after Madaan, Shin & Hwang, "Learning to generate noise for multi-attack robustness"
+(ICML 2021):
 
 * SAT: one threat k drawn uniformly per batch; x' = training attack of threat k.
 * Noise generator g_phi (a small conv net, input-dependent): x_aug = clip_[0,1](x + eps_g tanh(g_phi([x, z]))),

@@ -7,7 +7,7 @@
         --out results/cifar10_table.json
     # CPU, the reduced run of this repository's results/mnist_cpu_table.json:
     nice -n 10 python -m empirical.reproduce --dataset mnist --preset cpu --jobs 2 --out results/mnist_cpu_table.json
-    # CPU, the longest run that fits a 2-core session (results/mnist_cpu_long_table.json):
+    # CPU, the longest run that fits about an hour of two cores (results/mnist_cpu_long_table.json):
     python -m empirical.reproduce --dataset mnist --preset cpu-long --jobs 2 --out results/mnist_cpu_long_table.json
 
 Each scheme is a separate ``python -m empirical.train`` process (``--jobs`` at a time), so every run is
@@ -24,8 +24,8 @@ Presets (``PRESETS``):
   cpu-long  the whole 60,000-image training set for 1 epoch (600 steps of batch 100) with the training
         attacks' default steps (PGD/SLIDE-10), on the 4.7x cheaper ``mnist_cnn_small``, budgets warmed up
         over the first 40% of the steps (without it 'max' stalled at the uniform prediction for the whole
-        epoch), 500 test images (55 minutes of two CPU cores here: the longest CPU run that fits a session
-        without a GPU).
+        epoch), 500 test images (55 minutes of two CPU cores: the longest CPU run that fits about an
+        hour without a GPU).
 
 Under a per-command time limit pass ``--time-limit SECONDS``: training stops cleanly at a checkpoint
 before the limit, no evaluation starts with less than ``EVAL_RESERVE`` seconds left, and the command exits
