@@ -47,7 +47,7 @@ def budget_curve(model, x, y, threat: str, budgets, dataset: str, strength: str,
 
 
 def build_parser():
-    from .cli import ArgumentParser, add_common, eps_list_type, path_type, ranged
+    from .cli import ArgumentParser, add_common, eps_list_type, path_type, ranged, state_ranges
 
     p = ArgumentParser(prog="python -m empirical.budget_curves", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=path_type, required=True, metavar="DIR",
@@ -62,7 +62,7 @@ def build_parser():
     p.add_argument("--strength", default="eval", choices=("train", "eval"), help="attacks [default: eval]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=100, metavar="N", help="[default: 100]")
     p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
-    return p
+    return state_ranges(p)
 
 
 def main(argv=None) -> int:

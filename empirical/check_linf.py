@@ -29,7 +29,7 @@ import json
 import time
 from pathlib import Path
 
-from .cli import ArgumentParser, add_common, check_output, eps_type, number, path_type, ranged
+from .cli import ArgumentParser, add_common, check_output, eps_type, number, path_type, ranged, state_ranges
 
 __all__ = ["train_argv", "check_attacks", "main"]
 
@@ -207,7 +207,7 @@ def build_parser():
         s.add_argument("--eps", type=eps_type, default={}, metavar="BUDGETS",
                        help="budgets, e.g. linf=0.3 (train: linf only) [default: MNIST's, linf=0.3,l1=10,l2=2]")
         add_common(s, threads_default=1)
-    return p
+    return state_ranges(p)
 
 
 def main(argv=None) -> int:

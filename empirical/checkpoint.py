@@ -4,8 +4,9 @@ A checkpoint holds everything that decides the rest of a run: the model, optimiz
 the scheme's own state (e.g. MNG-AC's noise generator and its optimizer), the random-number states (torch
 CPU and CUDA, and every ``torch.Generator`` the loop owns), the epoch and the step inside it, and the
 running history: tensors, numbers, strings, lists and dicts only, so that it loads with
-``torch.load(..., weights_only=True)`` (no code runs when a file is read).  It is written atomically (temporary file in the same folder, fsync, rename), so
-a process killed while writing leaves the previous checkpoint intact.
+``torch.load(..., weights_only=True)`` (no code runs when a file is read).  It is written atomically
+(temporary file in the same folder, fsync, rename), so a process killed while writing leaves the previous
+checkpoint intact.
 
 Resuming restores all of it; the loop derives each epoch's data order from (seed, epoch) alone, so a run
 resumed from step k of epoch e replays exactly the batches an uninterrupted run would have seen.

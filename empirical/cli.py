@@ -24,7 +24,7 @@ import re
 from simulate.cli import EXIT_UNFINISHED, ArgumentParser, check_output, number
 
 __all__ = ["ArgumentParser", "EXIT_UNFINISHED", "check_output", "number", "RANGES", "parse_eps", "eps_type",
-           "device_type", "path_type", "add_common", "COMMANDS", "BUDGET_RANGES"]
+           "device_type", "path_type", "add_common", "state_ranges", "COMMANDS", "BUDGET_RANGES"]
 
 #: Every empirical command (``python -m empirical.<name>``).
 COMMANDS = ("train", "evaluate", "reproduce", "budget_curves", "check_linf", "online")
@@ -166,13 +166,25 @@ def add_common(p: argparse.ArgumentParser, *, dataset: tuple[str, ...] | None = 
                        help="auto (CUDA when available), cpu, cuda, cuda:N [default: auto]")
     if threads:
         p.add_argument("--threads", type=ranged("threads"), default=threads_default, metavar="N",
-                       help="torch CPU threads (1 to 1024) [default: "
+                       help="torch CPU threads [default: "
                             + ("torch's" if threads_default is None else str(threads_default)) + "]")
     if seed:
         p.add_argument("--seed", type=ranged("seed"), default=0, metavar="N",
-                       help="random seed (0 to 2**63 - 1); same seed, same result [default: 0]")
+                       help="random seed; same seed, same result [default: 0]")
     if quiet:
         p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+
+
+def state_ranges(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Append each bounded flag's range and reason (``allowed: ...``) to its help text; the parser."""
+    for a in parser._actions:
+        allowed = getattr(a.type, "allowed", None)
+        if allowed and a.help and "allowed:" not in a.help:
+            a.help = f"{a.help} ({allowed.replace('%', '%%')})"
+        if isinstance(a, argparse._SubParsersAction):
+            for sub in a.choices.values():
+                state_ranges(sub)
+    return parser
 
 
 def flag_table() -> str:

@@ -151,7 +151,7 @@ DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg")
 
 
 def build_parser():
-    from .cli import ArgumentParser, add_common, eps_type, number, path_type, ranged
+    from .cli import ArgumentParser, add_common, eps_type, number, path_type, ranged, state_ranges
     from .models import MODELS
 
     p = ArgumentParser(prog="python -m empirical.evaluate",
@@ -175,7 +175,7 @@ def build_parser():
                                      "images per l_p threat [default: 0, none]")
     p.add_argument("--out", type=path_type, default=None, metavar="FILE",
                    help="JSON result file [default: none, print only]")
-    return p
+    return state_ranges(p)
 
 
 def main(argv=None) -> int:

@@ -202,7 +202,7 @@ _seeds.__name__ = "seed list"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import ArgumentParser, number, path_type
+    from .cli import ArgumentParser, number, path_type, state_ranges
 
     budget = number(float, 0.0, 100.0, why="scaled units: the class means sit at +-rho/2 (rho about 5 for 3 vs 7); "
                                            "beyond 100 every example is misclassified")
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=path_type, default=Path("results/online_mnist37"), metavar="STEM",
                    help="output stem: writes <out>.json and <out>.csv [default: results/online_mnist37]")
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
-    return p
+    return state_ranges(p)
 
 
 def main(argv=None) -> int:

@@ -49,7 +49,7 @@ from typing import Any
 
 from simulate.cli import EXIT_UNFINISHED
 
-from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged
+from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged, state_ranges
 
 __all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "main"]
 
@@ -219,7 +219,7 @@ def build_parser():
                    help="seconds this call may run (training stops at a checkpoint before; exit 75 if unfinished)")
     p.add_argument("--extra", default="", help="extra flags for empirical.train, e.g. '--epochs 20'")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    return p
+    return state_ranges(p)
 
 
 def main(argv=None) -> int:

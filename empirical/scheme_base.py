@@ -62,7 +62,8 @@ class Scheme:
 
     def set_budget_scale(self, scale: float) -> None:
         """Train against every l_p budget times ``scale`` in (0, 1] (budget warm-up; rotation-translation
-        is left as it is, see ``scaled``). The attacks are rebuilt, so step sizes that follow the budget scale with it."""
+        is left as it is, see ``scaled``). The attacks are rebuilt, so step sizes that follow the budget
+        scale with it."""
         if not 0 < scale <= 1:
             raise ValueError(f"budget scale must be in (0, 1], got {scale}")
         if scale == self.budget_scale:

@@ -44,7 +44,7 @@ from typing import Any
 
 from simulate.cli import EXIT_UNFINISHED, flag_name
 
-from .cli import RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged
+from .cli import RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged, state_ranges
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "BatchStream", "StopRule", "Trainer", "train",
            "evaluate_model", "evaluate_run", "build_parser", "config_from_args", "main", "INTERRUPTED"]
@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate-only", action="store_true",
                    help="evaluate the finished run in --out (model.pt) with --test-limit/--eval-threats; "
                         "writes <out>/eval.json")
-    return p
+    return state_ranges(p)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -111,6 +111,7 @@ def number(kind: type = float, lo: float | None = None, hi: float | None = None,
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its messages
+    convert.allowed = allowed  # type: ignore[attr-defined]  (for help texts)
     return convert
 
 

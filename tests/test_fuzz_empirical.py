@@ -236,12 +236,15 @@ def test_bad_run_folders_and_checkpoints(env, capsys, tmp_path, data_dir):
 
 def test_help_states_each_default_once_and_whole_sentences(capsys):
     for command in VARIANTS + ["check_linf"]:
-        p = _parser(command) if command != "check_linf" else importlib.import_module("empirical.check_linf").build_parser()
+        p = importlib.import_module("empirical.check_linf").build_parser() if command == "check_linf" else _parser(command)
         text = p.format_help()
         for a in p._actions:
             assert (a.help or "").count("[default:") <= 1, (command, a.option_strings, a.help)
             assert "(default:" not in (a.help or "") or "[default:" not in (a.help or ""), (command, a.help)
         assert p.description and p.description.rstrip().endswith("."), (command, p.description)
+        for a in p._actions:  # every bounded flag states its range and the reason for it
+            if getattr(a.type, "allowed", None):
+                assert "allowed:" in a.help and ";" in a.type.allowed, (command, a.option_strings, a.help)
         assert "%(default)" not in text
 
 
