@@ -244,3 +244,22 @@ def test_mixed_precision_on_cuda(tmp_path, data_dir):
     res = _result(out)
     assert res["amp"] is True and "cuda" in res["device"]
     assert res["history"][-1]["loss"] < 0.95 * res["history"][0]["loss"]
+
+
+def test_evaluate_only_reads_runs_trained_before_the_budget_flag(tmp_path, data_dir):
+    """A result.json with the older keys (eps_linf/eps_l1/eps_l2, eval_limit) is evaluated as the same
+    configuration; one whose old budget differs from the asked one is refused."""
+    args = ["--dataset", "mnist", "--train-limit", "64", "--batch-size", "32", "--epochs", "1", "--quiet",
+            "--scheme", "adv", "--threats", "linf", "--eps", "linf=0.2", "--data-dir", str(data_dir),
+            "--out", str(tmp_path / "r")]
+    assert T.main(args) == 0
+    path = tmp_path / "r" / "result.json"
+    res = json.loads(path.read_text())
+    cfg = res["config"]
+    cfg.pop("eps")
+    cfg.update(eps_linf=0.2, eps_l1=None, eps_l2=None, eval_limit=cfg.pop("test_limit"))
+    path.write_text(json.dumps(res))
+    assert T.main([*args, "--evaluate-only", "--test-limit", "2", "--eval-threats", "linf"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        T.main([*[a if a != "linf=0.2" else "linf=0.3" for a in args], "--evaluate-only", "--test-limit", "2"])
+    assert exc.value.code == 2
