@@ -1,20 +1,18 @@
 """Accuracy versus budget, per threat, for the models of a reproduction table.
 
-    python -m empirical.budget_curves --runs runs/mnist_cpu --table results/mnist_cpu_table.json \\
-        --out results/mnist_cpu_budget_curves.json
+    python -m empirical.budget_curves --runs runs/mnist_cpu --out results/mnist_cpu_budget_curves.json
+    python -m empirical.budget_curves --runs runs/mnist_cpu --eps linf=0.1,linf=0.2,l2=1 --out curves.json
 
 For every trained run under ``--runs`` (one folder per scheme, each with ``model.pt``, as written by
-``python -m empirical.reproduce``) and every threat, the robust accuracy on the first ``--n`` test images
-at each budget of ``--budgets`` (budget 0 is the clean accuracy), under the evaluation module's attacks of
-strength ``--strength`` (default 'eval': APGD-CE then APGD-margin).  The JSON has, per table row,
+``python -m empirical.reproduce``) and every threat of ``--threats``, the robust accuracy on the first
+``--test-limit`` test images at each budget of ``--eps`` (the common budget syntax with a name repeated
+once per budget; budget 0 is the clean accuracy), under the evaluation module's attacks of strength
+``--strength`` (default 'eval': APGD-CE then APGD-margin).  The JSON has, per table row,
 {threat: {"eps": [...], "accuracy": [...]}}, with provenance; ``figures`` draws it beside the table.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 
 import torch
 
@@ -39,24 +37,32 @@ def budget_curve(model, x, y, threat: str, budgets, dataset: str, strength: str,
     """Robust accuracy at each budget (the first entry, budget 0, is the clean accuracy)."""
     clean = clean_correct(model, x, y, batch_size)
     eps, acc = [0.0], [float(clean.float().mean())]
-    for e in budgets:
+    for e in budgets:  # a number, or (max angle, max shift) for rt
         t = get_threat(threat, "cifar10" if dataset.startswith("cifar") else "mnist", eps=e)
         M = robustness_matrix(model, x, y, [t], strength=strength, batch_size=batch_size,
                               generator=torch.Generator().manual_seed(seed))
-        eps.append(float(e))
+        eps.append(float(e) if isinstance(e, (int, float)) else list(e))
         acc.append(float(M[:, 0].float().mean()))
     return {"eps": eps, "accuracy": acc}
 
 
-def _parse_budgets(text: str | None, dataset: str) -> dict:
-    base = DEFAULT_BUDGETS["cifar10" if dataset.startswith("cifar") else "mnist"]
-    if not text:
-        return base
-    out = {}
-    for part in text.split(";"):
-        name, _, values = part.partition("=")
-        out[name.strip()] = [float(v) for v in values.split(",") if v.strip()]
-    return out
+def build_parser():
+    from .cli import ArgumentParser, add_common, eps_list_type, path_type, ranged, state_ranges
+
+    p = ArgumentParser(prog="python -m empirical.budget_curves", description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=path_type, required=True, metavar="DIR",
+                   help="folder of the runs (one sub-folder per scheme, each with model.pt)")
+    add_common(p, dataset=("mnist", "cifar10", "cifar10_jpeg"))
+    p.add_argument("--threats", default="linf,l1,l2", metavar="LIST", help="comma-separated [default: linf,l1,l2]")
+    p.add_argument("--eps", type=eps_list_type, default=None, metavar="BUDGETS",
+                   help="budgets per threat, a name once per budget, e.g. linf=0.1,linf=0.2,l1=5 "
+                        "[default: the dataset's four per threat, DEFAULT_BUDGETS]")
+    p.add_argument("--test-limit", type=ranged("test_limit"), default=100, metavar="N",
+                   help="test images (the first N) [default: 100]")
+    p.add_argument("--strength", default="eval", choices=("train", "eval"), help="attacks [default: eval]")
+    p.add_argument("--batch-size", type=ranged("batch_size"), default=100, metavar="N", help="[default: 100]")
+    p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
+    return state_ranges(p)
 
 
 def main(argv=None) -> int:
@@ -64,46 +70,48 @@ def main(argv=None) -> int:
 
     from simulate.provenance import provenance, write_json
 
-    p = argparse.ArgumentParser(prog="python -m empirical.budget_curves", description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=Path, required=True, help="folder of the runs (one sub-folder per scheme)")
-    p.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10", "cifar10_jpeg"))
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--threats", default="linf,l1,l2")
-    p.add_argument("--budgets", default=None, help="e.g. 'linf=0.1,0.2;l1=5,10' [dataset defaults]")
-    p.add_argument("--n", type=int, default=100, help="test images (the first n) [100]")
-    p.add_argument("--strength", default="eval", choices=("train", "eval"))
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--quiet", action="store_true")
+    from .checkpoint import CheckpointError
+    from .cli import check_output
+    from .data import DataError
+    from .utils import get_device, set_threads
+
+    p = build_parser()
     args = p.parse_args(argv)
-    if args.n < 1:
-        p.error(f"--n must be >= 1, got {args.n}")
+    check_output(p, "--out", args.out)
     if not args.runs.is_dir():
-        p.error(f"--runs: folder {args.runs} not found")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    budgets = _parse_budgets(args.budgets, args.dataset)
+        p.error(f"--runs: folder {str(args.runs)!r} not found")
+    runs = sorted(d for d in args.runs.iterdir() if (d / "model.pt").is_file())
+    if not runs:
+        p.error(f"--runs: no sub-folder of {str(args.runs)!r} holds a model.pt")
+    budgets = args.eps or DEFAULT_BUDGETS["cifar10" if args.dataset.startswith("cifar") else "mnist"]
     threats = [t.strip() for t in args.threats.split(",") if t.strip()]
+    if not threats:
+        p.error("--threats: empty list (allowed: linf, l1, l2, rt)")
     missing = [t for t in threats if t not in budgets]
     if missing:
-        p.error(f"--budgets has no budgets for {missing}")
-    if args.dataset == "mnist":
-        x, y = load_mnist(args.data_dir, "test", limit=args.n)
-    else:
-        x, y = load_cifar10(args.data_dir, "test", source="subset", limit=args.n)
-    runs = sorted(d for d in args.runs.iterdir() if (d / "model.pt").is_file())
+        p.error(f"--eps: no budgets for the threats {missing} (give e.g. {missing[0]}=<value>)")
+    device = get_device(args.device)
+    try:
+        models = {run: load_model(run / "model.pt", dataset=args.dataset)[0].to(device) for run in runs}
+    except CheckpointError as exc:
+        p.error(f"--runs: {exc}")
+    set_threads(args.threads)
+    try:
+        if args.dataset == "mnist":
+            x, y = load_mnist(args.data_dir, "test", limit=args.test_limit)
+        else:
+            x, y = load_cifar10(args.data_dir, "test", source="subset", limit=args.test_limit)
+    except DataError as exc:
+        p.error(f"--data-dir: {exc}")
     curves = {}
     for run in tqdm(runs, disable=args.quiet, desc="models"):
-        model, _ = load_model(run / "model.pt", dataset=args.dataset)
         row = ROW_OF.get(run.name, run.name)
-        curves[row] = {t: budget_curve(model, x, y, t, budgets[t], args.dataset, args.strength, args.seed,
+        curves[row] = {t: budget_curve(models[run], x, y, t, budgets[t], args.dataset, args.strength, args.seed,
                                        args.batch_size) for t in threats}
         if not args.quiet:
             print(row, {t: [round(a, 3) for a in c["accuracy"]] for t, c in curves[row].items()}, flush=True)
-    params = {"runs": str(args.runs), "dataset": args.dataset, "n": args.n, "strength": args.strength,
-              "budgets": budgets, "threats": threats}
+    params = {"runs": str(args.runs), "dataset": args.dataset, "n_test": int(x.shape[0]),
+              "strength": args.strength, "budgets": {t: budgets[t] for t in threats}, "threats": threats}
     write_json(args.out, {"curves": curves, "params": params,
                           "provenance": provenance(params=params, seeds={"seed": args.seed})})
     return 0

@@ -1,187 +1,139 @@
-"""Real-model check of the attacks: l_inf adversarial training of a small MNIST CNN on CPU, then clean and
-robust accuracy of every attack on the first 1,000 MNIST test images.
+"""Real-model check of the attacks: a small MNIST CNN trained against l_inf, then the robust accuracy
+that each attack leaves on the first 1,000 MNIST test images.
 
-Evidence it produces (results/mnist_linf_check.json): per attack, robust accuracy on 1,000 test images,
-with provenance; the check passes when APGD finds at least as many adversarial examples as PGD.
+    python -m empirical.check_linf train --out runs/check_linf                      # resumable
+    python -m empirical.check_linf eval --weights runs/check_linf/model.pt --out results/mnist_linf_check.json
+    python -m empirical.check_linf sanity --weights runs/check_linf/model.pt --out results/mnist_linf_check.json
 
-    python -m empirical.check_linf train --data-dir ../shared/data      # resumable, checkpoints/check_linf/
-    python -m empirical.check_linf eval  --data-dir ../shared/data --out results/mnist_linf_check.json
-    python -m empirical.check_linf sanity --n 200      # gradient-masking checks for l_inf, l_2, l_1
+``train`` is ``empirical.train`` with the check's configuration (:func:`train_argv`): SmallMnistCNN,
+single-threat l_inf adversarial training (PGD with ``--attack-steps`` steps, random start, the attack
+module's step 2.5 eps / steps), Adam lr 1e-3, batch 100, constant learning rate, the budget warmed up
+linearly over the first epoch (avoids the early collapse of adversarial training at eps = 0.3).  Its
+checkpoints, resume, ``--time-limit`` (exit 75) and seeds are those of ``empirical.train``.
+
+``eval`` runs every attack of :func:`check_attacks` through ``empirical.evaluate.robustness_matrix`` (one
+column per attack) and passes when APGD finds at least as many adversarial examples as PGD; ``sanity``
+adds the gradient-masking self-checks for l_inf, l_2 and l_1 to the same result file.
 
 Evidence (results/mnist_linf_check.json): one run, seed 0, CPU (2 shared cores, 1 thread for training,
 about 40 min wall for 7 of the 8 planned epochs, then stopped), SmallMnistCNN, first 1,000 MNIST test
 images: clean 0.977; l_inf 0.3: PGD-40 0.913, PGD-100 x 5 restarts 0.886, APGD-CE 0.879, APGD-margin
 0.875 (APGD finds 98 / 105 adversarial examples vs PGD's 64 / 91); l_2 2: PGD-100 0.835, APGD 0.733;
-l_1 10: SLIDE 0.759, APGD 0.742; rotation-translation grid 0.003.
-
-Training: SmallMnistCNN (or --model mnist_cnn), Adam lr 1e-3, batch 100, PGD-l_inf with ``--steps`` steps
-of size ``--alpha`` and a random start, eps ramped linearly from 0 to ``--eps`` over the first epoch
-(avoids the early collapse of adversarial training at eps = 0.3). One checkpoint per epoch holds model,
-optimizer, RNG states, epoch; an interrupted run resumes from it.
+l_1 10: SLIDE 0.759, APGD 0.742; rotation-translation grid 0.003.  That run predates this command: it was
+trained by a loop of its own with a PGD step of 0.1 (this command: 0.15) and the same other settings.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import json
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+from .cli import ArgumentParser, add_common, check_output, eps_type, number, path_type, ranged, state_ranges
 
-from .data import DataError, load_mnist
-from .models import MODELS, get_model
-from .utils import make_generator, set_threads
-
-_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["train_argv", "check_attacks", "main"]
 
 
-def _train(args) -> int:
-    from tqdm import tqdm
+def train_argv(args) -> list[str]:
+    """The ``empirical.train`` command line of the check's training."""
+    argv = ["--dataset", "mnist", "--scheme", "adv", "--threats", "linf", "--model", "mnist_cnn_small",
+            "--optimizer", "adam", "--lr", "1e-3", "--schedule", "constant", "--batch-size", "100",
+            "--epochs", str(args.epochs), "--attack-steps", str(args.attack_steps),
+            "--eps-warmup", repr(1.0 / args.epochs) if args.epochs > 1 else "0",
+            "--seed", str(args.seed), "--device", args.device, "--out", str(args.out)]
+    if args.eps:
+        argv += ["--eps", f"linf={args.eps['linf']!r}"]
+    for flag, value in (("--train-limit", args.train_limit), ("--time-limit", args.time_limit),
+                        ("--threads", args.threads), ("--data-dir", args.data_dir)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + (["--quiet"] if args.quiet else [])
 
+
+def check_attacks(eps: dict | None = None) -> dict:
+    """{name: (threat, attack)}: the attacks the check compares, at the MNIST budgets (or ``eps``)."""
     from .attacks import get_attack
-    from .threats import get_threat
+    from .threats import make_threats
 
+    linf, l1, l2, rt = make_threats(("linf", "l1", "l2", "rt"), "mnist", eps)
+    return {
+        "linf/pgd-40": (linf, get_attack("pgd", linf, steps=40, alpha=0.01)),
+        "linf/pgd-100x5": (linf, get_attack("pgd", linf, steps=100, alpha=0.01, restarts=5)),
+        "linf/apgd-ce-100": (linf, get_attack("apgd", linf, steps=100, loss="ce")),
+        "linf/apgd-margin-100": (linf, get_attack("apgd", linf, steps=100, loss="margin")),
+        "l2/pgd-100": (l2, get_attack("pgd", l2, steps=100)),
+        "l2/apgd-ce-100": (l2, get_attack("apgd", l2, steps=100)),
+        "l1/slide-100": (l1, get_attack("slide", l1, steps=100)),
+        "l1/apgd-ce-100": (l1, get_attack("apgd", l1, steps=100)),
+        "rt/grid": (rt, get_attack("rt_grid", rt)),
+    }
+
+
+def _model_and_data(p, args):
+    from .checkpoint import CheckpointError
+    from .data import DataError, load_mnist
+    from .evaluate import load_model
+    from .utils import get_device, set_threads
+
+    try:
+        model, name = load_model(args.weights, dataset="mnist")
+    except CheckpointError as exc:
+        p.error(f"--weights: {exc}")
     set_threads(args.threads)
-    torch.manual_seed(args.seed)
-    x, y = load_mnist(args.data_dir, "train", limit=args.limit)
-    model = get_model(args.model)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    gen = make_generator(args.seed)
-    ckpt_dir = Path(args.checkpoint_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = ckpt_dir / "last.pt"
-    epoch0 = 0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        epoch0 = state["epoch"]
-        print(f"resuming from {ckpt} at epoch {epoch0}", file=sys.stderr)
-    n, bs = x.shape[0], args.batch_size
-    batches_per_epoch = (n + bs - 1) // bs
-    threat = get_threat("linf", "mnist", eps=args.eps)
-    t0 = time.time()
-    for epoch in range(epoch0, args.epochs):
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        correct = total = 0
-        bar = tqdm(range(batches_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.quiet,
-                   mininterval=5)
-        for b in bar:
-            idx = perm[b * bs:(b + 1) * bs]
-            xb, yb = x[idx], y[idx]
-            step = epoch * batches_per_epoch + b
-            eps_t = args.eps * min(1.0, (step + 1) / batches_per_epoch)
-            attack = get_attack("pgd", threat, eps=eps_t, alpha=args.alpha * eps_t / args.eps,
-                                steps=args.steps, random_start=True)
-            model.eval()
-            xa = attack(model, xb, yb, generator=gen)
-            model.train()
-            logits = model(xa)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            correct += int((logits.argmax(1) == yb).sum())
-            total += len(yb)
-            if b % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", adv_acc=f"{correct / total:.3f}", eps=f"{eps_t:.3f}")
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                 "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "args": vars(args),
-                 "model_name": args.model}
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(ckpt)
-        print(f"epoch {epoch + 1}: train adversarial accuracy {correct / total:.4f}, "
-              f"elapsed {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-    return 0
+    try:
+        x, y = load_mnist(args.data_dir, "test", limit=args.test_limit)
+    except DataError as exc:
+        p.error(f"--data-dir: {exc}")
+    device = get_device(args.device)
+    return model.to(device), name, x, y, device
 
 
-def _trained_model_and_test_data(args):
-    """The model of the last checkpoint (in eval mode), the checkpoint itself and the first ``args.n`` MNIST
-    test images."""
-    set_threads(args.threads)
-    state = torch.load(Path(args.checkpoint_dir) / "last.pt", weights_only=False)
-    model = get_model(state["model_name"])
-    model.load_state_dict(state["model"])
-    x, y = load_mnist(args.data_dir, "test", limit=args.n)
-    return model.eval(), state, x, y
+def _eval(p, args) -> int:
+    import torch
 
-
-def _eval(args) -> int:
     from simulate.provenance import provenance, write_json
 
-    from .attacks import get_attack
-    from .evaluate import format_table
+    from .evaluate import clean_correct, format_table, robustness_matrix
     from .sanity import gradient_masking_warnings
-    from .threats import get_threat
+    from .utils import make_generator
 
-    model, state, x, y = _trained_model_and_test_data(args)
-    linf, l1, l2 = (get_threat(t, "mnist") for t in ("linf", "l1", "l2"))
-    attacks = {
-        "linf/pgd-40": get_attack("pgd", linf, steps=40, alpha=0.01),
-        "linf/pgd-100x5": get_attack("pgd", linf, steps=100, alpha=0.01, restarts=5),
-        "linf/apgd-ce-100": get_attack("apgd", linf, steps=100, loss="ce"),
-        "linf/apgd-margin-100": get_attack("apgd", linf, steps=100, loss="margin"),
-        "l2/pgd-100": get_attack("pgd", l2, steps=100),
-        "l2/apgd-ce-100": get_attack("apgd", l2, steps=100),
-        "l1/slide-100": get_attack("slide", l1, steps=100),
-        "l1/apgd-ce-100": get_attack("apgd", l1, steps=100),
-        "rt/grid": get_attack("rt_grid", get_threat("rt", "mnist")),
-    }
-    results, robust, seconds = {}, {}, {}
-    with torch.no_grad():
-        clean = model(x).argmax(1) == y
-    for name, attack in attacks.items():
-        gen = make_generator(args.seed)
-        t0 = time.time()
-        ok = []
-        for i in range(0, len(x), args.batch_size):
-            xa = attack(model, x[i:i + args.batch_size], y[i:i + args.batch_size], generator=gen)
-            with torch.no_grad():
-                ok.append(model(xa).argmax(1) == y[i:i + args.batch_size])
-        robust[name] = torch.cat(ok) & clean
-        seconds[name] = time.time() - t0
-        results[name] = {"robust_accuracy": float(robust[name].float().mean()), "seconds": seconds[name],
-                         "attack": repr(attack)}
-        if not args.quiet:
-            print(f"{name:24s} {results[name]['robust_accuracy']:.4f}  ({seconds[name]:.0f} s)", file=sys.stderr)
-    apgd_linf = robust["linf/apgd-ce-100"] & robust["linf/apgd-margin-100"]
-    pgd_linf = robust["linf/pgd-40"]
+    model, name, x, y, device = _model_and_data(p, args)
+    attacks = check_attacks(args.eps)
+    t0 = time.time()
+    clean = clean_correct(model, x, y, args.batch_size, device)
+    M = robustness_matrix(model, x, y, [t for t, _ in attacks.values()], batch_size=args.batch_size,
+                          generator=make_generator(args.seed), device=device,
+                          attacks=[a for _, a in attacks.values()], quiet=args.quiet)
+    robust = {k: M[:, j] for j, k in enumerate(attacks)}
+    results = {k: {"robust_accuracy": float(robust[k].float().mean()), "attack": repr(a)}
+               for k, (_, a) in attacks.items()}
+
+    def adversarial(*names) -> int:
+        return int((clean & ~torch.stack([robust[n] for n in names]).all(0)).sum())
+
     checks = {
-        "apgd_vs_pgd_linf": {
-            "pgd_40_adversarial": int((clean & ~pgd_linf).sum()),
-            "pgd_100x5_adversarial": int((clean & ~robust["linf/pgd-100x5"]).sum()),
-            "apgd_ce_adversarial": int((clean & ~robust["linf/apgd-ce-100"]).sum()),
-            "apgd_ce_or_margin_adversarial": int((clean & ~apgd_linf).sum()),
-        },
-        "apgd_vs_slide_l1": {
-            "slide_adversarial": int((clean & ~robust["l1/slide-100"]).sum()),
-            "apgd_adversarial": int((clean & ~robust["l1/apgd-ce-100"]).sum()),
-        },
+        "apgd_vs_pgd_linf": {"pgd_40_adversarial": adversarial("linf/pgd-40"),
+                             "pgd_100x5_adversarial": adversarial("linf/pgd-100x5"),
+                             "apgd_ce_adversarial": adversarial("linf/apgd-ce-100"),
+                             "apgd_ce_or_margin_adversarial": adversarial("linf/apgd-ce-100", "linf/apgd-margin-100")},
+        "apgd_vs_slide_l1": {"slide_adversarial": adversarial("l1/slide-100"),
+                             "apgd_adversarial": adversarial("l1/apgd-ce-100")},
     }
     c = checks["apgd_vs_pgd_linf"]
     checks["passed"] = bool(c["apgd_ce_adversarial"] >= c["pgd_40_adversarial"]
                             and c["apgd_ce_or_margin_adversarial"] >= c["pgd_100x5_adversarial"])
-    warnings = gradient_masking_warnings(model, x[:200], y[:200], linf, generator=make_generator(args.seed))
-    union = clean & robust["linf/apgd-ce-100"] & robust["linf/apgd-margin-100"] & robust["l2/apgd-ce-100"] \
-        & robust["l1/apgd-ce-100"] & robust["rt/grid"]
+    linf = attacks["linf/pgd-40"][0]
+    warnings = gradient_masking_warnings(model, x[:200].to(device), y[:200].to(device), linf,
+                                         generator=make_generator(args.seed))
+    union = torch.stack([robust[k] for k in ("linf/apgd-ce-100", "linf/apgd-margin-100", "l2/apgd-ce-100",
+                                             "l1/apgd-ce-100", "rt/grid")]).all(0) & clean
     out = {
-        "clean_accuracy": float(clean.float().mean()),
-        "attacks": results,
-        "union_accuracy_apgd_rt": float(union.float().mean()),
-        "checks": checks,
+        "clean_accuracy": float(clean.float().mean()), "attacks": results,
+        "union_accuracy_apgd_rt": float(union.float().mean()), "checks": checks,
         "gradient_masking_warnings": warnings,
-        "training": state["args"],
-        "provenance": provenance(params={"n_test": len(x), "eps": {"linf": linf.eps, "l2": l2.eps, "l1": l1.eps,
-                                                                    "rt": [30.0, 3.0]},
-                                         "model": state["model_name"], "epochs_trained": state["epoch"]},
-                                 seeds={"attack": args.seed, "training": state["args"]["seed"]},
-                                 device="cpu", threads=torch.get_num_threads()),
+        "provenance": provenance(params={"n_test": len(x), "eps": {k: t.eps for k, (t, _) in attacks.items()},
+                                         "model": name, "weights": str(args.weights)},
+                                 seeds={"attack": args.seed}, device=str(device), seconds=time.time() - t0),
     }
     write_json(args.out, out)
     print(format_table(["clean"] + list(results), [out["clean_accuracy"]] +
@@ -190,62 +142,86 @@ def _eval(args) -> int:
     return 0
 
 
-def _sanity(args) -> int:
-    """Gradient-masking self-checks for l_inf, l_2 and l_1 on the first ``--n`` test images, merged into
-    the result file written by ``eval`` (key "gradient_masking_by_threat")."""
-    import json
-
+def _sanity(p, args) -> int:
+    """Gradient-masking self-checks for l_inf, l_2 and l_1 on the first ``--test-limit`` test images,
+    merged into the result file written by ``eval`` (key "gradient_masking_by_threat")."""
     from simulate.provenance import provenance, write_json
 
     from .sanity import gradient_masking_warnings
-    from .threats import get_threat
+    from .threats import make_threats
+    from .utils import make_generator
 
-    model, state, x, y = _trained_model_and_test_data(args)
-    found = {}
-    for name in ("linf", "l2", "l1"):
-        found[name] = gradient_masking_warnings(model, x, y, get_threat(name, "mnist"),
-                                                generator=make_generator(args.seed), emit=False)
-        print(f"{name}: {found[name] or 'no warning'}")
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {}
+    data = {}
+    if out.exists():
+        try:
+            data = json.loads(out.read_text())
+        except (OSError, ValueError):
+            p.error(f"--out: {str(out)!r} exists but is not a JSON result file")
+        if not isinstance(data, dict):
+            p.error(f"--out: {str(out)!r} does not hold a JSON object")
+    model, _, x, y, device = _model_and_data(p, args)
+    found = {}
+    for threat in make_threats(("linf", "l2", "l1"), "mnist", args.eps):
+        found[threat.name] = gradient_masking_warnings(model, x.to(device), y.to(device), threat,
+                                                       generator=make_generator(args.seed), emit=False)
+        print(f"{threat.name}: {found[threat.name] or 'no warning'}")
     data["gradient_masking_by_threat"] = {
         "n_images": len(x), "warnings": found,
         "provenance": provenance(params={"n": len(x), "checks": "empirical.sanity.gradient_masking_warnings"},
-                                 seeds={"attack": args.seed}, device="cpu"),
+                                 seeds={"attack": args.seed}, device=str(device)),
     }
     write_json(out, data)
     return 0
 
 
+def build_parser():
+    p = ArgumentParser(prog="python -m empirical.check_linf",
+                       description="Real-model check of the attacks: a small MNIST CNN trained against l_inf "
+                                   "(train), the robust accuracy each attack leaves (eval), gradient-masking "
+                                   "self-checks (sanity).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,eval,sanity}")
+    t = sub.add_parser("train", help="train the model (empirical.train; resumable, exit 75 under --time-limit)",
+                       description="Train the check's model through empirical.train.")
+    t.add_argument("--out", type=path_type, default=Path("runs/check_linf"), metavar="DIR",
+                   help="the run's folder [default: runs/check_linf]")
+    t.add_argument("--epochs", type=number(int, 1, 1000, why="at least one pass; 1,000 would not finish"),
+                   default=6, metavar="N", help="[default: 6]")
+    t.add_argument("--attack-steps", type=number(int, 1, 1000, why="PGD steps per batch; cost is linear"),
+                   default=5, metavar="N", help="PGD steps of the training attack [default: 5]")
+    t.add_argument("--train-limit", type=ranged("train_limit"), default=None, metavar="N",
+                   help="train on the first N training images [default: all]")
+    t.add_argument("--time-limit", type=ranged("time_limit"), default=None, metavar="SECONDS",
+                   help="checkpoint and exit 75 after this many seconds; the same command resumes")
+    for name, help_text in (("eval", "robust accuracy under every attack of the check"),
+                            ("sanity", "gradient-masking self-checks, added to the --out file")):
+        e = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        e.add_argument("--weights", type=path_type, default=Path("runs/check_linf/model.pt"), metavar="FILE",
+                       help="the trained model [default: runs/check_linf/model.pt]")
+        e.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
+        e.add_argument("--test-limit", type=ranged("test_limit"), default=1000 if name == "eval" else 200,
+                       metavar="N", help=f"the first N test images [default: {1000 if name == 'eval' else 200}]")
+        e.add_argument("--batch-size", type=ranged("batch_size"), default=250, metavar="N",
+                       help="[default: 250]")
+    for s in sub.choices.values():
+        s.add_argument("--eps", type=eps_type, default={}, metavar="BUDGETS",
+                       help="budgets, e.g. linf=0.3 (train: linf only) [default: MNIST's, linf=0.3,l1=10,l2=2]")
+        add_common(s, threads_default=1)
+    return state_ranges(p)
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("command", choices=("train", "eval", "sanity"))
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--model", default="mnist_cnn_small", choices=MODELS)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--eps", type=float, default=0.3)
-    p.add_argument("--alpha", type=float, default=0.1)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--n", type=int, default=1000, help="test images for eval")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--checkpoint-dir", default=str(_ROOT / "checkpoints" / "check_linf"))
-    p.add_argument("--out", default=str(_ROOT / "results" / "mnist_linf_check.json"))
-    p.add_argument("--quiet", action="store_true")
+    p = build_parser()
     args = p.parse_args(argv)
-    for name in ("epochs", "steps", "batch_size", "n", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
-    if not (args.eps > 0 and args.alpha > 0 and args.lr > 0):
-        p.error("--eps, --alpha and --lr must be > 0")
-    try:
-        return {"train": _train, "eval": _eval, "sanity": _sanity}[args.command](args)
-    except DataError as exc:
-        p.error(str(exc))
-    return 1
+    sp = p._subparsers._group_actions[0].choices[args.command]  # the sub-command's parser, for its errors
+    check_output(sp, "--out", args.out, folder=args.command == "train")
+    if args.command == "train":
+        if set(args.eps) - {"linf"}:
+            sp.error(f"--eps: train takes the linf budget only, got {sorted(args.eps)}")
+        from .train import main as train_main
+
+        return train_main(train_argv(args))
+    return {"eval": _eval, "sanity": _sanity}[args.command](sp, args)
 
 
 if __name__ == "__main__":

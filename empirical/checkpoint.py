@@ -1,10 +1,12 @@
 """Atomic training checkpoints and exact resume.
 
 A checkpoint holds everything that decides the rest of a run: the model, optimizer and scheduler state,
-the scheme's own state (e.g. MNG-AC's noise generator and its optimizer), the random-number states (Python,
-numpy, torch CPU, CUDA, and every ``torch.Generator`` the loop owns), the epoch and the step inside it,
-and the running history.  It is written atomically (temporary file in the same folder, fsync, rename), so
-a process killed while writing leaves the previous checkpoint intact.
+the scheme's own state (e.g. MNG-AC's noise generator and its optimizer), the random-number states (torch
+CPU and CUDA, and every ``torch.Generator`` the loop owns), the epoch and the step inside it, and the
+running history: tensors, numbers, strings, lists and dicts only, so that it loads with
+``torch.load(..., weights_only=True)`` (no code runs when a file is read).  It is written atomically
+(temporary file in the same folder, fsync, rename), so a process killed while writing leaves the previous
+checkpoint intact.
 
 Resuming restores all of it; the loop derives each epoch's data order from (seed, epoch) alone, so a run
 resumed from step k of epoch e replays exactly the batches an uninterrupted run would have seen.
@@ -13,27 +15,24 @@ resumed from step k of epoch e replays exactly the batches an uninterrupted run 
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from simulate.provenance import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_torch_file", "rng_state", "set_rng_state",
+           "CheckpointError"]
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be used (missing keys, another configuration)."""
+    """A checkpoint or model file that cannot be used (unreadable, missing keys, another configuration)."""
 
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
     """The global RNG states and the states of the named generators."""
     state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
         "generators": {k: g.get_state() for k, g in (generators or {}).items()},
     }
@@ -44,8 +43,6 @@ def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str,
 
 def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] | None = None) -> None:
     """Restore what :func:`rng_state` captured (the named generators in place)."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -61,9 +58,24 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         torch.save(state, fh)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (our own files, so full unpickling)."""
+def read_torch_file(path: str | os.PathLike, map_location: Any = "cpu", what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)``; a missing, truncated or corrupt file, or one that holds
+    anything but tensors and plain containers, raises :class:`CheckpointError` with a one-line message."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {str(path)!r} not found" if not path.exists()
+                              else f"{what} {str(path)!r} is not a regular file")
     try:
-        return torch.load(Path(path), map_location=map_location, weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch.load raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{what} {str(path)!r} is not a readable torch file ({type(exc).__name__}: "
+                              f"{first})") from None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (see :func:`read_torch_file`)."""
+    state = read_torch_file(path, map_location, what="checkpoint")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, not a dict")
+    return state

@@ -47,13 +47,13 @@ class DistContext:
 def init(device: str | None = None, backend: str | None = None) -> DistContext:
     """Open the process group if launched by torchrun (WORLD_SIZE > 1); choose the device.
 
-    ``device`` None: CUDA (the local rank's GPU) when available, else CPU.  ``backend`` None: nccl on CUDA,
+    ``device`` None or "auto": CUDA (the local rank's GPU) when available, else CPU.  ``backend`` None: nccl on CUDA,
     gloo on CPU.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
+    if device is None or device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":

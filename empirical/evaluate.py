@@ -1,6 +1,6 @@
 """Robustness to several threats at once: a per-example x per-threat boolean matrix, and its summary.
 
-    python -m empirical.evaluate --model runs/mnist_max/model.pt --data-dir ../shared/data --threats linf,l1,l2,rt
+    python -m empirical.evaluate --weights runs/mnist_max/model.pt --threats linf,l1,l2,rt --test-limit 1000
 
 Definitions (RobustBench / Tramer & Boneh 2019 conventions): example i is *robust to threat j* when it is
 correctly classified clean AND at the point returned by threat j's evaluation attack (``attack_for(threat,
@@ -12,13 +12,13 @@ correctly classified clean AND at the point returned by threat j's evaluation at
     average accuracy   = mean_j (threat-j accuracy)
 
 so union <= every single-threat accuracy <= clean accuracy by construction. Budgets default to the
-literature's (:data:`empirical.threats.DEFAULT_BUDGETS`); ``--eps linf=0.2,l1=8`` overrides them.
+literature's (:data:`empirical.threats.DEFAULT_BUDGETS`); ``--eps linf=0.2,l1=8,rt=30/3`` overrides them
+(the budget syntax of every empirical command, :mod:`empirical.cli`).
 The JSON written by ``--out`` holds the summary, the matrix itself and provenance.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -116,13 +116,15 @@ def summary_table(summary: dict) -> str:
 def load_model(path, arch: str | None = None, dataset: str = "mnist"):
     """A model from a file: a checkpoint dict with "model" (a state dict) and optionally "model_name" or
     "config"["model"], or a plain state dict (architecture from ``arch``, a result.json beside it, or the
-    dataset's default: mnist_cnn for MNIST-like data, preact_resnet18 for CIFAR-10)."""
-    from .models import get_model
+    dataset's default: mnist_cnn for MNIST-like data, preact_resnet18 for CIFAR-10).
+
+    The file is read with ``weights_only=True``; a missing, corrupt or mismatched file raises
+    :class:`empirical.checkpoint.CheckpointError` with a one-line message."""
+    from .checkpoint import CheckpointError, read_torch_file
+    from .models import MODELS, get_model
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {str(path)!r} not found")
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = read_torch_file(path, what="model file")
     state, name = obj, arch
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         state = obj["model"]
@@ -130,82 +132,80 @@ def load_model(path, arch: str | None = None, dataset: str = "mnist"):
     if name is None and (path.parent / "result.json").is_file():
         try:
             name = json.loads((path.parent / "result.json").read_text()).get("config", {}).get("model")
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             name = None
     if name is None:
         name = "preact_resnet18" if dataset.startswith("cifar10") else "mnist_cnn"
+    if name not in MODELS:
+        raise CheckpointError(f"model file {str(path)!r} names an unknown architecture {name!r}")
     model = get_model(name)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"model file {str(path)!r} does not hold a state dict of {name!r}: {first}") from None
     return model.eval(), name
 
 
-def _parse_eps(text: str | None) -> dict:
-    out = {}
-    if not text:
-        return out
-    for item in text.split(","):
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise ValueError(f"--eps items must look like name=value, got {item!r}")
-        if key == "rt":
-            a, _, s = val.partition("/")
-            out[key] = (float(a), float(s or 0))
-        else:
-            out[key] = float(val)
-    return out
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg")
+
+
+def build_parser():
+    from .cli import ArgumentParser, add_common, eps_type, number, path_type, ranged, state_ranges
+    from .models import MODELS
+
+    p = ArgumentParser(prog="python -m empirical.evaluate",
+                       description="Per-threat and union robust accuracy of a trained model.")
+    p.add_argument("--weights", type=path_type, required=True, metavar="FILE",
+                   help="model file: a state dict (model.pt of empirical.train) or a checkpoint dict")
+    p.add_argument("--model", default=None, choices=MODELS,
+                   help="architecture when the file does not say (see empirical.models) [default: from the file, "
+                        "a result.json beside it, or the dataset's]")
+    add_common(p, dataset=DATASETS)
+    p.add_argument("--threats", default="linf,l1,l2,rt", metavar="LIST",
+                   help="comma-separated: linf, l2, l1, rt, affine:<a>:<b>[:beta] [default: linf,l1,l2,rt]")
+    p.add_argument("--eps", type=eps_type, default={}, metavar="BUDGETS",
+                   help="budgets, e.g. linf=0.2,l1=8,rt=30/3 [default: the dataset's]")
+    p.add_argument("--strength", default="eval", choices=("train", "eval"), help="attacks [default: eval]")
+    p.add_argument("--test-limit", type=ranged("test_limit"), default=1000, metavar="N",
+                   help="evaluate on the first N test images [default: 1000]")
+    p.add_argument("--batch-size", type=ranged("batch_size"), default=250, metavar="N", help="[default: 250]")
+    p.add_argument("--sanity", type=number(int, 0, 10000, why="at most the test split's 10,000 images"), default=0,
+                   metavar="N", help="run the gradient-masking self-checks (empirical.sanity) on the first N "
+                                     "images per l_p threat [default: 0, none]")
+    p.add_argument("--out", type=path_type, default=None, metavar="FILE",
+                   help="JSON result file [default: none, print only]")
+    return state_ranges(p)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m empirical.evaluate",
-                                description="Per-threat and union robust accuracy of a trained model.")
-    p.add_argument("--model", required=True, help="checkpoint or state-dict file")
-    p.add_argument("--arch", default=None, help="model name when the file does not say (see empirical.models)")
-    p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg"))
-    p.add_argument("--data-dir", default=None, help="data folder (default $ADVTRAIN_DATA_DIR or ../shared/data)")
-    p.add_argument("--threats", default="linf,l1,l2,rt",
-                   help="comma-separated: linf, l2, l1, rt, affine:<a>:<b>[:beta]")
-    p.add_argument("--eps", default=None, help="budget overrides, e.g. linf=0.2,l1=8,rt=30/3")
-    p.add_argument("--strength", default="eval", choices=("train", "eval"))
-    p.add_argument("--n", type=int, default=1000, help="test images (the first n)")
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sanity", type=int, default=0, metavar="N",
-                   help="run the gradient-masking self-checks (empirical.sanity) on the first N images per l_p threat")
-    p.add_argument("--out", default=None, help="JSON result file")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-
+    from .checkpoint import CheckpointError
+    from .cli import check_output
     from .data import DataError, load_dataset
-    from .threats import get_threat
+    from .threats import LpThreat, make_threats
     from .utils import get_device, make_generator, set_threads
 
-    if args.n < 1 or args.batch_size < 1:
-        p.error("--n and --batch-size must be >= 1")
-    if args.sanity < 0:
-        p.error("--sanity must be >= 0")
-    if args.seed < 0:
-        p.error("--seed must be >= 0")
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.out is not None:
+        check_output(p, "--out", args.out)
+    names = [t.strip() for t in args.threats.split(",") if t.strip()]
+    if not names:
+        p.error("--threats: empty list (allowed: linf, l2, l1, rt, affine:<a>:<b>[:beta])")
     try:
-        eps = _parse_eps(args.eps)
-        tdata = "cifar10" if args.dataset.startswith("cifar10") else args.dataset
-        names = [t for t in args.threats.split(",") if t]
-        if not names:
-            raise ValueError("--threats is empty")
-        threats = [get_threat(n, tdata, eps=eps.get(n)) for n in names]
-        device = get_device(args.device)
+        threats = make_threats(names, "cifar10" if args.dataset.startswith("cifar10") else "mnist", args.eps)
     except ValueError as exc:
-        p.error(str(exc))
+        p.error(f"--threats: {exc}")
+    device = get_device(args.device)
+    try:
+        model, arch = load_model(args.weights, args.model, args.dataset)
+    except CheckpointError as exc:
+        p.error(f"--weights: {exc}")
     set_threads(args.threads)
     try:
-        x, y = load_dataset(args.dataset, args.data_dir, "test", args.n)
+        x, y = load_dataset(args.dataset, args.data_dir, "test", args.test_limit)
     except DataError as exc:
-        p.error(str(exc))
-    try:
-        model, arch = load_model(args.model, args.arch, args.dataset)
-    except (FileNotFoundError, RuntimeError, ValueError, KeyError) as exc:
-        p.error(f"--model: {exc}")
+        p.error(f"--data-dir: {exc}")
     model = model.to(device)
     t0 = time.time()
     clean = clean_correct(model, x, y, args.batch_size, device)
@@ -216,23 +216,23 @@ def main(argv=None) -> int:
     checks = {}
     if args.sanity > 0:
         from .sanity import gradient_masking_warnings
-        from .threats import L1Ball, L2Ball, LinfBall
 
         xs, ys = x[:args.sanity].to(device), y[:args.sanity].to(device)
         for n, t in zip(names, threats):
-            if isinstance(t, (LinfBall, L2Ball, L1Ball)):
+            if isinstance(t, LpThreat):
                 checks[n] = gradient_masking_warnings(model, xs, ys, t, generator=make_generator(args.seed))
                 for w in checks[n]:
                     print(f"warning: {w}", file=sys.stderr)
     if args.out:
-        from .attacks import attack_for
         from simulate.provenance import provenance, write_json
+
+        from .attacks import attack_for
 
         write_json(args.out, {
             "summary": summary, "threats": names, "gradient_masking_warnings": checks,
             "clean_correct": clean.int().tolist(), "robust_matrix": M.int().tolist(),
             "provenance": provenance(
-                params={"model_file": str(args.model), "arch": arch, "dataset": args.dataset, "n": len(x),
+                params={"weights": str(args.weights), "model": arch, "dataset": args.dataset, "n_test": len(x),
                         "threats": {n: repr(t) for n, t in zip(names, threats)},
                         "attacks": {n: repr(attack_for(t, args.strength)) for n, t in zip(names, threats)},
                         "strength": args.strength, "batch_size": args.batch_size},

@@ -1,6 +1,7 @@
 """MNG-AC: stochastic adversarial training with a meta-learned noise generator and adversarial consistency.
 
-Our reading of Madaan, Shin & Hwang, "Learning to generate noise for multi-attack robustness" (ICML 2021):
+As implemented here, after Madaan, Shin & Hwang, "Learning to generate noise for multi-attack robustness"
+(ICML 2021):
 
 * SAT: one threat k drawn uniformly per batch; x' = training attack of threat k.
 * Noise generator g_phi (a small conv net, input-dependent): x_aug = clip_[0,1](x + eps_g tanh(g_phi([x, z]))),
@@ -30,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .schemes import Scheme, _ThreatSampler, adversarial_example, register, unwrap
+from .scheme_base import Scheme, ThreatSampler, adversarial_example, unwrap
+from .utils import stream_seed
 
 __all__ = ["NoiseGenerator", "MNGAC", "jensen_shannon"]
 
@@ -62,10 +64,10 @@ def jensen_shannon(*logits: torch.Tensor) -> torch.Tensor:
     return sum(F.kl_div(log_m, p, reduction="batchmean") for p in probs) / len(probs)
 
 
-@register("mng_ac")
 class MNGAC(Scheme):
     """SAT + adversarial consistency (JSD) + meta noise generator (see the module docstring)."""
 
+    name = "mng_ac"
     n_threats = (2, None)
 
     def __init__(self, threats, *, attack_overrides=None, seed: int = 0, beta: float = 6.0,
@@ -76,10 +78,10 @@ class MNGAC(Scheme):
             if not v >= 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
         if noise_eps is None:
-            budgets = [float(t.eps) for t in self.threats if getattr(t, "name", "") == "linf"]
+            budgets = [float(t.eps) for t in self.threats if t.name == "linf"]
             noise_eps = min(budgets) if budgets else 0.1
         self.beta, self.inner_lr, self.generator_lr = float(beta), float(inner_lr), float(generator_lr)
-        self.sampler = _ThreatSampler(len(self.threats), self.seed)
+        self.sampler = ThreatSampler(len(self.threats), self.seed)
         self._channels = channels
         self.noise_eps = float(noise_eps)
         self.generator_net: NoiseGenerator | None = None
@@ -89,9 +91,10 @@ class MNGAC(Scheme):
             self._build(channels, torch.device("cpu"))
 
     def _build(self, channels: int, device: torch.device) -> None:
-        # Initialised from its own seeded generator: independent of the global RNG and identical on all ranks.
+        # Initialised from its own seed stream: independent of the global RNG and identical on all ranks
+        # (nn.Module initialisers draw from the global generator, so it is forked and restored around them).
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed + 104729)
+            torch.manual_seed(stream_seed(self.seed, "noise_generator"))
             self.generator_net = NoiseGenerator(channels, noise_eps=self.noise_eps)
         self.generator_net.to(device)
         self.generator_opt = torch.optim.Adam(self.generator_net.parameters(), lr=self.generator_lr)

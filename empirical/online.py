@@ -186,42 +186,64 @@ def _csv_text(result: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    from .cli import ranged
+
+    try:
+        seeds = tuple(ranged("seed")(t.strip()) for t in text.split(",") if t.strip())
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"comma-separated seeds: {exc}") from None
+    if not 1 <= len(seeds) <= 1000:
+        raise argparse.ArgumentTypeError(f"1 to 1000 comma-separated seeds (each a run of its own), got {text!r}")
+    return seeds
+
+
+_seeds.__name__ = "seed list"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m empirical.online", description=__doc__.split("\n\n")[0])
-    p.add_argument("--eps", type=float, default=4.0, help="training budget (scaled units, >= 0)")
-    p.add_argument("--eps-test", type=float, default=None, help="test budget of S (default: --eps)")
-    p.add_argument("--eta-w", type=float, default=0.04, help="learning rate of w; step eta_w/N (> 0)")
-    p.add_argument("--eta-b", type=float, default=0.2, help="learning rate of b; step eta_b/N (>= 0)")
-    p.add_argument("--erf-scale", type=float, default=1.0, help="s in erf(x/s) (> 0)")
-    p.add_argument("--alpha-max", type=float, default=50.0, help="last learning time alpha = steps/N (> 0)")
-    p.add_argument("--n-points", type=int, default=51, help="points of the alpha grid (>= 2)")
-    p.add_argument("--seeds", type=str, default="0,1,2", help="comma-separated seeds (>= 0)")
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N training images of 3 and 7")
-    p.add_argument("--data-dir", type=Path, default=None)
-    p.add_argument("--out", type=Path, default=Path("results/online_mnist37"),
-                   help="output stem: writes <out>.json and <out>.csv")
-    p.add_argument("--quiet", action="store_true")
-    return p
+    from .cli import ArgumentParser, number, path_type, state_ranges
+
+    budget = number(float, 0.0, 100.0, why="scaled units: the class means sit at +-rho/2 (rho about 5 for 3 vs 7); "
+                                           "beyond 100 every example is misclassified")
+    rate = "rates beyond 100 make one step of size eta/N (N = 784) overshoot the unit sphere"
+    p = ArgumentParser(prog="python -m empirical.online", description=__doc__.split("\n\n")[0])
+    p.add_argument("--eps", type=budget, default=4.0, metavar="X", help="training budget (scaled units) [default: 4]")
+    p.add_argument("--eps-test", type=budget, default=None, metavar="X", help="test budget of S [default: --eps]")
+    p.add_argument("--eta-w", type=number(float, 0.0, 100.0, lo_open=True, why=rate), default=0.04, metavar="X",
+                   help="learning rate of w; step eta_w/N [default: 0.04]")
+    p.add_argument("--eta-b", type=number(float, 0.0, 100.0, why=rate), default=0.2, metavar="X",
+                   help="learning rate of b; step eta_b/N [default: 0.2]")
+    p.add_argument("--erf-scale", type=number(float, 1e-3, 1e3, why="erf(x/s) saturates to a step below 1e-3 and "
+                                                                    "is flat beyond 1e3"),
+                   default=1.0, metavar="X", help="s in erf(x/s) [default: 1]")
+    p.add_argument("--alpha-max", type=number(float, 0.0, 10000.0, lo_open=True,
+                                              why="steps = alpha N: 7.8 million per seed at 10,000"),
+                   default=50.0, metavar="X", help="last learning time alpha = steps/N [default: 50]")
+    p.add_argument("--n-points", type=number(int, 2, 10001, why="a grid needs both ends; each point is a pass "
+                                                                "over the test split"),
+                   default=51, metavar="N", help="points of the alpha grid [default: 51]")
+    p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), metavar="LIST",
+                   help="comma-separated seeds, one run each [default: 0,1,2]")
+    p.add_argument("--train-limit", type=number(int, 2, 60000, why="both digits need examples; MNIST has 60,000 "
+                                                                  "training images"),
+                   default=None, metavar="N", help="use the first N training images of 3 and 7 [default: all]")
+    p.add_argument("--data-dir", type=path_type, default=None, metavar="DIR",
+                   help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
+    p.add_argument("--out", type=path_type, default=Path("results/online_mnist37"), metavar="STEM",
+                   help="output stem: writes <out>.json and <out>.csv [default: results/online_mnist37]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    return state_ranges(p)
 
 
 def main(argv=None) -> int:
+    from .cli import check_output
+
     parser = build_parser()
     a = parser.parse_args(argv)
-    checks = [("eps", a.eps >= 0), ("eta_w", a.eta_w > 0), ("eta_b", a.eta_b >= 0), ("erf_scale", a.erf_scale > 0),
-              ("alpha_max", a.alpha_max > 0), ("n_points", a.n_points >= 2)]
-    for name, ok in checks:
-        if not ok or not math.isfinite(float(getattr(a, name))):
-            parser.error(f"--{name.replace('_', '-')} out of range: got {getattr(a, name)} (see --help)")
-    if a.eps_test is not None and not (math.isfinite(a.eps_test) and a.eps_test >= 0):
-        parser.error(f"--eps-test must be finite and >= 0, got {a.eps_test}")
-    if a.train_limit is not None and a.train_limit < 2:
-        parser.error(f"--train-limit must be >= 2, got {a.train_limit}")
-    try:
-        seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
-    except ValueError:
-        parser.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
-    if not seeds or min(seeds) < 0:
-        parser.error(f"--seeds must be non-negative integers, got {a.seeds!r}")
+    seeds = a.seeds
+    for suffix in (".json", ".csv"):
+        check_output(parser, "--out", Path(f"{a.out}{suffix}"))
     from simulate.provenance import atomic_write, write_json
 
     from .data import DataError
@@ -231,7 +253,7 @@ def main(argv=None) -> int:
                      erf_scale=a.erf_scale, alpha_max=a.alpha_max, n_points=a.n_points, seeds=seeds,
                      train_limit=a.train_limit, quiet=a.quiet)
     except DataError as exc:
-        parser.error(str(exc))
+        parser.error(f"--data-dir: {exc}")
     write_json(Path(f"{a.out}.json"), result)
     with atomic_write(Path(f"{a.out}.csv")) as fh:
         fh.write(_csv_text(result))

@@ -7,14 +7,14 @@
         --out results/cifar10_table.json
     # CPU, the reduced run of this repository's results/mnist_cpu_table.json:
     nice -n 10 python -m empirical.reproduce --dataset mnist --preset cpu --jobs 2 --out results/mnist_cpu_table.json
-    # CPU, the longest run that fits a 2-core session (results/mnist_cpu_long_table.json):
+    # CPU, the longest run that fits about an hour of two cores (results/mnist_cpu_long_table.json):
     python -m empirical.reproduce --dataset mnist --preset cpu-long --jobs 2 --out results/mnist_cpu_long_table.json
 
 Each scheme is a separate ``python -m empirical.train`` process (``--jobs`` at a time), so every run is
 resumable: rerunning the command skips finished runs and resumes interrupted ones from their checkpoints
 (runs live under ``--runs``).  Evaluation (``python -m empirical.train --evaluate-only``) uses the
 evaluation module's strongest attacks (APGD-CE then APGD-margin, 100 steps each, for every l_p norm) on
-the first ``eval_limit`` test images; union accuracy is the AND over the threats, per example.
+the first ``--test-limit`` test images; union accuracy is the AND over the threats, per example.
 
 Presets (``PRESETS``):
   full  the whole training set, the dataset's preset epochs and the training attacks' default steps
@@ -24,13 +24,13 @@ Presets (``PRESETS``):
   cpu-long  the whole 60,000-image training set for 1 epoch (600 steps of batch 100) with the training
         attacks' default steps (PGD/SLIDE-10), on the 4.7x cheaper ``mnist_cnn_small``, budgets warmed up
         over the first 40% of the steps (without it 'max' stalled at the uniform prediction for the whole
-        epoch), 500 test images (55 minutes of two CPU cores here: the longest CPU run that fits a session
-        without a GPU).
+        epoch), 500 test images (55 minutes of two CPU cores: the longest CPU run that fits about an
+        hour without a GPU).
 
-Under a per-command time limit (a lent GPU machine runs one command for at most 10 minutes) pass
-``--time-limit SECONDS``: training stops cleanly at a checkpoint before the limit, no evaluation starts
-with less than ``EVAL_RESERVE`` seconds left, and the command exits with status 3 ("unfinished, run the
-same command again"); the table is written by the call that finishes the last run.
+Under a per-command time limit pass ``--time-limit SECONDS``: training stops cleanly at a checkpoint
+before the limit, no evaluation starts with less than ``EVAL_RESERVE`` seconds left, and the command exits
+with status 75 (the convention of every command: "unfinished, checkpoint written, run the same command
+again"); the table is written by the call that finishes the last run.
 
 Schemes are started most expensive first (``COST_ORDER``), so that ``--jobs`` workers finish together;
 the table lists them in the order of ``SCHEMES_TABLE``.
@@ -38,7 +38,6 @@ the table lists them in the order of ``SCHEMES_TABLE``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -48,7 +47,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .train import INTERRUPTED as TRAIN_INTERRUPTED
+from simulate.cli import UNFINISHED
+
+from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged, state_ranges
 
 __all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "main"]
 
@@ -64,16 +65,16 @@ ROW_OF = {"natural": "Nat", "adv_linf": "Adv_inf", "adv_l1": "Adv_1", "adv_l2": 
           "max": "max", "msd": "MSD", "sat": "SAT", "mng_ac": "MNG-AC"}
 
 PRESETS = {
-    "full": {"train": [], "eval_limit": 1000,
+    "full": {"train": [], "test_limit": 1000,
              "note": "full reproduction: whole training set, preset epochs, PGD/SLIDE-10 training attacks"},
     "cpu": {"train": ["--train-limit", "5000", "--epochs", "1", "--batch-size", "50", "--attack-steps", "5"],
-            "eval_limit": 100,
+            "test_limit": 100,
             "note": "REDUCED CPU RUN (no GPU): 5,000 MNIST training images, 1 epoch (100 steps of batch 50), "
                     "5-step training attacks, evaluation on the first 100 test images; not comparable in "
                     "training budget with the published numbers (tens of epochs on 60,000 images)"},
     "cpu-long": {"train": ["--model", "mnist_cnn_small", "--epochs", "1", "--batch-size", "100",
                            "--eps-warmup", "0.4"],
-                 "eval_limit": 500,
+                 "test_limit": 500,
                  "note": "LONGEST CPU RUN THAT FITS (no GPU): all 60,000 MNIST training images for 1 epoch "
                          "(600 steps of batch 100) with PGD/SLIDE-10 training attacks, on the small CNN "
                          "(conv16-conv32-fc128, 4.7x cheaper than Tramer & Boneh's), training budgets warmed up "
@@ -84,7 +85,7 @@ PRESETS = {
 #: Most expensive first (measured cost per batch relative to Adv_inf, bench/train.py).
 COST_ORDER = ("max", "avg", "MSD", "MNG-AC", "Adv_1", "Adv_2", "Adv_inf", "SAT", "Nat")
 
-#: Published union accuracies quoted by the issue (MNIST l_inf 0.3, l_1 10, l_2 2; CIFAR-10 8/255, 12, 0.5).
+#: Published union accuracies (MNIST l_inf 0.3, l_1 10, l_2 2; CIFAR-10 8/255, 12, 0.5).
 PUBLISHED = {
     "mnist": {"max": {"union": 0.50, "source": "Tramer & Boneh 2019 (about 50%)"},
               "MSD": {"union": 0.584, "source": "Maini, Wong & Kolter 2020"}},
@@ -98,7 +99,7 @@ def _run(cmd: list[str], log: Path) -> int:
     with open(log, "a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
-        return subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+        return subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
 
 
 def _key(scheme: str, threats: str) -> str:
@@ -106,7 +107,7 @@ def _key(scheme: str, threats: str) -> str:
 
 
 #: Exit status of a call that ran out of --time-limit with work left; seconds kept free for an evaluation.
-UNFINISHED = 3
+UNFINISHED = UNFINISHED
 EVAL_RESERVE = 60.0
 
 
@@ -130,9 +131,9 @@ def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
     if not (out / "result.json").exists():
         if left() <= 1.0:
             return {"key": key, "unfinished": "training not started: out of --time-limit"}
-        limit = [] if args.deadline is None else ["--stop-after-seconds", f"{left():.0f}"]
+        limit = [] if args.deadline is None else ["--time-limit", f"{left():.0f}"]
         rc = _run([sys.executable, "-m", "empirical.train", *common, *limit, "--quiet"], out / "log.txt")
-        if rc == TRAIN_INTERRUPTED and args.deadline is not None:
+        if rc == UNFINISHED and args.deadline is not None:
             return {"key": key, "unfinished": "training stopped at a checkpoint: out of --time-limit"}
         if rc != 0:
             return {"key": key, "error": f"training exited with {rc}; see {out / 'log.txt'}"}
@@ -140,7 +141,7 @@ def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
         if left() < EVAL_RESERVE:
             return {"key": key, "unfinished": "evaluation not started: out of --time-limit"}
         rc = _run([sys.executable, "-m", "empirical.train", *common, "--evaluate-only", "--quiet",
-                   "--eval-limit", str(args.eval_limit), "--eval-threats", "linf,l1,l2"], out / "log.txt")
+                   "--test-limit", str(args.test_limit), "--eval-threats", "linf,l1,l2"], out / "log.txt")
         if rc != 0:
             return {"key": key, "error": f"evaluation exited with {rc}; see {out / 'log.txt'}"}
     ev = json.loads((out / "eval.json").read_text())
@@ -152,6 +153,31 @@ def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
             "train_seconds": tr["train_seconds"], "eval_seconds": ev.get("eval_seconds"),
             "device": tr["device"], "final_loss": tr["final_loss"],
             "train_git_sha": tr["provenance"]["git_sha"], "eval_git_sha": ev["provenance"]["git_sha"], "wall_seconds_this_call": time.time() - t0}
+
+
+def _check_train_flags(p, base: list[str]) -> None:
+    """End with a one-line error unless empirical.train accepts ``base`` (with --extra) for every row."""
+    from .train import ConfigError, build_parser as train_parser, config_from_args
+
+    class Rejected(Exception):
+        pass
+
+    def reject(message: str):
+        raise Rejected(message)
+
+    parser = train_parser()
+    parser.error = reject  # type: ignore[method-assign]
+    for scheme, threats in SCHEMES_TABLE.values():
+        argv = [*base, "--scheme", scheme, "--out", "."] + (["--threats", threats] if threats else [])
+        try:
+            ns, unknown = parser.parse_known_args(argv)
+            if unknown:
+                reject(f"unrecognized arguments: {' '.join(unknown)}")
+            config_from_args(ns)
+        except Rejected as exc:
+            p.error(f"--extra: empirical.train: {exc}")
+        except ConfigError as exc:
+            p.error(f"--extra: empirical.train: {exc}")
 
 
 def _table(rows, published) -> str:
@@ -169,41 +195,52 @@ def _table(rows, published) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m empirical.reproduce", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10", "cifar10_jpeg"))
-    p.add_argument("--preset", default="cpu", choices=tuple(PRESETS))
-    p.add_argument("--schemes", default=",".join(SCHEMES_TABLE), help="rows: " + ",".join(SCHEMES_TABLE))
-    p.add_argument("--eval-limit", type=int, default=None, help="test images (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time (CPU: cores; one GPU: 1)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    p.add_argument("--data-dir", type=Path, default=None)
-    p.add_argument("--runs", type=Path, default=None, help="folder of the runs (default runs/<dataset>_<preset>)")
-    p.add_argument("--out", type=Path, required=True, help="the table (JSON)")
-    p.add_argument("--time-limit", type=float, default=None,
-                   help="seconds this call may run (training stops at a checkpoint before; exit 3 if unfinished)")
+def build_parser():
+    p = ArgumentParser(prog="python -m empirical.reproduce", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10", "cifar10_jpeg"),
+                   help="data set [default: mnist]")
+    p.add_argument("--preset", default="cpu", choices=tuple(PRESETS), help="[default: cpu]")
+    p.add_argument("--schemes", default=",".join(SCHEMES_TABLE), metavar="LIST",
+                   help="rows: " + ",".join(SCHEMES_TABLE) + " [default: all]")
+    p.add_argument("--test-limit", type=ranged("test_limit"), default=None, metavar="N",
+                   help="evaluate on the first N test images [default: the preset's]")
+    p.add_argument("--seed", type=ranged("seed"), default=0, metavar="N", help="random seed of every run [default: 0]")
+    p.add_argument("--jobs", type=number(int, 1, 64, why="runs at a time; each is a process with its own data"),
+                   default=1, metavar="N", help="runs at a time (CPU: cores; one GPU: 1) [default: 1]")
+    p.add_argument("--threads", type=ranged("threads"), default=1, metavar="N",
+                   help="torch CPU threads per run [default: 1]")
+    p.add_argument("--device", type=device_type, default="auto", help="device of every run [default: auto]")
+    p.add_argument("--data-dir", type=path_type, default=None, metavar="DIR",
+                   help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
+    p.add_argument("--runs", type=path_type, default=None, metavar="DIR",
+                   help="folder of the runs [default: runs/<dataset>_<preset> in the current folder]")
+    p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="the table (JSON)")
+    p.add_argument("--time-limit", type=ranged("time_limit"), default=None, metavar="SECONDS",
+                   help="seconds this call may run (training stops at a checkpoint before; exit 75 if unfinished)")
     p.add_argument("--extra", default="", help="extra flags for empirical.train, e.g. '--epochs 20'")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return state_ranges(p)
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
+    check_output(p, "--out", args.out)
     rows_wanted = [s.strip() for s in args.schemes.split(",") if s.strip()]
     bad = [s for s in rows_wanted if s not in SCHEMES_TABLE]
-    if bad:
-        p.error(f"--schemes must be names from {list(SCHEMES_TABLE)}, got {bad}")
-    if args.jobs < 1 or args.threads < 1:
-        p.error("--jobs and --threads must be >= 1")
+    if bad or not rows_wanted:
+        p.error(f"--schemes: must be names from {list(SCHEMES_TABLE)}, got {bad or 'none'}")
     preset = PRESETS[args.preset]
-    args.eval_limit = preset["eval_limit"] if args.eval_limit is None else args.eval_limit
-    if args.eval_limit < 1:
-        p.error(f"--eval-limit must be >= 1, got {args.eval_limit}")
-    if args.time_limit is not None and not args.time_limit > 0:
-        p.error(f"--time-limit must be > 0 seconds, got {args.time_limit}")
-    # leave a margin for starting processes, the last step and the checkpoint
-    args.deadline = None if args.time_limit is None else time.monotonic() + 0.9 * args.time_limit - 10.0
-    args.runs = args.runs or ROOT / "runs" / f"{args.dataset}_{args.preset}"
-    base = ["--dataset", args.dataset, "--seed", str(args.seed), "--threads", str(args.threads), *preset["train"],
-            *args.extra.split()]
+    args.test_limit = preset["test_limit"] if args.test_limit is None else args.test_limit
+    args.runs = args.runs or Path("runs") / f"{args.dataset}_{args.preset}"
+    check_output(p, "--runs", args.runs, folder=True)
+    base = ["--dataset", args.dataset, "--seed", str(args.seed), "--threads", str(args.threads),
+            "--device", args.device, *preset["train"], *args.extra.split()]
     if args.data_dir is not None:
         base += ["--data-dir", str(args.data_dir)]
+    _check_train_flags(p, base)
+    # leave a margin for starting processes, the last step and the checkpoint
+    args.deadline = None if args.time_limit is None else time.monotonic() + 0.9 * args.time_limit - 10.0
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         started = sorted(rows_wanted, key=COST_ORDER.index)
@@ -213,6 +250,8 @@ def main(argv=None) -> int:
             r = futures[name].result()
             r["row"] = name
             rows.append(r)
+            if args.quiet:
+                continue
             if "unfinished" in r:
                 print(f"{name}: unfinished ({r['unfinished']})", flush=True)
             elif "error" not in r:
@@ -226,7 +265,7 @@ def main(argv=None) -> int:
     from simulate.provenance import provenance, write_json
 
     published = PUBLISHED["cifar10" if args.dataset.startswith("cifar") else "mnist"]
-    params = {"dataset": args.dataset, "preset": args.preset, "train_flags": base, "eval_limit": args.eval_limit,
+    params = {"dataset": args.dataset, "preset": args.preset, "train_flags": base, "test_limit": args.test_limit,
               "eval_attacks": "evaluation module, strength 'eval' (APGD-CE + APGD-margin, 100 steps each)",
               "budgets": {"mnist": {"linf": 0.3, "l1": 10, "l2": 2}, "cifar10": {"linf": 8 / 255, "l1": 12, "l2": 0.5}}
               ["cifar10" if args.dataset.startswith("cifar") else "mnist"]}

@@ -29,117 +29,21 @@ mng_ac      SAT + adversarial consistency + meta-learned noise generator (empiri
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-__all__ = ["Scheme", "SCHEMES", "get_scheme", "register", "unwrap", "adversarial_example"]
+from .mng import MNGAC
+from .scheme_base import Scheme, ThreatSampler, adversarial_example, eval_mode, unwrap
 
-SCHEMES: dict[str, type["Scheme"]] = {}
-
-
-def register(name: str) -> Callable[[type["Scheme"]], type["Scheme"]]:
-    def deco(cls: type[Scheme]) -> type[Scheme]:
-        cls.name = name
-        SCHEMES[name] = cls
-        return cls
-    return deco
+__all__ = ["Scheme", "SCHEMES", "get_scheme", "scheme_names", "unwrap", "adversarial_example", "eval_mode"]
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel / DataParallel wrapper (or the model itself)."""
-    return getattr(model, "module", model)
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module):
-    """Evaluation mode while generating attacks (batch-norm statistics are neither used nor updated)."""
-    was = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was)
-
-
-def adversarial_example(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor,
-                        generator: torch.Generator | None) -> torch.Tensor:
-    """``attack`` run on the unwrapped model in evaluation mode; the result is detached."""
-    net = unwrap(model)
-    with eval_mode(net):
-        x_adv = attack(net, x, y, generator=generator)
-    return x_adv.detach()
-
-
-class Scheme:
-    """Base class: the threats, their training attacks and the loss of a batch."""
-
-    name = "base"
-    #: Number of threats the scheme needs: (min, max); None = unbounded.
-    n_threats: tuple[int, int | None] = (1, None)
-
-    def __init__(self, threats: Sequence[Any] = (), *, attack_overrides: dict[str, Any] | None = None,
-                 seed: int = 0, **options: Any):
-        lo, hi = self.n_threats
-        if len(threats) < lo or (hi is not None and len(threats) > hi):
-            want = f"exactly {lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-            raise ValueError(f"scheme {self.name!r} needs {want} threat(s) in --threats, got {len(threats)}")
-        if options:
-            raise ValueError(f"scheme {self.name!r} takes no options {sorted(options)}")
-        self.threats = list(threats)
-        self.base_threats = list(threats)
-        self.budget_scale = 1.0
-        self.attack_overrides = dict(attack_overrides or {})
-        self.seed = int(seed)
-        self.attacks = [self._make_attack(t) for t in self.threats]
-
-    def set_budget_scale(self, scale: float) -> None:
-        """Train against every l_p budget times ``scale`` in (0, 1] (budget warm-up; rotation-translation
-        is left as it is). The attacks are rebuilt, so step sizes that follow the budget scale with it."""
-        if not 0 < scale <= 1:
-            raise ValueError(f"budget scale must be in (0, 1], got {scale}")
-        if scale == self.budget_scale:
-            return
-        self.budget_scale = float(scale)
-        self.threats = [t if getattr(t, "name", "") == "rt" else t.replace(eps=float(t.eps) * scale)
-                        for t in self.base_threats]
-        self.attacks = [self._make_attack(t) for t in self.threats]
-        self._rebuild()
-
-    def _rebuild(self) -> None:
-        """Hook for schemes with attacks of their own (MSD) after the threats changed."""
-
-    def _make_attack(self, threat):
-        from .attacks import attack_for
-
-        overrides = dict(self.attack_overrides)
-        if getattr(threat, "name", "") == "rt":  # rotation-translation: grid/random search, no step count
-            overrides = {}
-        return attack_for(threat, strength="train", **overrides)
-
-    # --- state (for exact resume); stateless by default ---
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            raise ValueError(f"scheme {self.name!r} has no state, got keys {sorted(state)}")
-
-    def to(self, device: torch.device) -> "Scheme":
-        return self
-
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             generator: torch.Generator | None) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
-
-
-@register("natural")
 class Natural(Scheme):
     """Standard training: CE(f(x), y)."""
 
+    name = "natural"
     n_threats = (0, None)  # threats, if given, are used only by the final evaluation
 
     def _make_attack(self, threat):
@@ -149,10 +53,10 @@ class Natural(Scheme):
         return F.cross_entropy(model(x), y), {}
 
 
-@register("adv")
 class Adversarial(Scheme):
     """Single-threat adversarial training: CE(f(x'), y), x' = training attack of the one threat."""
 
+    name = "adv"
     n_threats = (1, 1)
 
     def loss(self, model, x, y, generator):
@@ -168,10 +72,10 @@ def _per_threat_losses(model, attacks, x, y, generator) -> torch.Tensor:
     return F.cross_entropy(logits, y.repeat(k), reduction="none").view(k, n)
 
 
-@register("avg")
 class Average(Scheme):
     """Tramer & Boneh's 'avg': mean over threats and examples of CE(f(x'_k), y)."""
 
+    name = "avg"
     n_threats = (2, None)
 
     def loss(self, model, x, y, generator):
@@ -179,10 +83,10 @@ class Average(Scheme):
         return losses.mean(), {f"loss_{t.name}": float(l) for t, l in zip(self.threats, losses.detach().mean(1))}
 
 
-@register("max")
 class Maximum(Scheme):
     """Tramer & Boneh's 'max': mean over examples of the largest CE over threats."""
 
+    name = "max"
     n_threats = (2, None)
 
     def loss(self, model, x, y, generator):
@@ -192,10 +96,10 @@ class Maximum(Scheme):
         return worst.mean(), stats
 
 
-@register("msd")
 class MSD(Scheme):
     """Maini et al.'s MSD training: CE(f(x'), y), x' from multi steepest descent over all threats."""
 
+    name = "msd"
     n_threats = (2, None)
 
     def __init__(self, threats, *, attack_overrides=None, seed=0, **options):
@@ -212,8 +116,8 @@ class MSD(Scheme):
         self.msd = MSDAttack(self.threats, **self._msd_kw)
 
     def _make_attack(self, threat):
-        if getattr(threat, "name", "") == "rt":
-            raise ValueError("scheme 'msd' takes l_p threats only (linf, l2, l1), not 'rt'")
+        if not threat.gradient_based:
+            raise ValueError(f"scheme 'msd' takes gradient-based threats only (l_p balls), not {threat.name!r}")
         return None
 
     def loss(self, model, x, y, generator):
@@ -221,32 +125,15 @@ class MSD(Scheme):
         return F.cross_entropy(model(x_adv), y), {}
 
 
-class _ThreatSampler:
-    """Draws one threat index per batch from its own generator, identical on every process."""
-
-    def __init__(self, k: int, seed: int):
-        self.k = k
-        self.generator = torch.Generator().manual_seed(int(seed) + 7919)
-
-    def draw(self) -> int:
-        return int(torch.randint(self.k, (1,), generator=self.generator))
-
-    def state_dict(self):
-        return {"sampler": self.generator.get_state()}
-
-    def load_state_dict(self, state):
-        self.generator.set_state(state["sampler"])
-
-
-@register("sat")
 class Stochastic(Scheme):
     """Stochastic adversarial training: CE(f(x'_k), y) with k uniform over the threats, one k per batch."""
 
+    name = "sat"
     n_threats = (2, None)
 
     def __init__(self, threats, *, attack_overrides=None, seed=0, **options):
         super().__init__(threats, attack_overrides=attack_overrides, seed=seed, **options)
-        self.sampler = _ThreatSampler(len(self.threats), self.seed)
+        self.sampler = ThreatSampler(len(self.threats), self.seed)
 
     def state_dict(self):
         return self.sampler.state_dict()
@@ -260,16 +147,17 @@ class Stochastic(Scheme):
         return F.cross_entropy(model(x_adv), y), {"threat": float(k)}
 
 
+#: The registry of training schemes, in the order of the documentation table.
+SCHEMES: dict[str, type[Scheme]] = {cls.name: cls for cls in (Natural, Adversarial, Average, Maximum, MSD,
+                                                               Stochastic, MNGAC)}
+
+
 def get_scheme(name: str, threats: Sequence[Any] = (), **kwargs) -> Scheme:
     """A scheme by name (one of ``SCHEMES``)."""
-    if name == "mng_ac" and name not in SCHEMES:
-        from . import mng  # noqa: F401  (registers itself)
     if name not in SCHEMES:
         raise ValueError(f"scheme must be one of {scheme_names()}, got {name!r}")
     return SCHEMES[name](threats, **kwargs)
 
 
 def scheme_names() -> tuple[str, ...]:
-    from . import mng  # noqa: F401
-
     return tuple(SCHEMES)

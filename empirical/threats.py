@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from .utils import rand_like, randn_like
 
 __all__ = [
-    "Threat", "LinfBall", "L2Ball", "L1Ball", "RotationTranslation", "AffineCombination", "DEFAULT_BUDGETS",
-    "THREATS", "get_threat", "project_l1_box", "project_l2_box", "project_l1", "rotate_translate",
+    "LpThreat", "LinfBall", "L2Ball", "L1Ball", "RotationTranslation", "AffineCombination", "DEFAULT_BUDGETS",
+    "THREAT_MODELS", "THREATS", "register_threat", "get_threat", "make_threats", "project_l1_box", "project_l2_box",
+    "project_l1", "rotate_translate",
 ]
 
 DEFAULT_BUDGETS = {
@@ -47,11 +48,6 @@ DEFAULT_BUDGETS = {
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
-
-
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-example vector [n] shaped to broadcast against ``like`` [n, ...]."""
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -182,7 +178,7 @@ def project_l2_box(v: torch.Tensor, eps: float | torch.Tensor, lo: torch.Tensor 
 # ---------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Threat:
+class LpThreat:
     """Interface of an l_p-type threat (``rt`` has ``apply`` instead of ``step``/``project``).
 
     ``random_init(x, generator)`` a random point of S(x); ``step(x_adv, grad, step_size)`` the steepest
@@ -192,13 +188,24 @@ class Threat:
     """
 
     name = "threat"
+    #: Attacked by gradient steps (an attack's step count and step size apply); False: by search.
+    gradient_based = True
     eps: float = 0.0
 
     def __post_init__(self):
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"eps must be a finite number >= 0, got {self.eps!r}")
 
-    def replace(self, **changes) -> "Threat":
+    @classmethod
+    def from_budget(cls, eps, **kwargs) -> "LpThreat":
+        """The threat with budget ``eps`` (a number)."""
+        return cls(eps=float(eps), **kwargs)
+
+    def scaled(self, factor: float) -> "LpThreat":
+        """The same threat with its budget times ``factor`` (budget warm-up)."""
+        return self.replace(eps=float(self.eps) * factor)
+
+    def replace(self, **changes) -> "LpThreat":
         return dataclasses.replace(self, **changes)
 
     def norm(self, r: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -223,7 +230,7 @@ class Threat:
 
 
 @dataclass(frozen=True)
-class LinfBall(Threat):
+class LinfBall(LpThreat):
     """S(x) = {x + r : |r|_inf <= eps} ∩ [0, 1]^d. Step: x' + alpha sign(g). Projection coordinatewise (exact)."""
 
     name = "linf"
@@ -246,7 +253,7 @@ class LinfBall(Threat):
 
 
 @dataclass(frozen=True)
-class L2Ball(Threat):
+class L2Ball(LpThreat):
     """S(x) = {x + r : |r|_2 <= eps} ∩ [0, 1]^d. Step: x' + alpha g/|g|_2. Projection: :func:`project_l2_box`."""
 
     name = "l2"
@@ -272,7 +279,7 @@ class L2Ball(Threat):
 
 
 @dataclass(frozen=True)
-class L1Ball(Threat):
+class L1Ball(LpThreat):
     """S(x) = {x + r : |r|_1 <= eps} ∩ [0, 1]^d. Projection: :func:`project_l1_box` (exact).
 
     Step (SLIDE, Tramer & Boneh 2019): e_i = sign(g_i) on the coordinates whose |g_i| is at or above the
@@ -361,6 +368,7 @@ class RotationTranslation:
     """
 
     name = "rt"
+    gradient_based = False
     max_angle: float = 30.0
     max_shift: float = 3.0
 
@@ -373,6 +381,16 @@ class RotationTranslation:
     @property
     def eps(self) -> tuple[float, float]:
         return (self.max_angle, self.max_shift)
+
+    @classmethod
+    def from_budget(cls, eps, **kwargs) -> "RotationTranslation":
+        """The threat with budget ``eps`` = (max_angle, max_shift)."""
+        angle, shift = eps
+        return cls(max_angle=float(angle), max_shift=float(shift), **kwargs)
+
+    def scaled(self, factor: float) -> "RotationTranslation":
+        """Itself: budget warm-up scales norm budgets only; a smaller rotation set is not an easier start."""
+        return self
 
     def replace(self, **changes) -> "RotationTranslation":
         return dataclasses.replace(self, **changes)
@@ -440,7 +458,15 @@ class AffineCombination:
         return (x + self.beta * r_a + (1 - self.beta) * r_b).clamp(0, 1)
 
 
-THREATS = ("linf", "l2", "l1", "rt", "affine")
+#: The registry: name -> class; ``affine:<a>:<b>[:beta]`` combines two of them (:class:`AffineCombination`).
+THREAT_MODELS: dict[str, type] = {"linf": LinfBall, "l2": L2Ball, "l1": L1Ball, "rt": RotationTranslation}
+THREATS = (*THREAT_MODELS, "affine")
+
+
+def register_threat(cls: type) -> type:
+    """Add a threat class (with ``name``, ``gradient_based``, ``from_budget``, ``scaled``) to the registry."""
+    THREAT_MODELS[cls.name] = cls
+    return cls
 
 
 def _budget(dataset: str, name: str):
@@ -452,25 +478,40 @@ def _budget(dataset: str, name: str):
 def get_threat(name: str, dataset: str = "mnist", eps=None, **kwargs):
     """A threat by name with the dataset's literature budget unless ``eps`` is given.
 
-    Names: ``linf``, ``l2``, ``l1`` (eps a float; ``l1`` also takes ``q``), ``rt`` (eps = (max_angle,
-    max_shift)), ``affine:<a>:<b>[:<beta>]`` with a, b among the others (eps = (eps_a, eps_b); beta 0.5).
+    Names: the keys of :data:`THREAT_MODELS` (``linf``, ``l2``, ``l1``: eps a number, ``l1`` also takes
+    ``q``; ``rt``: eps = (max_angle, max_shift)), and ``affine:<a>:<b>[:<beta>]`` with a among them and b
+    a gradient-based one (eps = (eps_a, eps_b); beta 0.5).
     """
-    if name == "linf":
-        return LinfBall(eps=float(_budget(dataset, name) if eps is None else eps), **kwargs)
-    if name == "l2":
-        return L2Ball(eps=float(_budget(dataset, name) if eps is None else eps), **kwargs)
-    if name == "l1":
-        return L1Ball(eps=float(_budget(dataset, name) if eps is None else eps), **kwargs)
-    if name == "rt":
-        angle, shift = _budget(dataset, name) if eps is None else eps
-        return RotationTranslation(max_angle=float(angle), max_shift=float(shift), **kwargs)
     if name.startswith("affine:"):
         parts = name.split(":")
-        if len(parts) not in (3, 4) or parts[1] not in ("linf", "l2", "l1", "rt") or \
-                parts[2] not in ("linf", "l2", "l1"):
-            raise ValueError(f"affine threat must be named affine:<linf|l2|l1|rt>:<linf|l2|l1>[:beta], got {name!r}")
-        beta = float(parts[3]) if len(parts) == 4 else kwargs.pop("beta", 0.5)
+        gradient = [n for n, c in THREAT_MODELS.items() if c.gradient_based]
+        if len(parts) not in (3, 4) or parts[1] not in THREAT_MODELS or parts[2] not in gradient:
+            raise ValueError(f"affine threat must be named affine:<{'|'.join(THREAT_MODELS)}>:<{'|'.join(gradient)}>"
+                             f"[:beta], got {name!r}")
+        try:
+            beta = float(parts[3]) if len(parts) == 4 else kwargs.pop("beta", 0.5)
+        except ValueError:
+            raise ValueError(f"affine threat {name!r}: beta {parts[3]!r} is not a number") from None
         eps_a, eps_b = (None, None) if eps is None else eps
         return AffineCombination(get_threat(parts[1], dataset, eps_a), get_threat(parts[2], dataset, eps_b),
                                  beta=beta)
-    raise ValueError(f"threat name must be one of linf, l2, l1, rt, affine:<a>:<b>[:beta]; got {name!r}")
+    if name not in THREAT_MODELS:
+        raise ValueError(f"threat name must be one of {', '.join(THREAT_MODELS)}, affine:<a>:<b>[:beta]; "
+                         f"got {name!r}")
+    return THREAT_MODELS[name].from_budget(_budget(dataset, name) if eps is None else eps, **kwargs)
+
+
+def make_threats(names, dataset: str = "mnist", budgets: dict | None = None) -> list:
+    """The threats ``names`` with budgets from ``budgets`` ({name: eps}; absent: the dataset's default).
+    An affine combination takes the budgets of its two parts."""
+    budgets = budgets or {}
+    out = []
+    for n in names:
+        if n.startswith("affine:"):
+            a, b = n.split(":")[1:3]
+            eps = None if a not in budgets and b not in budgets else (
+                budgets.get(a, _budget(dataset, a)), budgets.get(b, _budget(dataset, b)))
+        else:
+            eps = budgets.get(n)
+        out.append(get_threat(n, dataset, eps))
+    return out

@@ -1,13 +1,12 @@
-"""Small helpers shared by the empirical modules: device choice, seeding, torch random draws from a Generator."""
+"""Small helpers shared by the empirical modules: device choice, seed streams, torch random draws from a Generator."""
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "make_generator", "rand_like", "randn_like", "set_threads"]
+__all__ = ["get_device", "STREAMS", "stream_seed", "stream_generator", "make_generator", "rand_like",
+           "randn_like", "set_threads"]
 
 
 def get_device(name: str | None = None) -> torch.device:
@@ -20,15 +19,24 @@ def get_device(name: str | None = None) -> torch.device:
     return device
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch's global generators (for code we do not control, e.g. cuDNN, data order)
-    and return a fresh CPU ``torch.Generator`` seeded with ``seed`` for our own draws."""
-    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**63):
-        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    random.seed(int(seed))
-    np.random.seed(int(seed) % 2**32)
-    torch.manual_seed(int(seed))
-    return make_generator(seed)
+#: Independent random streams of one run, each a child of ``SeedSequence(seed)`` by its spawn key.
+STREAMS = {"model_init": 0, "data_order": 1, "augment": 2, "attack": 3, "evaluation": 4, "threat_sampler": 5,
+           "noise_generator": 6}
+
+
+def stream_seed(seed: int, stream: str, *key: int) -> int:
+    """A 64-bit seed for the named stream of run ``seed`` (``key``: e.g. epoch, step, rank), from
+    ``numpy.random.SeedSequence(seed, spawn_key=(stream, *key))``: distinct streams and keys give
+    statistically independent seeds, the same arguments the same seed."""
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    ss = np.random.SeedSequence(int(seed), spawn_key=(STREAMS[stream], *(int(k) for k in key)))
+    return int(ss.generate_state(1, dtype=np.uint64)[0])
+
+
+def stream_generator(seed: int, stream: str, *key: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with :func:`stream_seed`."""
+    return make_generator(stream_seed(seed, stream, *key), device)
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:

@@ -49,8 +49,9 @@ def results_compute(params: dict) -> dict:
                                       r["average"]] for r in rows], float).reshape(-1, 6)
         pub = t.get("published_union", {})
         out[f"t{i}/published"] = np.array([pub.get(r["row"], {}).get("union", np.nan) for r in rows], float)
-        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {t.get('params', {}).get('dataset', '?')}, "
-                                      f"{t.get('params', {}).get('eval_limit', '?')} test images")
+        params = t.get("params", {})
+        n_test = params.get("test_limit", params.get("eval_limit", "?"))  # tables before the rename: eval_limit
+        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {params.get('dataset', '?')}, {n_test} test images")
         out[f"t{i}/note"] = np.array(t.get("note", ""))
         side = _curves_path(Path(path))
         side_json = json.loads(side.read_text()) if side.exists() else {}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, RANGES, ParameterError, Params
 
-__all__ = ["ArgumentParser", "add_param_arguments", "params_from_args", "flag_name", "real", "TABLE_ALPHAS",
-           "UNFINISHED", "one_line_errors", "as_flag_message", "add_output_arguments", "table_indices",
-           "params_line", "PLOT_SUFFIXES", "check_outputs"]
+__all__ = ["ArgumentParser", "add_param_arguments", "params_from_args", "flag_name", "real", "number",
+           "TABLE_ALPHAS", "UNFINISHED", "one_line_errors", "as_flag_message", "add_output_arguments",
+           "table_indices", "params_line", "PLOT_SUFFIXES", "check_outputs", "check_output"]
 
 _CHOICES = {"eps_law": EPS_LAWS, "loss": LOSSES}
 
@@ -165,3 +165,70 @@ def check_outputs(args: argparse.Namespace, stack: contextlib.ExitStack, out_suf
         if args.out is not None and args.plot.resolve() == args.out.resolve():
             raise _prov.OutputError("--plot and --out name the same file")
         stack.enter_context(_prov.output_lock(args.plot, flag="--plot"))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Conventions shared by every command (simulate and empirical): stop-and-resume status, bounded numbers,
+# output paths checked before any work starts.
+
+
+
+def _fmt(v) -> str:
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
+def number(kind: type = float, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False, why: str = ""):
+    """An argparse ``type`` for a finite int or float in [lo, hi] (open ends with ``lo_open``/``hi_open``).
+
+    Rejects non-numbers, nan, +-inf and values out of range with one line that states the allowed range
+    and, with ``why``, the reason for the bound; argparse prefixes the flag name.
+    """
+    if lo is None and hi is None:
+        rng = "any finite value"
+    else:
+        left = "-inf" if lo is None else _fmt(lo)
+        right = "inf" if hi is None else _fmt(hi)
+        rng = ("(" if lo_open or lo is None else "[") + f"{left}, {right}" + (")" if hi_open or hi is None else "]")
+    allowed = f"allowed: {'integer' if kind is int else 'number'} in {rng}" + (f"; {why}" if why else "")
+
+    def convert(text: str):
+        try:
+            value = int(text) if kind is int else float(text)
+        except (TypeError, ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'} "
+                                             f"({allowed})") from None
+        ok = math.isfinite(value) and not (
+            lo is not None and (value < lo or (lo_open and value == lo))) and not (
+            hi is not None and (value > hi or (hi_open and value == hi)))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({allowed})")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    convert.allowed = allowed  # type: ignore[attr-defined]  (for help texts)
+    return convert
+
+
+def check_output(parser: argparse.ArgumentParser, flag: str, path, *, folder: bool = False) -> None:
+    """End with a one-line error unless ``path`` can be written: a file (or, with ``folder``, a folder
+    that is created if missing) whose nearest existing ancestor is a writable folder."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    if str(path) in ("", "."):
+        if not folder:
+            parser.error(f"{flag}: empty path")
+    if path.exists():
+        if folder and not path.is_dir():
+            parser.error(f"{flag}: {str(path)!r} exists and is not a folder")
+        if not folder and path.is_dir():
+            parser.error(f"{flag}: {str(path)!r} is a folder, expected a file name")
+    parent = path if folder and path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        parser.error(f"{flag}: {str(path)!r} lies under {str(parent)!r}, which is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        parser.error(f"{flag}: folder {str(parent)!r} is not writable")

@@ -1,29 +1,141 @@
-"""empirical.budget_curves on a small untrained model and a few real test images."""
+"""empirical.budget_curves: accuracy versus budget, checked against the exact robust accuracy of a linear
+classifier.
+
+For a two-class linear score s(x) = w.x + b (the 3-versus-7 classifier below, other classes switched off
+by a bias of -1000), the worst case over an l_inf ball intersected with the pixel box is a closed form
+(coordinate i moves to max(x_i - eps, 0) or min(x_i + eps, 1), against the sign of tau w_i), and over an
+l_1 ball intersected with the box a greedy fractional knapsack (spend the budget on the coordinates of
+largest |w_i| up to their box face).  Neither shares code with the attacks.  An attack returns points of
+the set, so its accuracy can never fall below the exact one; a linear margin has no local optimum, so
+PGD reaches the l_inf vertex exactly (tolerance 0 examples) and SLIDE's sparse l_1 steps come within
+``tolerances.L1_ATTACK_GAP`` of the exact l_1 accuracy.  A budget_curve that ignores its budgets fails
+the same comparison.
+"""
 
 import json
 
+import numpy as np
 import pytest
+
+from tests import tolerances as TOL
 
 torch = pytest.importorskip("torch", reason="the empirical part needs the empirical extra (torch)")
 
+LINF = [0.02, 0.05, 0.1, 0.15]
+L1 = [2.0, 5.0, 10.0]
+
+
+@pytest.fixture(scope="module")
+def linear_37(data_dir):
+    from empirical.data import load_mnist
+
+    torch.set_num_threads(1)
+    xt, yt = load_mnist(data_dir, "train", limit=2000)
+    x, y = load_mnist(data_dir, "test", limit=400)
+    keep = (y == 3) | (y == 7)
+    x, y = x[keep][:60], y[keep][:60]
+    m3, m7 = xt[yt == 3].flatten(1).mean(0).double(), xt[yt == 7].flatten(1).mean(0).double()
+    w = m3 - m7
+    b = -float(w @ (m3 + m7)) / 2
+    lin = torch.nn.Linear(784, 10)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.bias.fill_(-1e3)
+        lin.weight[3], lin.weight[7] = (w / 2).float(), (-w / 2).float()
+        lin.bias[3], lin.bias[7] = b / 2, -b / 2
+    return torch.nn.Sequential(torch.nn.Flatten(), lin).eval(), x, y, w.numpy(), b
+
+
+def _margins(x, y, w, b):
+    X = x.flatten(1).double().numpy()
+    tau = np.where(y.numpy() == 3, 1.0, -1.0)
+    return X, tau, tau[:, None] * w[None, :], tau * (X @ w + b)
+
+
+def exact_linf(x, y, w, b, eps):
+    """Fraction of examples whose margin stays > 0 for every x' with |x' - x|_inf <= eps, 0 <= x' <= 1."""
+    X, tau, g, _ = _margins(x, y, w, b)
+    worst = np.where(g > 0, np.maximum(X - eps, 0.0), np.minimum(X + eps, 1.0))
+    return float(np.mean(tau * (worst @ w + b) > 0))
+
+
+def exact_l1(x, y, w, b, eps):
+    """The same over |x' - x|_1 <= eps: greedy on |w_i| (exact for a linear objective, fractional knapsack)."""
+    X, tau, g, margin = _margins(x, y, w, b)
+    robust = []
+    for i in range(len(X)):
+        room = np.where(g[i] > 0, X[i], 1.0 - X[i])  # distance to the box face the attacker pushes towards
+        gain = np.abs(g[i])
+        order = np.argsort(-gain)
+        spend = np.minimum(room[order], np.maximum(0.0, eps - np.concatenate([[0.0], np.cumsum(room[order])[:-1]])))
+        robust.append(margin[i] - float(spend @ gain[order]) > 0)
+    return float(np.mean(robust))
+
+
+def _gaps(curve, exact):
+    """attack accuracy - exact accuracy at every budget (budget 0 included)."""
+    return np.asarray(curve["accuracy"]) - np.asarray(exact)
+
+
+def _curves(linear_37, budget_curve):
+    model, x, y, w, b = linear_37
+    linf = budget_curve(model, x, y, "linf", LINF, "mnist", "train", 0, 60)
+    l1 = budget_curve(model, x, y, "l1", L1, "mnist", "train", 0, 60)
+    ex_linf = [exact_linf(x, y, w, b, e) for e in [0.0, *LINF]]
+    ex_l1 = [exact_l1(x, y, w, b, e) for e in [0.0, *L1]]
+    return linf, l1, ex_linf, ex_l1
+
+
+def _agrees(linear_37, budget_curve) -> bool:
+    linf, l1, ex_linf, ex_l1 = _curves(linear_37, budget_curve)
+    g_inf, g_1 = _gaps(linf, ex_linf), _gaps(l1, ex_l1)
+    return bool(np.all(np.abs(g_inf) <= 1e-6) and np.all(g_1 >= -1e-6) and np.all(g_1 <= TOL.L1_ATTACK_GAP))
+
+
+def test_budget_curve_matches_the_exact_robust_accuracy(linear_37):
+    from empirical.budget_curves import budget_curve
+
+    linf, l1, ex_linf, ex_l1 = _curves(linear_37, budget_curve)
+    assert linf["eps"] == [0.0, *LINF] and l1["eps"] == [0.0, *L1]
+    assert ex_linf[-1] < ex_linf[0] - 0.2, "the budgets must matter, or the comparison is vacuous"
+    assert np.all(np.abs(_gaps(linf, ex_linf)) <= 1e-6), TOL.report("l_inf accuracy", linf["accuracy"], ex_linf)
+    g = _gaps(l1, ex_l1)
+    assert np.all(g >= -1e-6), TOL.report("l_1 accuracy below the exact minimum", l1["accuracy"], ex_l1)
+    assert np.all(g <= TOL.L1_ATTACK_GAP), TOL.report("l_1 accuracy", l1["accuracy"], ex_l1)
+
+
+def test_a_budget_curve_that_ignores_its_budgets_fails(linear_37, monkeypatch):
+    import empirical.budget_curves as BC
+
+    real = BC.get_threat
+    monkeypatch.setattr(BC, "get_threat", lambda name, dataset="mnist", eps=None: real(name, dataset))
+    assert not _agrees(linear_37, BC.budget_curve)
+
 
 def test_budget_curves_cli(tmp_path, data_dir):
+    """The CLI's wiring: requested budgets per threat, one row per run folder, clean accuracy at budget 0
+    equal to the model's own argmax accuracy on the same images, provenance."""
     from empirical.budget_curves import main
+    from empirical.data import load_mnist
     from empirical.models import MnistCNN
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    model = MnistCNN().eval()
     (tmp_path / "runs" / "natural").mkdir(parents=True)
-    torch.save(MnistCNN().state_dict(), tmp_path / "runs" / "natural" / "model.pt")
+    torch.save(model.state_dict(), tmp_path / "runs" / "natural" / "model.pt")
     out = tmp_path / "curves.json"
-    assert main(["--runs", str(tmp_path / "runs"), "--data-dir", str(data_dir), "--n", "8", "--threats", "linf,l2",
-                 "--budgets", "linf=0.1,0.3;l2=1", "--strength", "train", "--out", str(out), "--quiet"]) == 0
+    assert main(["--runs", str(tmp_path / "runs"), "--data-dir", str(data_dir), "--test-limit", "8",
+                 "--threats", "linf,l2", "--eps", "linf=0.1,linf=0.3,l2=1", "--strength", "train",
+                 "--out", str(out), "--quiet"]) == 0
     d = json.loads(out.read_text())
-    curve = d["curves"]["Nat"]["linf"]
-    assert curve["eps"] == [0.0, 0.1, 0.3]
-    assert all(a <= curve["accuracy"][0] for a in curve["accuracy"][1:])  # robust counts only clean-correct examples
-    assert d["curves"]["Nat"]["l2"]["eps"] == [0.0, 1.0]
-    assert "git_sha" in d["provenance"]
+    assert set(d["curves"]) == {"Nat"}
+    assert d["curves"]["Nat"]["linf"]["eps"] == [0.0, 0.1, 0.3] and d["curves"]["Nat"]["l2"]["eps"] == [0.0, 1.0]
+    x, y = load_mnist(data_dir, "test", limit=8)
+    with torch.no_grad():
+        clean = float((model(x).argmax(1) == y).float().mean())
+    assert d["curves"]["Nat"]["linf"]["accuracy"][0] == pytest.approx(clean, abs=1e-9)
+    assert d["params"]["budgets"] == {"linf": [0.1, 0.3], "l2": [1.0]} and "git_sha" in d["provenance"]
 
 
 def test_budget_curves_rejects_bad_input(tmp_path, capsys):
@@ -32,3 +144,4 @@ def test_budget_curves_rejects_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--runs", str(tmp_path / "nope"), "--out", str(tmp_path / "x.json")])
     assert exc.value.code == 2
+    assert "--runs" in capsys.readouterr().err

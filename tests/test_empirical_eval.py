@@ -69,8 +69,8 @@ def test_cli_writes_table_and_json(tmp_path, data_dir, capsys):
     model = SmallMnistCNN()
     torch.save({"model": model.state_dict(), "model_name": "mnist_cnn_small"}, tmp_path / "ck.pt")
     out = tmp_path / "eval.json"
-    rc = main(["--model", str(tmp_path / "ck.pt"), "--data-dir", str(data_dir), "--threats", "linf,l1,rt",
-               "--eps", "linf=0.1,l1=2,rt=5/1", "--strength", "train", "--n", "6", "--batch-size", "3",
+    rc = main(["--weights", str(tmp_path / "ck.pt"), "--data-dir", str(data_dir), "--threats", "linf,l1,rt",
+               "--eps", "linf=0.1,l1=2,rt=5/1", "--strength", "train", "--test-limit", "6", "--batch-size", "3",
                "--threads", "1", "--sanity", "4", "--out", str(out), "--quiet"])
     assert rc == 0
     table = capsys.readouterr().out
@@ -85,23 +85,23 @@ def test_cli_writes_table_and_json(tmp_path, data_dir, capsys):
 @pytest.mark.parametrize("argv, msg", [
     (["--threats", "l7"], "threat name"),
     (["--eps", "linf"], "name=value"),
-    (["--n", "0"], "--n"),
+    (["--test-limit", "0"], "--test-limit"),
 ])
 def test_cli_bad_input_exits_2(tmp_path, data_dir, argv, msg, capsys):
     torch.save(MnistCNN().state_dict(), tmp_path / "m.pt")
     with pytest.raises(SystemExit) as exc:
-        main(["--model", str(tmp_path / "m.pt"), "--data-dir", str(data_dir), *argv])
+        main(["--weights", str(tmp_path / "m.pt"), "--data-dir", str(data_dir), *argv])
     assert exc.value.code == 2
     assert msg in capsys.readouterr().err
 
 
 def test_cli_missing_model_and_data(tmp_path, data_dir, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["--model", str(tmp_path / "none.pt"), "--data-dir", str(data_dir)])
+        main(["--weights", str(tmp_path / "none.pt"), "--data-dir", str(data_dir)])
     assert exc.value.code == 2
     torch.save(MnistCNN().state_dict(), tmp_path / "m.pt")
     with pytest.raises(SystemExit) as exc:
-        main(["--model", str(tmp_path / "m.pt"), "--data-dir", str(tmp_path)])
+        main(["--weights", str(tmp_path / "m.pt"), "--data-dir", str(tmp_path)])
     assert exc.value.code == 2 and "missing" in capsys.readouterr().err
 
 
@@ -140,17 +140,39 @@ def test_sanity_checks_flag_masked_model_and_pass_linear_model():
     assert any(issubclass(r.category, GradientMaskingWarning) for r in rec)
 
 
-def test_check_linf_training_resumes(tmp_path, data_dir, capsys):
+def test_check_linf_training_is_empirical_train_and_resumes_to_the_same_model(tmp_path, data_dir):
+    """check_linf train is empirical.train with the check's configuration: a run stopped by --time-limit 0
+    (one step per call, exit 75) and resumed ends with exactly the parameters of an uninterrupted run; a
+    run with another seed does not (so the comparison can fail)."""
     from empirical.check_linf import main as check_main
 
-    common = ["train", "--data-dir", str(data_dir), "--limit", "100", "--batch-size", "50", "--steps", "1",
-              "--checkpoint-dir", str(tmp_path), "--quiet"]
-    assert check_main(common + ["--epochs", "1"]) == 0
-    first = torch.load(tmp_path / "last.pt", weights_only=False)
-    assert first["epoch"] == 1
-    assert check_main(common + ["--epochs", "2"]) == 0
-    assert "resuming" in capsys.readouterr().err
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 2
-    with pytest.raises(SystemExit) as exc:
-        check_main(["train", "--eps", "-1", "--checkpoint-dir", str(tmp_path)])
-    assert exc.value.code == 2
+    common = ["train", "--data-dir", str(data_dir), "--train-limit", "200", "--attack-steps", "1", "--epochs", "2",
+              "--quiet"]
+    assert check_main([*common, "--out", str(tmp_path / "whole")]) == 0
+    res = json.loads((tmp_path / "whole" / "result.json").read_text())
+    cfg = res["config"]
+    assert (cfg["scheme"], cfg["threats"], cfg["model"], cfg["attack_steps"]) == ("adv", ["linf"], "mnist_cnn_small", 1)
+    assert cfg["eps_warmup"] == pytest.approx(0.5) and res["steps"] == 4
+    codes = [check_main([*common, "--out", str(tmp_path / "part"), "--time-limit", "0"]) for _ in range(4)]
+    assert codes == [75, 75, 75, 0]
+
+    def params(run):
+        return torch.load(tmp_path / run / "model.pt", weights_only=True)
+
+    whole, part = params("whole"), params("part")
+    assert all(torch.equal(whole[k], part[k]) for k in whole)
+    assert check_main([*common, "--out", str(tmp_path / "other"), "--seed", "1"]) == 0
+    other = params("other")
+    assert not all(torch.equal(whole[k], other[k]) for k in whole)
+
+
+def test_check_linf_bad_input_exits_2(tmp_path, capsys):
+    from empirical.check_linf import main as check_main
+
+    for argv in (["train", "--eps", "linf=-1"], ["train", "--eps", "l2=1"], ["eval", "--weights", str(tmp_path / "x.pt"),
+                                                                          "--out", str(tmp_path / "o.json")]):
+        with pytest.raises(SystemExit) as exc:
+            check_main([*argv[:1], *argv[1:], *(["--out", str(tmp_path / "r")] if argv[0] == "train" else [])])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "error: " in err[0] and "--" in err[0], err

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # MNIST's (l_inf 0.1, l_2 1, l_1 5) so that 12 steps can learn more than the uniform prediction.
 TINY = ["--dataset", "mnist", "--train-limit", "128", "--batch-size", "32", "--epochs", "3",
         "--attack-steps", "2", "--lr", "2e-3", "--schedule", "constant", "--seed", "3", "--quiet",
-        "--eps-linf", "0.1", "--eps-l2", "1", "--eps-l1", "5"]
+        "--eps", "linf=0.1,l2=1,l1=5"]
 UNIFORM_CE = math.log(10)  # cross-entropy of the constant uniform prediction over 10 classes
 SCHEME_THREATS = {
     "natural": [], "adv": ["--threats", "linf"], "avg": ["--threats", "linf,l1,l2"],
@@ -88,7 +88,7 @@ def test_budget_warmup_scales_the_training_attacks(scheme):
     from empirical.schemes import get_scheme
 
     cfg = T.TrainConfig(dataset="mnist", scheme=scheme, threats=("linf", "l1", "l2"))
-    s = get_scheme(scheme, T._threat_objects(cfg.threats, cfg))
+    s = get_scheme(scheme, cfg.threat_objects(cfg.threats))
     base = [t.eps for t in s.threats]
     assert base == [0.3, 10, 2]
 
@@ -130,7 +130,7 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path, data_dir):
     assert T.main([*args, "--out", str(tmp_path / "whole")]) == 0
     part = tmp_path / "part"
     assert T.main([*args, "--out", str(part), "--stop-after-steps", "5"]) == T.INTERRUPTED
-    ck = torch.load(part / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(part / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert (ck["epoch"], ck["step"]) == (1, 1)  # 4 steps per epoch: stopped inside the second epoch
     assert not (part / "result.json").exists()
     assert T.main([*args, "--out", str(part)]) == 0
@@ -138,17 +138,17 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path, data_dir):
 
 
 def test_time_limited_calls_resume_to_the_uninterrupted_run(tmp_path, data_dir):
-    """--stop-after-seconds 0: every call makes one step, checkpoints and exits 75; the chain of calls ends
+    """--time-limit 0: every call makes one step, checkpoints and exits 75; the chain of calls ends
     with exit 0 and the same model as one uninterrupted run (how a run under a per-command limit proceeds)."""
     # with a budget warm-up over half the run: the budgets must follow the global step across the calls
     args = [*TINY, "--epochs", "2", "--scheme", "sat", "--threats", "linf,l1,l2", "--eps-warmup", "0.5",
             "--data-dir", str(data_dir)]
     assert T.main([*args, "--out", str(tmp_path / "whole")]) == 0
     part = tmp_path / "part"
-    codes = [T.main([*args, "--out", str(part), "--stop-after-seconds", "0"]) for _ in range(7)]
+    codes = [T.main([*args, "--out", str(part), "--time-limit", "0"]) for _ in range(7)]
     assert codes == [T.INTERRUPTED] * 7  # 2 epochs x 4 steps, one step per call
     assert not (part / "result.json").exists()
-    assert T.main([*args, "--out", str(part), "--stop-after-seconds", "0"]) == 0  # the last step, then the result
+    assert T.main([*args, "--out", str(part), "--time-limit", "0"]) == 0  # the last step, then the result
     _assert_same_run(tmp_path / "whole", part)
 
 
@@ -183,13 +183,13 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path, data_dir):
     ["--scheme", "max", "--threats", "linf"],
     ["--scheme", "avg", "--threats", "linf,l5"],
     ["--lr", "-1"],
-    ["--eps-linf", "nan", "--scheme", "adv", "--threats", "linf"],
+    ["--eps", "linf=nan", "--scheme", "adv", "--threats", "linf"],
     ["--batch-size", "0"],
     ["--optimizer", "lbfgs"],
-    ["--stop-after-seconds", "-1"],
+    ["--time-limit", "-1"],
     ["--eps-warmup", "1"],
     ["--eps-warmup", "-0.1"],
-    ["--stop-after-seconds", "nan"],
+    ["--time-limit", "nan"],
 ])
 def test_bad_input_exits_2(bad, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -221,14 +221,14 @@ def test_evaluate_only_writes_the_summary_and_matrix(tmp_path, data_dir):
     args = ["--dataset", "mnist", "--train-limit", "64", "--batch-size", "32", "--epochs", "1", "--quiet",
             "--data-dir", str(data_dir), "--out", str(tmp_path / "r")]
     assert T.main(args) == 0
-    assert T.main([*args, "--evaluate-only", "--eval-limit", "4", "--eval-threats", "linf,l2"]) == 0
+    assert T.main([*args, "--evaluate-only", "--test-limit", "4", "--eval-threats", "linf,l2"]) == 0
     ev = json.loads((tmp_path / "r" / "eval.json").read_text())
     assert ev["n_test"] == 4 and ev["threats"] == ["linf", "l2"] and len(ev["matrix"]) == 4
     assert ev["union"] <= min(ev["per_threat"].values()) <= max(ev["per_threat"].values()) <= ev["clean"]
     union = sum(all(row) for row in ev["matrix"]) / 4
     assert ev["union"] == pytest.approx(union)
     with pytest.raises(SystemExit) as exc:  # another configuration's run is refused
-        T.main([*args[:-1], str(tmp_path / "r"), "--seed", "9", "--evaluate-only", "--eval-limit", "4"])
+        T.main([*args[:-1], str(tmp_path / "r"), "--seed", "9", "--evaluate-only", "--test-limit", "4"])
     assert exc.value.code == 2
 
 
@@ -244,3 +244,22 @@ def test_mixed_precision_on_cuda(tmp_path, data_dir):
     res = _result(out)
     assert res["amp"] is True and "cuda" in res["device"]
     assert res["history"][-1]["loss"] < 0.95 * res["history"][0]["loss"]
+
+
+def test_evaluate_only_reads_runs_trained_before_the_budget_flag(tmp_path, data_dir):
+    """A result.json with the older keys (eps_linf/eps_l1/eps_l2, eval_limit) is evaluated as the same
+    configuration; one whose old budget differs from the asked one is refused."""
+    args = ["--dataset", "mnist", "--train-limit", "64", "--batch-size", "32", "--epochs", "1", "--quiet",
+            "--scheme", "adv", "--threats", "linf", "--eps", "linf=0.2", "--data-dir", str(data_dir),
+            "--out", str(tmp_path / "r")]
+    assert T.main(args) == 0
+    path = tmp_path / "r" / "result.json"
+    res = json.loads(path.read_text())
+    cfg = res["config"]
+    cfg.pop("eps")
+    cfg.update(eps_linf=0.2, eps_l1=None, eps_l2=None, eval_limit=cfg.pop("test_limit"))
+    path.write_text(json.dumps(res))
+    assert T.main([*args, "--evaluate-only", "--test-limit", "2", "--eval-threats", "linf"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        T.main([*[a if a != "linf=0.2" else "linf=0.3" for a in args], "--evaluate-only", "--test-limit", "2"])
+    assert exc.value.code == 2

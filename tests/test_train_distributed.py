@@ -4,7 +4,11 @@ Each rank takes half of every global batch of 32 and DDP averages the gradients,
 the single-process step up to the order of floating-point summation.  Tolerance: after 6 SGD steps
 (lr 0.05) the parameters agree to 2e-5 absolute (float32 rounding ~1e-7 per operation, amplified by a
 few steps; a wrong sharding or a missing gradient average moves parameters by ~1e-3 or more, which the
-second test checks).  MSD is deterministic (no random start), so it must match as well.
+second test checks).  MSD is deterministic (no random start), so it must match as well, with one caveat:
+per example it keeps the l_p step of highest loss, a discrete choice; when two steps' losses tie to within
+float rounding, one and two processes may choose differently and then drift apart by ~1e-4.  Seed 11 has
+such a tie at step 5 (measured: the step losses agree to 1e-7 for steps 1-4, then differ by 1.2e-5 and
+2.6e-4); seed 12 has none in its 6 steps (parameters agree to 1.5e-8), so the MSD case runs with seed 12.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def _max_diff(a: Path, b: Path) -> float:
 
 
 @pytest.mark.parametrize("scheme", [["--scheme", "natural"],
-                                    ["--scheme", "msd", "--threats", "linf,l2", "--attack-steps", "2"]],
+                                    ["--scheme", "msd", "--threats", "linf,l2", "--attack-steps", "2", "--seed", "12"]],
                          ids=["natural", "msd"])
 def test_two_process_gloo_matches_single_process(scheme, tmp_path, data_dir):
     torch.set_num_threads(1)
