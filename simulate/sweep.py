@@ -334,7 +334,24 @@ def _assemble(engine, grid, options, blocks: dict[int, dict], chunk: int, attrs:
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
+def _local_io():
+    """xarray takes a distributed lock for file I/O when a dask client is active; the data sets here are in
+    memory, so their I/O runs in this process (dask's synchronous scheduler)."""
+    try:
+        import dask
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return dask.config.set(scheduler="synchronous")
+
+
 def _write_dataset(ds, out: Path) -> None:
+    with _local_io():
+        _write_dataset_now(ds, out)
+
+
+def _write_dataset_now(ds, out: Path) -> None:
     suffix = out.suffix.lower()
     if suffix == ".nc":
         payload = bytes(ds.to_netcdf(engine="h5netcdf"))
@@ -358,10 +375,11 @@ def open_result(path: str | Path):
     import xarray as xr
 
     path = Path(path)
-    if path.suffix.lower() == ".zarr":
-        return xr.open_zarr(path).load()
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+    with _local_io():
+        if path.suffix.lower() == ".zarr":
+            return xr.open_zarr(path).load()
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
 
 
 def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | None = None, *,
@@ -375,6 +393,7 @@ def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | N
     """
     eng = get_engine(engine) if isinstance(engine, str) else engine
     opts = eng.check_options(dict(options or {}))
+    eng.coords(opts)  # validates the options that shape the output (alphas)
     if backend not in BACKENDS:
         raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     chunk = eng.default_chunk if chunk is None else chunk
