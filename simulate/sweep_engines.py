@@ -35,8 +35,9 @@ from theory.params import ParameterError, Params, eps_quadrature
 __all__ = ["SweepEngine", "ODEEngine", "MCEngine", "ENGINES", "register_engine", "get_engine",
            "drift_many", "integrate_many", "fixed_point_newton"]
 
-_NUMERIC = ("rho", "prior", "v1", "v2", "eta_w", "eta_b", "eps", "erf_scale")
-_STRINGS = ("eps_law", "loss", "non_robust_only")
+_NUMERIC = ("rho", "prior", "v1", "v2", "eta_w", "eta_b", "eps")
+# one solve per combination of these (erf_scale too: the quadrature backends take it as a scalar)
+_STRINGS = ("eps_law", "loss", "non_robust_only", "erf_scale")
 
 
 class SweepEngine(abc.ABC):
@@ -234,10 +235,10 @@ class ODEEngine(SweepEngine):
         for i, p in enumerate(ps):
             groups.setdefault(tuple(getattr(p, s) for s in _STRINGS), []).append(i)
         grid = np.concatenate([[0.0], alphas])
-        for (law, loss, nro), idx in groups.items():
+        for (law, loss, nro, s), idx in groups.items():
             sub = [ps[i] for i in idx]
             arr = {k: np.array([getattr(p, k) for p in sub]) for k in _NUMERIC}
-            kw = dict(eps_law=law, loss=loss, non_robust_only=nro)
+            kw = dict(eps_law=law, loss=loss, non_robust_only=nro, erf_scale=s)
             R, b = integrate_many(grid, R0=np.array([p.R0 for p in sub]),
                                   b0=np.array([p.b0 for p in sub]), rtol=options["rtol"], atol=options["atol"],
                                   **kw, **arr)
@@ -251,7 +252,7 @@ class ODEEngine(SweepEngine):
                 R0s, b0s = integrate_many(np.array([0.0, alphas[-1]]), R0=np.array([p.R0 for p in sub]),
                                           b0=np.array([p.b0 for p in sub]), rtol=options["rtol"],
                                           atol=options["atol"], eps_law="fixed", loss=loss,
-                                          non_robust_only=False, **std)
+                                          non_robust_only=False, erf_scale=s, **std)
                 for j, (i, p) in enumerate(zip(idx, sub)):
                     out["E_std"][i] = test_error(R0s[-1, j], b0s[-1, j], p)
                     out["S_std"][i] = adversarial_error(R0s[-1, j], b0s[-1, j], options["eps_test"], p)

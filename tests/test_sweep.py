@@ -233,3 +233,14 @@ def test_killing_a_worker_mid_sweep_still_completes(client, tmp_path):
     assert _same(serial, result["ds"]) and result["stats"].computed_points == grid.size
     assert victim not in client.scheduler_info()["workers"] or client.run(os.getpid).get(victim) != pids[victim]
     client.wait_for_workers(2, timeout=60)
+
+
+def test_non_robust_only_and_erf_scale_axes_match_scalar_integrator():
+    base = BASE.replace(non_robust_only=True)
+    ds, _ = sweep.run_sweep("ode", _grid(["eps=0.3,1.2", "erf_scale=1,1.4142135623730951"], base=base),
+                            {"alphas": [50.0], "baseline": False, "fixed_point": False}, progress=False)
+    for eps in (0.3, 1.2):
+        for s in (1.0, 2**0.5):
+            traj = integrate(base.replace(eps=eps, erf_scale=s), [0.0, 50.0], eps_test=1.0)
+            got = float(ds.R.sel(eps=eps, erf_scale=s).isel(alpha=0))
+            assert abs(got - traj.R[-1]) < SWEEP_VS_SCALAR, report("R", got, traj.R[-1])
