@@ -20,7 +20,7 @@ RANGES = {"rho": (0.25, 4.0), "prior": (0.05, 0.95)}
 
 
 def phase_params(quick: bool) -> dict:
-    n = {k: (12 if quick else (50 if k == "nro" else 100)) for k in KINDS}
+    n = {k: ((5 if k == "nro" else 8) if quick else (50 if k == "nro" else 100)) for k in KINDS}
     return {"n": n, "eps_max": 2.0, "alpha_F": 200.0, "eps_test": 1.0, "tol": 1e-3, "quick": quick}
 
 

@@ -22,7 +22,7 @@ SCHEDULES = ("optimal", "best_constant", "standard")
 
 def protocol_params(quick: bool) -> dict:
     if quick:
-        return {"quick": True, "alpha_F": [20.0], "segments": 5}
+        return {"quick": True, "alpha_F": [20.0], "segments": 4}
     keys = {}
     for k, name in FILES.items():
         path = RESULTS / name
@@ -61,7 +61,7 @@ def protocol_compute(params: dict) -> dict:
         for aF in params["alpha_F"]:
             prob = Problem(params=Params(rho=2.0, prior=0.7, eps=0.0), alpha_F=aF, segments=params["segments"],
                            lam=1.0)
-            res = json.loads(json.dumps(solve(prob, None, log=lambda s: None), default=_jsonable))
+            res = json.loads(json.dumps(solve(prob, None, log=lambda s: None, scan=11), default=_jsonable))
             _flatten(f"{aF:g}", res, data)
         return data
     for tag, name in params["files"].items():

@@ -335,10 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def solve(prob: Problem, mc: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
+def solve(prob: Problem, mc: dict[str, Any] | None = None, log=print, scan: int = 41) -> dict[str, Any]:
     """Optimal, best constant and standard schedules with ODE objectives, Pontryagin checks and the MC."""
     t0 = time.perf_counter()
-    e_c, J_c = best_constant(prob)
+    e_c, J_c = best_constant(prob, scan=scan)
     log(f"best constant eps = {e_c:.5f}: J = {J_c:.6f}")
     starts = [np.zeros(prob.segments), np.full(prob.segments, prob.eps_max), np.full(prob.segments, e_c)]
     opt = optimise(prob, starts=starts)
