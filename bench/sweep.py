@@ -33,13 +33,15 @@ def _same(a, b) -> bool:
     return a.drop_attrs().identical(b.drop_attrs())
 
 
-def _run_all(name, engine, grid, options, workers, log, warm=None):
+def _run_all(name, engine, grid, options, workers, log, warm=None, save=None):
     from distributed import Client, LocalCluster
 
     rows = []
     t0 = time.perf_counter()
     ref, st = sweep.run_sweep(engine, grid, options, progress=False)
     t_serial = time.perf_counter() - t0
+    if save is not None:
+        sweep._write_dataset(ref, save)
     rows.append({"case": name, "backend": "serial", "points": grid.size, "wall_s": t_serial, "startup_s": 0.0,
                  "ratio_to_serial": 1.0, "same_data_set": True})
     log(f"{name}: serial {t_serial:.1f} s")
@@ -77,6 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-ode", action="store_true")
     parser.add_argument("--skip-mc", action="store_true")
+    parser.add_argument("--save-mc", type=Path, default=None, help="also write the serial MC data set here (.nc)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "sweep.json")
     args = parser.parse_args(argv)
     log = print
@@ -96,7 +99,8 @@ def main(argv=None) -> int:
         eng.compute([grid.point(0)], eng.check_options({**opts, "alphas": [1.0]}))  # numba compilation, untimed
         point, warm_opts = grid.point(0), eng.check_options({**opts, "alphas": [1.0]})
         rows += _run_all(f"MC {n}x{n} N={args.mc_N} x{args.mc_replicas} ({args.mc_engine})", "mc", grid, opts,
-                         args.workers, log, warm=lambda: get_engine("mc").compute([point], warm_opts) and None)
+                         args.workers, log, warm=lambda: get_engine("mc").compute([point], warm_opts) and None,
+                         save=args.save_mc)
     load1 = os.getloadavg()
     print(f"\n{'case':38} {'backend':24} {'points':>7} {'wall s':>8} {'start-up s':>10} {'/serial':>8} {'same':>5}")
     for r in rows:
