@@ -114,9 +114,9 @@ def protocol_plot(data: dict, params: dict):
                         label="eps = eps_max")
         txt = []
         for s in SCHEDULES:
-            line = f"{s}: J_ODE = {float(data[f'{tag}/{s}/J_ode']):.4f}"
+            line = f"{s}: J_ODE = {float(data[f'{tag}/{s}/J_ode']):.6f}"
             if f"{tag}/{s}/J_mc" in data:
-                line += f", MC {float(data[f'{tag}/{s}/J_mc']):.4f} ± {float(data[f'{tag}/{s}/J_mc_se']):.4f}"
+                line += f", MC {float(data[f'{tag}/{s}/J_mc']):.6f} ± {float(data[f'{tag}/{s}/J_mc_se']):.6f}"
             txt.append(line)
         ax.text(0.02, 0.02, "\n".join(txt), transform=ax.transAxes, fontsize=6.5, va="bottom")
         ax.set_title(f"Pontryagin: J = S + {float(data[f'{tag}/lam']):g} E at alpha_F", fontsize=9)
