@@ -215,6 +215,15 @@ class ODEEngine(SweepEngine):
     defaults = {"alphas": [200.0], "eps_test": 1.0, "rtol": 1e-8, "atol": 1e-10, "baseline": True,
                 "fixed_point": True, "throttle": 0.0}
 
+    def check_options(self, options):
+        opts = super().check_options(options)
+        for name in ("rtol", "atol"):
+            if not 0 < float(opts[name]) < 1:
+                raise ParameterError(f"--{name} must lie in (0, 1), got {opts[name]}")
+        if not float(opts["eps_test"]) >= 0:
+            raise ParameterError(f"--eps-test must be >= 0, got {opts['eps_test']}")
+        return opts
+
     def outputs(self, options):
         out = {q: ("alpha",) for q in ("R", "b", "E", "S")}
         if options["baseline"]:
@@ -288,6 +297,18 @@ class MCEngine(SweepEngine):
     default_chunk = 1
     defaults = {"alphas": [200.0], "eps_test": 1.0, "N": 1000, "replicas": 16, "seed": 0,
                 "mc_engine": "full", "threads": 1, "throttle": 0.0}
+
+    def check_options(self, options):
+        opts = super().check_options(options)
+        if opts["mc_engine"] not in ("full", "reduced"):
+            raise ParameterError(f"--mc-engine must be full or reduced, got {opts['mc_engine']!r}")
+        for name, lo in (("N", 2), ("replicas", 2), ("seed", 0), ("threads", 1)):
+            v = opts[name]
+            if isinstance(v, bool) or float(v) != int(v) or int(v) < lo:
+                raise ParameterError(f"--{name} must be an integer >= {lo}, got {v!r}")
+        if not float(opts["eps_test"]) >= 0:
+            raise ParameterError(f"--eps-test must be >= 0, got {opts['eps_test']}")
+        return opts
 
     def check_point(self, point):
         params_of(point)

@@ -192,6 +192,9 @@ BAD = [
     (["--grid", "rho=1", "--out", "x.csv"], "--out"),
     (["--grid", "rho=1", "--alphas", "0,10"], "alphas"),
     (["--grid", "rho=1", "--chunk", "0"], "--chunk"),
+    (["--grid", "rho=1", "--rtol", "2"], "--rtol"),
+    (["--engine", "mc", "--grid", "rho=1", "--mc-engine", "warp"], "--mc-engine"),
+    (["--engine", "mc", "--grid", "rho=1", "--replicas", "1"], "--replicas"),
 ]
 
 
