@@ -1,7 +1,7 @@
 """Benchmark of the Monte Carlo engines (issue 3), baselines measured side by side in the same run.
 
 Full engine, element-updates per second (steps x N / s) at N = 10^4 (scenario 1 of the talk):
-  * engine    simulate.mc_kernels.full_steps: SplitMix64 counter-based streams (BigCrush-passing; Steele,
+  * engine    simulate.kernels.linear.full_steps: SplitMix64 counter-based streams (BigCrush-passing; Steele,
               Lea & Flood 2014) and a 256-layer ziggurat (Marsaglia & Tsang 2000) with a vectorised fast
               path, fused dot products, lazy normalisation, replicas in parallel (prange);
   * numpy     a straightforward numpy step: rng.standard_normal(N) (PCG64 + ziggurat), w @ xi, update,
@@ -11,7 +11,7 @@ Full engine, element-updates per second (steps x N / s) at N = 10^4 (scenario 1 
               every core.
 Goal: engine >= 10 x the straightforward numba loop on the 2-core machine.
 
-Reduced engine (simulate.mc_kernels.reduced_steps), steps per second per core for N = 10^2, 10^4, 10^6:
+Reduced engine (simulate.kernels.linear.reduced_steps), steps per second per core for N = 10^2, 10^4, 10^6:
 goal above 10^7 per core, independent of N.
 
     python bench/mc.py [--N 10000] [--repeats 3] [--out bench/out/mc.json]
@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numba  # noqa: E402
 
-from simulate import mc_kernels as K  # noqa: E402
+from simulate.kernels import linear as K  # noqa: E402
+import mc_baselines as BL  # noqa: E402
 from simulate.mc import LOSS_CODES, RENORM_EVERY  # noqa: E402
 from simulate.provenance import provenance, write_json  # noqa: E402
 from theory import Params  # noqa: E402
@@ -103,16 +104,16 @@ def main(argv=None) -> int:
     r_numpy = row("numpy straightforward", 1, 1, n_np, N, t, ts, "element-updates/s")
 
     # ---- (b) numba straightforward loop ----------------------------------------------------------
-    K._seed_numba(1)
-    K.baseline_numba_steps(w0.copy(), 0.0, 2, p.rho, p.prior, p.v1, p.v2, p.eta_w, p.eta_b, p.eps)  # compile
-    t, ts = _median_time(lambda: K.baseline_numba_steps(w0.copy(), 0.0, S, p.rho, p.prior, p.v1, p.v2, p.eta_w,
+    BL.seed_numba(1)
+    BL.baseline_numba_steps(w0.copy(), 0.0, 2, p.rho, p.prior, p.v1, p.v2, p.eta_w, p.eta_b, p.eps)  # compile
+    t, ts = _median_time(lambda: BL.baseline_numba_steps(w0.copy(), 0.0, S, p.rho, p.prior, p.v1, p.v2, p.eta_w,
                                                         p.eta_b, p.eps), args.repeats)
     r_numba1 = row("numba loop, np.random.standard_normal per element", 1, 1, S, N, t, ts, "element-updates/s")
     numba.set_num_threads(cores)
     Wb = _unit_rows(cores, N, rng)
     bb = np.zeros(cores)
-    K.baseline_numba_parallel(Wb, bb, 2, p.rho, p.prior, p.v1, p.v2, p.eta_w, p.eta_b, p.eps)
-    t, ts = _median_time(lambda: K.baseline_numba_parallel(Wb, bb, S, p.rho, p.prior, p.v1, p.v2, p.eta_w,
+    BL.baseline_numba_parallel(Wb, bb, 2, p.rho, p.prior, p.v1, p.v2, p.eta_w, p.eta_b, p.eps)
+    t, ts = _median_time(lambda: BL.baseline_numba_parallel(Wb, bb, S, p.rho, p.prior, p.v1, p.v2, p.eta_w,
                                                            p.eta_b, p.eps), args.repeats)
     r_numbaP = row("numba loop, np.random.standard_normal per element, prange", cores, cores, S, N, t, ts,
                    "element-updates/s")

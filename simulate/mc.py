@@ -20,7 +20,7 @@ Engines
              on the fresh input only through h_B = B.xi, h = w.xi and |xi|^2, whose joint law given
              (R, tau) is that of tau rho/2 + sqrt(v) z1, tau rho R/2 + sqrt(v)(R z1 + sqrt(1-R^2) z2) and
              h_B^2 + v z2^2 + v chi2_{N-2}.  Derivation: docs/mc_reduced.md and
-             :func:`simulate.mc_kernels.reduced_steps`.
+             :func:`simulate.kernels.linear.reduced_steps`.
 
 Both start from the ODE's initial condition (R0, b0) (the full engine builds w(0) = R0 B + sqrt(1-R0^2) e
 with e a random unit vector orthogonal to B) and record R, b and, through :mod:`theory.errors`, the test
@@ -30,7 +30,7 @@ q_tau = sum_i w_i^2 v_tau,i; with a user sampler they are estimated on ``n_test`
 
 Random numbers: ``numpy.random.SeedSequence(seed).spawn(replicas)``; each replica's kernel streams are
 keyed by integers drawn from its own seed sequence (SplitMix64 + ziggurat, see
-:mod:`simulate.mc_kernels`).  The same seed gives a bit-identical trajectory, whatever the number of
+:mod:`simulate.kernels`).  The same seed gives a bit-identical trajectory, whatever the number of
 threads, and a run resumed from a checkpoint is bit-identical to an uninterrupted one.
 """
 
@@ -69,11 +69,19 @@ Sampler = Callable[[np.random.Generator, np.ndarray], np.ndarray]
 
 
 def _kernels():
+    """The linear classifier's numba kernels (:mod:`simulate.kernels.linear`)."""
     try:
-        from . import mc_kernels
+        from .kernels import linear
     except ImportError as err:  # pragma: no cover - numba is an optional dependency
         raise ImportError("the Monte Carlo engine needs numba: pip install -e '.[mc]'") from err
-    return mc_kernels
+    return linear
+
+
+def _rng_kernels():
+    """The shared random-number kernels (:mod:`simulate.kernels.rng`)."""
+    _kernels()
+    from .kernels import rng
+    return rng
 
 
 def alpha_steps(alphas, N: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,11 +186,11 @@ class _Engine(abc.ABC):
     def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 
 
-def _eps_chunk(K, params: Params, eps_keys: np.ndarray, t: int, n: int) -> tuple[np.ndarray, bool]:
+def _eps_chunk(params: Params, eps_keys: np.ndarray, t: int, n: int) -> tuple[np.ndarray, bool]:
     """Per-example budgets of steps t..t+n-1, shape (replicas, n), by inversion with eps_ppf."""
     if params.eps_law == "fixed" or params.eps == 0.0:
         return np.zeros((eps_keys.size, 1)), False
-    u = K.stream_uniforms(eps_keys, np.uint64(t), n)
+    u = _rng_kernels().stream_uniforms(eps_keys, np.uint64(t), n)
     return np.ascontiguousarray(eps_ppf(params.eps_law, params.eps, u), dtype=float), True
 
 
@@ -220,7 +228,7 @@ class _FullEngine(_Engine):
 
     def advance(self, t, n):
         p = self.p
-        eps_arr, use = _eps_chunk(self.K, p, self.eps_keys, t, n)
+        eps_arr, use = _eps_chunk(p, self.eps_keys, t, n)
         self.K.full_steps(self.U, self.A, self.bb, self.keys, self.ex_keys, self.ex_pos, t, n, self.stride,
                           self.B, self.jB, self.mean, self.sd_iso, self.sd_diag, self.iso, p.prior, p.eta_w, p.eta_b,
                           p.eps, eps_arr, use, p.non_robust_only, LOSS_CODES[p.loss], p.erf_scale,
@@ -264,7 +272,7 @@ class _ReducedEngine(_Engine):
 
     def advance(self, t, n):
         p = self.p
-        eps_arr, use = _eps_chunk(self.K, p, self.eps_keys, t, n)
+        eps_arr, use = _eps_chunk(p, self.eps_keys, t, n)
         self.K.reduced_steps(self.Rs, self.bb, self.keys, self.pos, n, self.N, p.rho, p.prior, p.v1, p.v2,
                              p.eta_w, p.eta_b, p.eps, eps_arr, use, p.non_robust_only, LOSS_CODES[p.loss],
                              p.erf_scale)
@@ -526,7 +534,7 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     wall = time.perf_counter() - t_start
     info = {"covariance": cov, "errors": "held-out estimate" if sampler is not None else "theory.errors",
             "n_test": n_test if sampler is not None else None, "wall_s": wall, "renorm_every": RENORM_EVERY,
-            "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.mc_kernels)" if sampler is None
+            "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.kernels.rng)" if sampler is None
             else "numpy PCG64 per replica (user sampler)"}
     return MCResult(params, N, M, engine, seed, eps_test, alpha, steps, rec["R"], rec["b"], rec["E"], rec["S"],
                     info)

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {"theory": set(), "simulate": {"theory"}, "empirical": {"theory", "simulate"},
           "figures": {"theory", "simulate", "empirical"}}
 # heavy optional dependencies and where they may be imported at module level
-ALLOWED_HEAVY = {"torch": ("empirical",), "numba": ("simulate/mc_kernels.py",), "matplotlib": ("figures",)}
+ALLOWED_HEAVY = {"torch": ("empirical",), "numba": ("simulate/kernels/",), "matplotlib": ("figures",)}
 
 
 def _top_level_imports(path: Path):

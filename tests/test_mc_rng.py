@@ -1,4 +1,4 @@
-"""Random numbers and scalar functions of the Monte Carlo kernels (simulate.mc_kernels).
+"""Random numbers and scalar functions of the Monte Carlo kernels (simulate.kernels.rng, simulate.kernels.special).
 
 Statistical tests use fixed seeds; each p-value threshold is stated with the number of tests it covers.
 """
@@ -11,7 +11,8 @@ from scipy import special, stats
 
 from theory.ode import loss_derivative
 
-K = pytest.importorskip("simulate.mc_kernels", reason="numba is needed for the Monte Carlo engine")
+K = pytest.importorskip("simulate.kernels.rng", reason="numba is needed for the Monte Carlo engine")
+SP = pytest.importorskip("simulate.kernels.special", reason="numba is needed for the Monte Carlo engine")
 
 MASK = (1 << 64) - 1
 
@@ -100,7 +101,7 @@ def test_uniform_streams_shape_and_range():
 
 def test_erfcx_matches_scipy():
     x = np.concatenate([np.linspace(-26, 30, 4001), np.geomspace(30, 1e8, 200)])
-    ours = np.array([K.erfcx(v) for v in x])
+    ours = np.array([SP.erfcx(v) for v in x])
     np.testing.assert_allclose(ours, special.erfcx(x), rtol=5e-14, atol=0)
 
 
@@ -111,5 +112,5 @@ def test_kernel_loss_derivative_is_the_theory_one(loss, code, tau, s):
     # the same delta = dL/dx as the ODE; relative 1e-12 (erfcx via exp(x^2) erfc(x) loses ~x^2 ulp),
     # absolute 1e-300 where both underflow
     x = np.concatenate([np.linspace(-30, 30, 3001), [-1e4, 1e4, 0.0]])
-    np.testing.assert_allclose(K.dloss_array(x, tau, code, s), loss_derivative(x, tau, loss, s),
+    np.testing.assert_allclose(SP.dloss_array(x, tau, code, s), loss_derivative(x, tau, loss, s),
                                rtol=1e-12, atol=1e-300)
