@@ -478,13 +478,26 @@ def _prepare_covariance(N, B, variances, sampler, engine):
     return np.ascontiguousarray(B), variances
 
 
+def _check_schedule(eps_schedule, N):
+    """(break steps, values) of a piecewise-constant budget, or None."""
+    if eps_schedule is None:
+        return None
+    breaks, values = (np.asarray(x, dtype=float).ravel() for x in eps_schedule)
+    if (breaks.size == 0 or breaks.size != values.size or breaks[0] != 0 or not np.all(np.isfinite(breaks))
+            or np.any(np.diff(breaks) <= 0) or not np.all(np.isfinite(values)) or np.any(values < 0)):
+        raise ParameterError("eps_schedule must be (breaks, values) of equal length with breaks increasing from 0 "
+                             "and finite values >= 0")
+    return np.rint(breaks * N).astype(np.int64), values
+
+
 def _signature(**kw) -> str:
     return stable_key(kw, 20)
 
 
 def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *, engine: str = "full",
            eps_test: float | None = None, variances=None, B=None, sampler: Sampler | None = None,
-           n_test: int = 10000, execution: Execution | None = None, **execution_settings) -> MCResult:
+           n_test: int = 10000, eps_schedule=None, execution: Execution | None = None,
+           **execution_settings) -> MCResult:
     """Simulate ``replicas`` independent SGD runs in dimension N and record R, b, E, S on ``alphas``.
 
     ``alphas`` defaults to the ODE's grid (:func:`simulate.ode.default_alphas`).  ``eps_test`` defaults as
@@ -492,6 +505,9 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     bar, checkpoint, stopping early) is an :class:`Execution`, given as ``execution=`` or as its fields in
     keywords (``threads=2, checkpoint="run.npz"``).  A run stopped early saves its checkpoint and raises
     :class:`Unfinished`; called again with the same arguments it resumes bit-identically.
+    ``eps_schedule = (breaks, values)``: a piecewise-constant mean budget, values[j] from alpha = breaks[j]
+    (breaks[0] = 0, increasing) to the next break; the cuts fall on steps round(breaks N) and the state and
+    random streams run on across them.
     """
     if execution is None:
         try:
@@ -503,6 +519,7 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     ex = execution
     N, M, seed, eps_test, steps, alpha = validate_run(params, N, replicas, alphas, seed, engine, eps_test,
                                                       variances is None and sampler is None)
+    sched = _check_schedule(eps_schedule, N)
     Bv, variances = _prepare_covariance(N, B, variances, sampler, engine)
     if sampler is not None:
         n_test = _check_int("n_test", n_test, 1)
@@ -529,7 +546,8 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     sig = _signature(params=params.as_dict(), N=N, M=M, seed=seed, engine=engine, steps=steps.tolist(),
                      eps_test=eps_test, cov=cov, B=hashlib.sha256(Bv.tobytes()).hexdigest(),
                      var=None if variances is None else hashlib.sha256(variances.tobytes()).hexdigest(),
-                     version=CHECKPOINT_VERSION)
+                     version=CHECKPOINT_VERSION,
+                     **({} if sched is None else {"schedule": [sched[0].tolist(), sched[1].tolist()]}))
     rec = {q: np.full((steps.size, M), np.nan) for q in QUANTITIES}
     t, k = 0, 0  # steps done, records done
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -585,6 +603,11 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
                 k += 1
                 continue
             n = int(min(chunk, steps[k] - t))
+            if sched is not None:  # the budget of the segment that holds step t; cut at the next break
+                j = int(np.searchsorted(sched[0], t, side="right")) - 1
+                if j + 1 < sched[0].size:
+                    n = min(n, int(sched[0][j + 1]) - t)
+                eng.p = params.replace(eps=float(sched[1][j]))
             if stop_after_steps is not None:
                 n = min(n, stop_after_steps - done_here)
             if n <= 0 or (ex.stop_after_seconds is not None

@@ -1,0 +1,133 @@
+"""Optimal adversarial-training protocols for scenario 2 of the talk (prior 0.7, rho 2): the optimal
+eps(alpha) beside the best constant eps and standard training, their learning curves, the switching
+function of Pontryagin's principle, and the objective by the ODE and the Monte Carlo (mean ± SE).
+
+Data: results/protocol_s2_a50.json and results/protocol_s2_a200.json (python -m simulate.protocol, see
+docs/protocols.md); --quick solves a small problem (alpha_F = 20, 5 pieces, no Monte Carlo) instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .core import FigureSpec, Unavailable, register
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+FILES = {"50": "protocol_s2_a50.json", "200": "protocol_s2_a200.json"}
+SCHEDULES = ("optimal", "best_constant", "standard")
+
+
+def protocol_params(quick: bool) -> dict:
+    if quick:
+        return {"quick": True, "alpha_F": [20.0], "segments": 4}
+    keys = {}
+    for k, name in FILES.items():
+        path = RESULTS / name
+        if not path.exists():
+            raise Unavailable(f"needs {path} (python -m simulate.protocol ... --out {path}, docs/protocols.md)")
+        keys[k] = json.loads(path.read_text())["provenance"]["created"]
+    return {"quick": False, "files": FILES, "created": keys}
+
+
+def _flatten(tag: str, res: dict, data: dict) -> None:
+    data[f"{tag}/edges"] = np.asarray(res["problem"]["edges"], float)
+    data[f"{tag}/u"] = np.asarray(res["schedule"], float)
+    data[f"{tag}/best_constant_eps"] = np.array(res["best_constant_eps"])
+    for s in SCHEDULES:
+        tr = res["trajectories"][s]
+        for q in ("alpha", "E", "S", "R", "b"):
+            data[f"{tag}/{s}/{q}"] = np.asarray(tr[q], float)
+        data[f"{tag}/{s}/J_ode"] = np.array(res["objective_ode"][s])
+        if "mc" in res:
+            data[f"{tag}/{s}/J_mc"] = np.array(res["mc"]["objective"][s]["mean"])
+            data[f"{tag}/{s}/J_mc_se"] = np.array(res["mc"]["objective"][s]["se"])
+    pm = res["pontryagin"]
+    for q in ("alpha", "sigma", "pR", "pb", "u"):
+        data[f"{tag}/pmp/{q}"] = np.asarray(pm[q], float)
+    data[f"{tag}/eps_max"] = np.array(res["problem"]["eps_max"])
+    data[f"{tag}/lam"] = np.array(res["problem"]["lam"])
+    data[f"{tag}/eps_test"] = np.array(res["problem"]["eps_test"])
+
+
+def protocol_compute(params: dict) -> dict:
+    data: dict = {}
+    if params["quick"]:
+        from simulate.protocol import Problem, solve
+        from theory import Params
+
+        for aF in params["alpha_F"]:
+            prob = Problem(params=Params(rho=2.0, prior=0.7, eps=0.0), alpha_F=aF, segments=params["segments"],
+                           lam=1.0)
+            res = json.loads(json.dumps(solve(prob, None, log=lambda s: None, scan=11), default=_jsonable))
+            _flatten(f"{aF:g}", res, data)
+        return data
+    for tag, name in params["files"].items():
+        res = json.loads((RESULTS / name).read_text())["result"]
+        _flatten(tag, res, data)
+    return data
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(type(obj))
+
+
+def protocol_plot(data: dict, params: dict):
+    import matplotlib.pyplot as plt
+
+    tags = sorted({k.split("/")[0] for k in data}, key=float)
+    fig, axes = plt.subplots(len(tags), 4, figsize=(16, 3.6 * len(tags)), constrained_layout=True, squeeze=False)
+    colors = {"optimal": "C3", "best_constant": "C1", "standard": "C0"}
+    for r, tag in enumerate(tags):
+        edges, u = data[f"{tag}/edges"], data[f"{tag}/u"]
+        ax = axes[r, 0]
+        ax.stairs(u, edges, color=colors["optimal"], lw=2, label="optimal eps(alpha)")
+        ax.axhline(float(data[f"{tag}/best_constant_eps"]), color=colors["best_constant"], ls="--",
+                   label="best constant eps")
+        ax.axhline(0.0, color=colors["standard"], ls=":", label="standard (eps = 0)")
+        ax.set_ylim(-0.05, float(data[f"{tag}/eps_max"]) * 1.05)
+        ax.set_ylabel("training eps")
+        ax.set_title(f"alpha_F = {tag}: schedules", fontsize=9)
+        ax.legend(fontsize=7)
+        for c, q in ((1, "S"), (2, "E")):
+            ax = axes[r, c]
+            for s in SCHEDULES:
+                ax.plot(data[f"{tag}/{s}/alpha"], data[f"{tag}/{s}/{q}"], color=colors[s], label=s)
+            ax.set_title(f"{q}" + (f" (eps_test = {float(data[f'{tag}/eps_test']):g})" if q == "S" else " (clean)")
+                         + " over training (ODE)", fontsize=9)
+            ax.legend(fontsize=7)
+        ax = axes[r, 3]
+        a, sig = data[f"{tag}/pmp/alpha"], data[f"{tag}/pmp/sigma"]
+        piece = np.searchsorted(edges, a, side="right") - 1  # sigma jumps where eps does: one line per piece
+        for k in np.unique(piece):
+            sel = piece == k
+            ax.plot(a[sel], sig[sel], color="k", lw=1, label="switching function sigma = p . df/deps" if k == 0 else None)
+        ax.axhline(0, color="0.6", lw=0.5)
+        at_max = data[f"{tag}/pmp/u"] >= float(data[f"{tag}/eps_max"]) - 1e-9
+        ax.fill_between(a, 0, 1, where=at_max, transform=ax.get_xaxis_transform(), color="C3", alpha=0.12,
+                        label="eps = eps_max")
+        txt = []
+        for s in SCHEDULES:
+            line = f"{s}: J_ODE = {float(data[f'{tag}/{s}/J_ode']):.6f}"
+            if f"{tag}/{s}/J_mc" in data:
+                line += f", MC {float(data[f'{tag}/{s}/J_mc']):.6f} ± {float(data[f'{tag}/{s}/J_mc_se']):.6f}"
+            txt.append(line)
+        ax.text(0.02, 0.02, "\n".join(txt), transform=ax.transAxes, fontsize=6.5, va="bottom")
+        ax.set_title(f"Pontryagin: J = S + {float(data[f'{tag}/lam']):g} E at alpha_F", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+        for ax in axes[r]:
+            ax.set_xlabel("alpha = steps/N")
+    fig.suptitle("Optimal budget schedules, scenario 2 (prior 0.7, rho 2, eta_w 0.04, eta_b 0.2); "
+                 "MC: reduced engine, N = 10^4", fontsize=10)
+    return fig
+
+
+register(FigureSpec("protocol", "optimal eps(alpha) for scenario 2 vs best constant and standard training, ODE "
+                    "and Monte Carlo, with the switching function", protocol_params, protocol_compute,
+                    protocol_plot))
