@@ -234,6 +234,9 @@ class _FullEngine(_Engine):
                           p.eps, eps_arr, use, p.non_robust_only, LOSS_CODES[p.loss], p.erf_scale,
                           RENORM_EVERY)
 
+    def weights(self):
+        return self.U * self.A[:, None]
+
     def observe(self):
         w = self.U * self.A[:, None]
         R = np.clip(w @ self.B, -1.0, 1.0)
@@ -338,6 +341,9 @@ class _SamplerEngine(_Engine):
                                                    p.eta_w, p.eta_b, p.non_robust_only, LOSS_CODES[p.loss],
                                                    p.erf_scale)
 
+    def weights(self):
+        return self.W.copy()
+
     def observe(self):
         R = np.clip(self.W @ self.B, -1.0, 1.0)
         b = self.bb.copy()
@@ -393,14 +399,16 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
            eps_test: float | None = None, variances=None, B=None, sampler: Sampler | None = None,
            n_test: int = 10000, threads: int | None = None, progress: bool = True,
            checkpoint: str | Path | None = None, checkpoint_every: float = 60.0,
-           stop_after_steps: int | None = None) -> MCResult:
+           stop_after_steps: int | None = None, observe: Callable | None = None) -> MCResult:
     """Simulate ``replicas`` independent SGD runs in dimension N and record R, b, E, S on ``alphas``.
 
     ``alphas`` defaults to the ODE's grid (:func:`simulate.ode.default_alphas`).  ``eps_test`` defaults as
     in the ODE (the training eps, or 1 for standard training).  ``checkpoint``: a .npz file, written every
     ``checkpoint_every`` seconds and at the end; if it exists (same parameters, seed, grid, engine) the run
     resumes from it.  ``stop_after_steps`` stops after that many steps (for tests of resuming) and raises
-    :class:`InterruptedError` after saving the checkpoint.
+    :class:`InterruptedError` after saving the checkpoint.  ``observe(W, b) -> {name: (replicas,) array}``
+    (full engine, no checkpoint) is called with the weights W (replicas, N) at every recorded alpha; its
+    values are returned in ``info['observed'][name]``, shape (len(alpha), replicas).
     """
     from .ode import default_alphas, default_eps_test
 
@@ -441,6 +449,9 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
                      var=None if variances is None else hashlib.sha256(variances.tobytes()).hexdigest(),
                      version=CHECKPOINT_VERSION)
     rec = {q: np.full((steps.size, M), np.nan) for q in QUANTITIES}
+    if observe is not None and (engine != "full" or checkpoint is not None):
+        raise ParameterError("observe needs engine='full' and no checkpoint")
+    observed: dict[str, list] = {}
     t, k = 0, 0  # steps done, records done
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
@@ -486,6 +497,9 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
                 R, b, E, S = eng.observe()
                 for q, v in zip(QUANTITIES, (R, b, E, S)):
                     rec[q][k] = v
+                if observe is not None:
+                    for name, v in observe(eng.weights(), b).items():
+                        observed.setdefault(name, []).append(np.asarray(v, dtype=float))
                 k += 1
                 continue
             n = int(min(chunk, steps[k] - t))
@@ -515,6 +529,8 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
             "n_test": n_test if sampler is not None else None, "wall_s": wall, "renorm_every": RENORM_EVERY,
             "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.kernels.rng)" if sampler is None
             else "numpy PCG64 per replica (user sampler)"}
+    if observe is not None:
+        info["observed"] = {name: np.stack(v) for name, v in observed.items()}
     return MCResult(params, N, M, engine, seed, eps_test, alpha, steps, rec["R"], rec["b"], rec["E"], rec["S"],
                     info)
 
