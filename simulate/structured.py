@@ -29,7 +29,8 @@ from theory.structured import (FullState, Mixture, SpectralState, errors, initia
 from .cli import ArgumentParser, add_param_arguments, params_from_args, real
 from .provenance import provenance, write_json
 
-__all__ = ["StructuredTrajectory", "integrate", "powerlaw_mixture", "main", "QUANTITIES"]
+__all__ = ["StructuredTrajectory", "integrate", "powerlaw_mixture", "monte_carlo", "compare", "main", "QUANTITIES",
+           "MC_QUANTITIES", "MC_BIAS"]
 
 QUANTITIES = ("E", "S", "M_plus", "M_minus", "Q_plus", "Q_minus", "b", "R")
 
@@ -137,6 +138,137 @@ def integrate(mix: Mixture, params: Params, alphas, *, state0=None, eps_test: fl
     info = {"method": method, "rtol": rtol, "atol": atol, "nfev": nfev, "backend": backend, "noise": noise,
             "path": "spectral" if spectral else "full", "N": N, "wall_s": time.perf_counter() - t0}
     return StructuredTrajectory(params, eps_test, alphas, rec, _unpack(y, N, spectral), info)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Monte Carlo of the same mixture (the full engine of simulate.mc) and the comparison
+# ----------------------------------------------------------------------------------------------------
+MC_QUANTITIES = ("E", "S", "M_plus", "M_minus", "Q_plus", "Q_minus")
+
+
+def _replica_errors(M, Q, b, params: Params, eps_test: float):
+    """E and S per replica from its own (M_tau, Q_tau, b): the formulas of theory.structured.errors."""
+    from scipy.special import ndtr
+
+    P = (params.prior, 1.0 - params.prior)
+    E = sum(P[k] * ndtr(-t * (M[k] - b) / np.sqrt(Q[k])) for k, t in enumerate((1.0, -1.0)))
+    S = sum(P[k] * ndtr((eps_test - t * (M[k] - b)) / np.sqrt(Q[k])) for k, t in enumerate((1.0, -1.0)))
+    return E, S
+
+
+def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int = 0, *,
+                eps_test: float | None = None, progress: bool = False, threads: int | None = None) -> dict[str, Any]:
+    """Replicas of the real N-dimensional SGD on inputs drawn from ``mix`` (:func:`simulate.mc.run_mc`).
+
+    Shared eigenbasis with centred means (mu_- = -mu_+): the run is done in the eigenbasis, where the
+    covariance is diagonal (the ``variances`` path of the numba engine; SGD is equivariant under the rotation
+    and w(0) is isotropic, so the law of every rotation-invariant observable is the same).  Otherwise the
+    ``sampler`` path draws xi = mu_tau + Sigma_tau^(1/2) z.  Every replica records M_tau = w.mu_tau,
+    Q_tau = w'Sigma_tau w, |w|_1 and |w|_inf (pixel basis) and b; E and S are computed from them with the
+    formulas of :func:`theory.structured.errors` (exact given w).  Returns {name: (len(alpha), replicas)},
+    plus 'alpha' and 'info'.
+    """
+    from .mc import run_mc
+    from .ode import default_eps_test
+
+    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
+    N = mix.N
+    mu = mix.mu  # in the state's basis
+    diff = mu[0] - mu[1]
+    rho = float(np.linalg.norm(diff))
+    if rho == 0:
+        raise ParameterError("the class means must differ (mu_plus != mu_minus)")
+    B = diff / rho
+    centred = bool(np.allclose(mu[0], -mu[1], rtol=0, atol=1e-12 * max(rho, 1.0)))
+    p = params.replace(rho=rho, R0=0.0)
+    U = mix.U if mix.spectral else None
+    if mix.spectral:
+        lam = mix.lam
+
+        def quad_form(W):
+            return (W * W) @ lam.T
+
+        def pix(W):
+            return W if U is None else W @ U.T
+    else:
+        cov = mix.cov
+
+        def quad_form(W):
+            return np.stack([np.einsum("ri,ij,rj->r", W, S, W) for S in cov], axis=1)
+
+        def pix(W):
+            return W
+
+    def observe(W, b):
+        Q = quad_form(W)
+        Wp = pix(W)
+        return {"M_plus": W @ mu[0], "M_minus": W @ mu[1], "Q_plus": Q[:, 0], "Q_minus": Q[:, 1],
+                "norm_l1": np.abs(Wp).sum(axis=1), "norm_linf": np.abs(Wp).max(axis=1), "b": b}
+
+    if mix.spectral and centred:
+        res = run_mc(p, N, replicas, alphas, seed, eps_test=eps_test, variances=np.ascontiguousarray(mix.lam), B=B,
+                     observe=observe, progress=progress, threads=threads)
+        path = "variances (eigenbasis)"
+    else:
+        roots = []
+        for k in range(2):
+            lam_k, V = (mix.lam[k], U) if mix.spectral else np.linalg.eigh(mix.cov[k])
+            lam_k = np.clip(lam_k, 0.0, None)
+            roots.append(None if V is None else np.ascontiguousarray((V * np.sqrt(lam_k)).T))
+            if V is None:
+                roots[-1] = np.sqrt(lam_k)
+        means = mu
+
+        def sampler(rng, tau):
+            z = rng.standard_normal((tau.size, N))
+            out = np.empty_like(z)
+            for k, t in enumerate((1.0, -1.0)):
+                sel = tau == t
+                L = roots[k]
+                out[sel] = means[k] + (z[sel] * L if L.ndim == 1 else z[sel] @ L)
+            return out
+
+        sampler.__name__ = "gaussian_mixture"
+        res = run_mc(p, N, replicas, alphas, seed, eps_test=eps_test, sampler=sampler, B=B, n_test=1,
+                     observe=observe, progress=progress, threads=threads)
+        path = "sampler"
+    out = dict(res.info["observed"])
+    Mv = (out["M_plus"], out["M_minus"])
+    Qv = (out["Q_plus"], out["Q_minus"])
+    out["E"], out["S"] = _replica_errors(Mv, Qv, out["b"], p, eps_test)
+    out["alpha"] = res.alpha
+    out["info"] = {**{k: v for k, v in res.info.items() if k != "observed"}, "path": path, "N": N,
+                   "replicas": replicas, "seed": seed, "eps_test": eps_test}
+    return out
+
+
+#: finite-size allowance c in |MC - theory| <= q se + c/N per quantity (see tests/tolerances.py for the
+#: measurements behind them)
+MC_BIAS = {"E": 0.5, "S": 0.5, "M_plus": 1.0, "M_minus": 1.0, "Q_plus": 2.0, "Q_minus": 2.0}
+
+
+def compare(traj: "StructuredTrajectory", mc: dict[str, Any], quantities=MC_QUANTITIES, bias=None,
+            familywise: float | None = None):
+    """:class:`simulate.compare.Comparison` of the replica means with the theory at every alpha > 0:
+    |mean - theory| <= q se + c/N, q Sidak-corrected for all comparisons (the check of simulate.compare)."""
+    from .compare import TOLERANCES, Comparison, sidak_quantile
+
+    bias = MC_BIAS if bias is None else bias
+    familywise = TOLERANCES["familywise"] if familywise is None else familywise
+    alpha = np.asarray(mc["alpha"])
+    if traj.alpha.shape != alpha.shape or not np.allclose(traj.alpha, alpha, rtol=0, atol=1e-12):
+        raise ParameterError("the theory trajectory and the Monte Carlo must share one alpha grid")
+    keep = alpha > 0
+    quantities = tuple(quantities)
+    m = int(keep.sum()) * len(quantities)
+    q = sidak_quantile(m, familywise)
+    R = mc["E"].shape[1]
+    N = mc["info"]["N"]
+    return Comparison(alpha=alpha[keep], ode={n: np.asarray(traj.values[n])[keep] for n in quantities},
+                      mean={n: mc[n][keep].mean(axis=1) for n in quantities},
+                      se={n: mc[n][keep].std(axis=1, ddof=1) / math.sqrt(R) for n in quantities},
+                      allowance={n: bias[n] / N + TOLERANCES["solver"] for n in quantities}, q=q, m=m,
+                      quantities=quantities)
 
 
 # ----------------------------------------------------------------------------------------------------
