@@ -181,23 +181,20 @@ def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int =
     B = diff / rho
     centred = bool(np.allclose(mu[0], -mu[1], rtol=0, atol=1e-12 * max(rho, 1.0)))
     p = params.replace(rho=rho, R0=0.0)
-    U = mix.U if mix.spectral else None
+    U = mix.U
     if mix.spectral:
         lam = mix.lam
 
         def quad_form(W):
             return (W * W) @ lam.T
-
-        def pix(W):
-            return W if U is None else W @ U.T
     else:
         cov = mix.cov
 
         def quad_form(W):
             return np.stack([np.einsum("ri,ij,rj->r", W, S, W) for S in cov], axis=1)
 
-        def pix(W):
-            return W
+    def pix(W):
+        return W if U is None else W @ U.T
 
     def observe(W, b):
         Q = quad_form(W)
@@ -212,7 +209,7 @@ def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int =
     else:
         roots = []
         for k in range(2):
-            lam_k, V = (mix.lam[k], U) if mix.spectral else np.linalg.eigh(mix.cov[k])
+            lam_k, V = (mix.lam[k], None) if mix.spectral else np.linalg.eigh(mix.cov[k])
             lam_k = np.clip(lam_k, 0.0, None)
             roots.append(None if V is None else np.ascontiguousarray((V * np.sqrt(lam_k)).T))
             if V is None:

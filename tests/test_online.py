@@ -97,7 +97,12 @@ def test_cli_on_mnist37(tmp_path, data_dir):
     assert runs[0.0]["E"][-1] < 0.1  # a linear classifier separates 3 from 7 to a few percent
     assert set(res["ode"]) == {"per_coordinate/eps=0", "per_coordinate/eps=4", "along_B/eps=0", "along_B/eps=4"}
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
-    assert len(rows) == 2 * 3 and set(rows[0]) == {"eps", "seed", "alpha", "R", "b", "E", "S"}
+    # the grid 0, 5, 10 of --n-points 3 plus the report alpha 1 (<= alpha_max) of the side-by-side table
+    assert res["alphas"] == [0.0, 1.0, 5.0, 10.0]
+    assert len(rows) == 2 * 4 and set(rows[0]) == {"eps", "seed", "alpha", "R", "b", "E", "S"}
+    # the structured theory of the fitted mixture, per seed, beside the data at the report alphas
+    assert [r["alpha"] for r in res["table"]] == [1.0, 5.0, 10.0] * 2
+    assert all(0 <= r["E_theory"] <= 1 and 0 <= r["S_theory"] <= 1 for r in res["table"])
 
 
 @pytest.mark.parametrize("bad", [["--eps", "-1"], ["--eta-w", "0"], ["--alpha-max", "nan"], ["--seeds", "a,b"],

@@ -105,8 +105,9 @@ class Mixture:
     """Two Gaussian classes: tau = +1 ~ N(mu[0], Sigma_+), tau = -1 ~ N(mu[1], Sigma_-).
 
     Either shared-eigenbasis form (``lam`` (2, N) eigenvalues in the basis ``U`` (N, N), None for the
-    identity; ``mu`` then holds the means in that basis) or full form (``cov`` (2, N, N), ``mu`` in the
-    pixel basis).  Build with :meth:`from_spectrum` or :meth:`from_covariances`, which validate shapes,
+    identity; ``mu`` then holds the means in that basis) or full form (``cov`` (2, N, N) and ``mu`` in the
+    basis U, None for the pixel basis; :meth:`from_covariances` takes U = the eigenbasis of Sigma_+, so that
+    cov[0] is diagonal and one product per step of the solver is saved).  Build with :meth:`from_spectrum` or :meth:`from_covariances`, which validate shapes,
     symmetry and positive semi-definiteness (a :class:`ParameterError` naming the argument otherwise).
     """
 
@@ -130,13 +131,25 @@ class Mixture:
             return self.lam.mean(axis=1)
         return np.trace(self.cov, axis1=1, axis2=2) / self.N
 
+    @property
+    def first_diagonal(self) -> bool:
+        """Full form whose cov[0] is diagonal (the basis U is Sigma_+'s eigenbasis)."""
+        return not self.spectral and self.U is not None
+
     def mu_pixel(self) -> np.ndarray:
-        return self.mu if (not self.spectral or self.U is None) else self.mu @ self.U.T
+        return self.mu if self.U is None else self.mu @ self.U.T
+
+    def to_pixel(self, v: np.ndarray) -> np.ndarray:
+        """A vector of the state basis in the pixel basis."""
+        return v if self.U is None else self.U @ v
+
+    def from_pixel(self, v: np.ndarray) -> np.ndarray:
+        return v if self.U is None else self.U.T @ v
 
     def covariance(self, k: int) -> np.ndarray:
         """Sigma of class k (0: tau=+1, 1: tau=-1) in the pixel basis."""
         if not self.spectral:
-            return self.cov[k]
+            return self.cov[k] if self.U is None else self.U @ self.cov[k] @ self.U.T
         if self.U is None:
             return np.diag(self.lam[k])
         return (self.U * self.lam[k]) @ self.U.T
@@ -182,7 +195,7 @@ class Mixture:
             Sm = np.asarray(Sigma_minus, dtype=float)
             lam_m = None
         if path == "full":
-            return cls(mu=np.stack([mu_p, mu_m]), cov=np.stack([0.5 * (Sp + Sp.T), 0.5 * (Sm + Sm.T)]))
+            return cls._full(mu_p, mu_m, lam_p, U_p, Sm)
         if lam_m is None:
             scale = max(float(np.max(np.abs(Sp))), float(np.max(np.abs(Sm))), 1e-300)
             if np.array_equal(Sp, Sm):
@@ -194,13 +207,19 @@ class Mixture:
                     if path == "spectral":
                         raise ParameterError(f"Sigma_plus and Sigma_minus do not commute (|[S+, S-]| = {comm:.3g} "
                                              f"relative): use path='full'")
-                    return cls(mu=np.stack([mu_p, mu_m]), cov=np.stack([0.5 * (Sp + Sp.T), 0.5 * (Sm + Sm.T)]))
+                    return cls._full(mu_p, mu_m, lam_p, U_p, Sm)
                 # a common eigenbasis: diagonalise Sigma_- within each eigenspace of Sigma_+
                 lam_mm, U_p = _common_basis(lam_p, U_p, rot)
                 lam_m = np.clip(lam_mm, 0.0, None)
                 del lam_m_own
         mu = np.stack([mu_p, mu_m]) @ U_p
         return cls(mu=mu, lam=np.stack([lam_p, lam_m]), U=U_p)
+
+    @classmethod
+    def _full(cls, mu_p, mu_m, lam_p, U_p, Sm):
+        """Full form in the eigenbasis of Sigma_+ (cov[0] = diag(lam_p), cov[1] = U_p^T Sigma_- U_p)."""
+        rot = U_p.T @ (0.5 * (Sm + Sm.T)) @ U_p
+        return cls(mu=np.stack([mu_p, mu_m]) @ U_p, cov=np.stack([np.diag(lam_p), 0.5 * (rot + rot.T)]), U=U_p)
 
     @classmethod
     def isotropic(cls, params: Params, N: int, B=None):
@@ -283,11 +302,11 @@ def initial_state(mix: Mixture, *, w0=None, m0=None, b0: float = 0.0):
         if r2 > 1 + 1e-12:
             raise ParameterError(f"|m0| must be <= 1, got {math.sqrt(r2)}")
         C = max(1.0 - r2, 0.0) / N
+    me = mix.from_pixel(m)
     if mix.spectral:
-        me = m if mix.U is None else mix.U.T @ m
         c = np.zeros(N) if C is None else np.full(N, C)
         return SpectralState(me, c, float(b0))
-    return FullState(m.copy(), np.zeros((N, N)) if C is None else C * np.eye(N), float(b0))
+    return FullState(me.copy(), np.zeros((N, N)) if C is None else C * np.eye(N), float(b0))
 
 
 def order_parameters(state, mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
@@ -383,8 +402,13 @@ def rhs(state, mix: Mixture, params: Params, *, noise: bool = True, backend: str
         A = g - eta * (P * gamma) @ mix.lam  # diagonal of A in the eigenbasis
         return f + A * state.m, 2.0 * A * state.c + dnoise @ mix.lam, db
     a = -eta * P * gamma
-    Am = g * state.m + a[0] * (mix.cov[0] @ state.m) + a[1] * (mix.cov[1] @ state.m)
-    AC = g * state.C + a[0] * (mix.cov[0] @ state.C) + a[1] * (mix.cov[1] @ state.C)
+    if mix.first_diagonal:  # cov[0] diagonal: a row scaling instead of a matrix product
+        d0 = np.diagonal(mix.cov[0])
+        Am = g * state.m + a[0] * (d0 * state.m) + a[1] * (mix.cov[1] @ state.m)
+        AC = g * state.C + a[0] * (d0[:, None] * state.C) + a[1] * (mix.cov[1] @ state.C)
+    else:
+        Am = g * state.m + a[0] * (mix.cov[0] @ state.m) + a[1] * (mix.cov[1] @ state.m)
+        AC = g * state.C + a[0] * (mix.cov[0] @ state.C) + a[1] * (mix.cov[1] @ state.C)
     dC = AC + AC.T + dnoise[0] * mix.cov[0] + dnoise[1] * mix.cov[1]
     return f + Am, dC, db
 
@@ -411,7 +435,9 @@ def pixel_law(state, mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
         if mix.U is None:
             return state.m.copy(), state.c.copy()
         return mix.U @ state.m, (mix.U * mix.U) @ state.c
-    return state.m.copy(), np.diag(state.C).copy()
+    if mix.U is None:
+        return state.m.copy(), np.diag(state.C).copy()
+    return mix.U @ state.m, np.sum((mix.U @ state.C) * mix.U, axis=1)
 
 
 def _folded_mean(mu, sd):
