@@ -213,7 +213,7 @@ def _gauss_errors(M, Q, b, prior: float, eps_test: float):
 def structured_routes(fitted, *, eps_values, eps_test, eta_w, eta_b, erf_scale, alphas, seeds, N,
                       mc_replicas: int = 0, mc_seed: int = 0, path: str = "auto", quiet: bool = True):
     """Theory (per seed, from that seed's initial w) and optionally the Monte Carlo of the fitted mixture."""
-    from simulate.structured import integrate, monte_carlo
+    from simulate.structured import compare, integrate, monte_carlo, theory_from_replicas
     from theory.params import Params
     from theory.structured import initial_state
 
@@ -236,7 +236,15 @@ def structured_routes(fitted, *, eps_values, eps_test, eta_w, eta_b, erf_scale, 
                 "alpha": mc["alpha"], "info": mc["info"],
                 **{k: {"mean": mc[k].mean(axis=1), "se": mc[k].std(axis=1, ddof=1) / math.sqrt(R)}
                    for k in ("E", "S", "M_plus", "M_minus", "Q_plus", "Q_minus", "b")}}
-            # the theory for the MC's own initial condition (isotropic random w(0), m = 0, C = I/N)
+            # the theory from the MC replicas' own initial w (averaged over them), and from m = 0, C = I/N
+            if mix.spectral:
+                tr = theory_from_replicas(mix, p, mc, rtol=1e-8, atol=1e-10)
+                out["mc"][f"eps={e:g}"]["theory_mc_starts"] = {k: tr.values[k] for k in ("E", "S", "M_plus", "Q_plus")}
+                cmp = compare(tr, mc)
+                out["mc"][f"eps={e:g}"]["check"] = {"passed": cmp.passed, "q": cmp.q, "m": cmp.m,
+                                                     "max_abs_z": {n: float(np.max(np.abs(cmp.z(n))))
+                                                                   for n in cmp.quantities},
+                                                     "failures": cmp.failures()}
             tr = integrate(mix, p, alphas, eps_test=eps_test, rtol=1e-8, atol=1e-10)
             out["mc"][f"eps={e:g}"]["theory_random_start"] = {k: tr.values[k] for k in ("E", "S", "M_plus", "Q_plus")}
     return out
@@ -299,6 +307,8 @@ def _table(result: dict[str, Any], report_alphas) -> list[dict[str, Any]]:
                     row[f"{q}_mc"] = float(mc[q]["mean"][i])
                     row[f"{q}_mc_se"] = float(mc[q]["se"][i])
                     row[f"{q}_theory_random_start"] = float(mc["theory_random_start"][q][i])
+                    if "theory_mc_starts" in mc:
+                        row[f"{q}_theory_mc_starts"] = float(mc["theory_mc_starts"][q][i])
                 gq = np.array([r[f"{q}_gauss"][i] for r in real]) if f"{q}_gauss" in real[0] else None
                 if gq is not None:
                     row[f"{q}_gauss_of_real_w"] = float(gq.mean())
@@ -399,11 +409,13 @@ def _csv_text(result: dict[str, Any]) -> str:
 def format_table(rows) -> str:
     """The side-by-side table: (a) isotropic ODE, (b) structured theory, (c) MC, (d) data (mean ± se)."""
     lines = [f"{'eps':>4} {'alpha':>6} | {'E iso':>6} {'E th':>6} {'E MC':>15} {'E data':>15} | "
-             f"{'S iso':>6} {'S th':>6} {'S MC':>15} {'S data':>15}"]
+             f"{'S iso':>6} {'S th':>6} {'S MC':>15} {'S data':>15}   (MC: (theory from the MC starts) mean±se)"]
     for r in rows:
         cells = []
         for q in ("E", "S"):
             mc = f"{r[q + '_mc']:.4f}±{r[q + '_mc_se']:.4f}" if q + "_mc" in r else "-"
+            if q + "_theory_mc_starts" in r:
+                mc = f"({r[q + '_theory_mc_starts']:.4f}) " + mc
             cells.append(f"{r[q + '_iso_ode']:6.4f} {r[q + '_theory']:6.4f} {mc:>15} "
                          f"{r[q + '_data']:.4f}±{r[q + '_data_se']:.4f}")
         lines.append(f"{r['eps']:4g} {r['alpha']:6g} | {cells[0]} | {cells[1]}")

@@ -29,7 +29,7 @@ from theory.structured import (FullState, Mixture, SpectralState, errors, initia
 from .cli import ArgumentParser, add_param_arguments, params_from_args, real
 from .provenance import provenance, write_json
 
-__all__ = ["StructuredTrajectory", "integrate", "powerlaw_mixture", "monte_carlo", "compare", "main", "QUANTITIES",
+__all__ = ["StructuredTrajectory", "integrate", "powerlaw_mixture", "monte_carlo", "theory_from_replicas", "compare", "main", "QUANTITIES",
            "MC_QUANTITIES", "MC_BIAS"]
 
 QUANTITIES = ("E", "S", "M_plus", "M_minus", "Q_plus", "Q_minus", "b", "R")
@@ -166,7 +166,8 @@ def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int =
     ``sampler`` path draws xi = mu_tau + Sigma_tau^(1/2) z.  Every replica records M_tau = w.mu_tau,
     Q_tau = w'Sigma_tau w, |w|_1 and |w|_inf (pixel basis) and b; E and S are computed from them with the
     formulas of :func:`theory.structured.errors` (exact given w).  Returns {name: (len(alpha), replicas)},
-    plus 'alpha' and 'info'.
+    plus 'alpha', 'info' and 'w0' (replicas, N): each replica's w(0) in the pixel basis when alpha starts at
+    0 (for the theory from the same initial conditions, :func:`theory_from_replicas`).
     """
     from .mc import run_mc
     from .ode import default_eps_test
@@ -196,9 +197,13 @@ def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int =
     def pix(W):
         return W if U is None else W @ U.T
 
+    initial: list[np.ndarray] = []
+
     def observe(W, b):
         Q = quad_form(W)
         Wp = pix(W)
+        if not initial:  # the first call is at alpha = 0: each replica's own w(0), pixel basis
+            initial.append(np.array(Wp))
         return {"M_plus": W @ mu[0], "M_minus": W @ mu[1], "Q_plus": Q[:, 0], "Q_minus": Q[:, 1],
                 "norm_l1": np.abs(Wp).sum(axis=1), "norm_linf": np.abs(Wp).max(axis=1), "b": b}
 
@@ -234,9 +239,28 @@ def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int =
     Qv = (out["Q_plus"], out["Q_minus"])
     out["E"], out["S"] = _replica_errors(Mv, Qv, out["b"], p, eps_test)
     out["alpha"] = res.alpha
+    out["w0"] = initial[0] if initial and res.alpha[0] == 0 else None
     out["info"] = {**{k: v for k, v in res.info.items() if k != "observed"}, "path": path, "N": N,
                    "replicas": replicas, "seed": seed, "eps_test": eps_test}
     return out
+
+
+def theory_from_replicas(mix: Mixture, params: Params, mc: dict[str, Any], **kw) -> "StructuredTrajectory":
+    """The theory averaged over the Monte Carlo replicas' own initial w (one trajectory per replica).
+
+    When |mu_tau| is not small against sqrt(N), M_tau(0) = w(0).mu_tau differs between replicas by O(1), and
+    the replica mean must be compared with the mean of the theory over the same starts (the theory from the
+    isotropic m = 0 misses the spread, which matters on plateaus)."""
+    from theory.structured import initial_state
+
+    if mc.get("w0") is None:
+        raise ParameterError("the Monte Carlo holds no initial weights (its alpha grid must start at 0)")
+    p = params
+    trajs = [integrate(mix, p, mc["alpha"], state0=initial_state(mix, w0=w0, b0=p.b0), eps_test=mc["info"]["eps_test"], **kw)
+             for w0 in mc["w0"]]
+    values = {k: np.mean([t.values[k] for t in trajs], axis=0) for k in trajs[0].values}
+    info = {**trajs[0].solver, "starts": len(trajs), "wall_s": sum(t.solver["wall_s"] for t in trajs)}
+    return StructuredTrajectory(p, trajs[0].eps_test, trajs[0].alpha, values, None, info)
 
 
 #: finite-size allowance c in |MC - theory| <= q se + c/N per quantity (see tests/tolerances.py for the

@@ -220,3 +220,63 @@ def test_full_path_equals_monte_carlo_non_commuting_N120():
     cmp = compare(traj, mc)
     assert cmp.passed, "\n".join(cmp.failures())
     assert not compare(integrate(mix.isotropised(), MC_PARAMS, mc["alpha"]), mc).passed
+
+
+# ------------------------------------------------------------------------------------------------------
+# The mixture fitted to MNIST 3 vs 7 (N = 784) and the fit itself
+# ------------------------------------------------------------------------------------------------------
+def _shared_data_dir():
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("ADVTRAIN_DATA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+    return path if (path / "mnist").is_dir() else None
+
+
+@pytest.mark.data
+def test_theory_equals_monte_carlo_on_the_mnist37_fitted_mixture():
+    """N = 784: the pooled Ledoit-Wolf fit of standardised MNIST 3 vs 7; the theory averaged over the replicas'
+    own initial w (|mu| = 11 is not small against sqrt(N) = 28, so M(0) differs by O(1) between replicas)."""
+    data = _shared_data_dir()
+    if data is None:
+        pytest.skip("no MNIST folder under ../shared/data or $ADVTRAIN_DATA_DIR")
+    pytest.importorskip("torch")
+    from empirical.mixture_fit import fit_mixture
+    from empirical.online import Standardizer, load_pair
+    from simulate.structured import monte_carlo, theory_from_replicas
+
+    x, t = load_pair("mnist", (3, 7), "train", data)
+    xi = Standardizer(x, t)(x).numpy()
+    fitted = fit_mixture(xi, t.numpy(), "pooled", "ledoit_wolf")
+    assert 0 < fitted.intensity[0] < 0.05  # n = 12396 >> N: little shrinkage, but not none (border pixels)
+    mix = fitted.mixture()
+    p = Params(prior=fitted.prior, eta_w=0.3, eta_b=0.2, eps=2.0)
+    mc = monte_carlo(mix, p, 16, ALPHAS10, seed=7, eps_test=2.0)
+    traj = theory_from_replicas(mix, p, mc, rtol=1e-8, atol=1e-10)
+    cmp = compare(traj, mc)
+    assert cmp.passed, "\n".join(cmp.failures())
+    wrong = theory_from_replicas(mix.isotropised(), p, mc, rtol=1e-8, atol=1e-10)
+    assert not compare(wrong, mc).passed, "the isotropic-covariance theory passes the check"
+
+
+def test_ledoit_wolf_equals_sklearn_and_handles_singular_covariances():
+    from empirical.mixture_fit import FitError, fit_mixture, ledoit_wolf
+
+    rng = np.random.default_rng(1)
+    for n, N in ((30, 50), (400, 40)):  # n < N: the sample covariance is singular
+        X = rng.normal(size=(n, N)) * np.linspace(0.1, 3.0, N)
+        S, s = ledoit_wolf(X, centred=False)
+        assert np.all(np.linalg.eigvalsh(S) > 0) and 0 < s < 1
+        sk = pytest.importorskip("sklearn.covariance")
+        S_ref, s_ref = sk.ledoit_wolf(X)
+        assert np.max(np.abs(S - S_ref)) < 1e-12 and abs(s - s_ref) < 1e-12
+    # a constant pixel (zero variance) and n < N: the fit is finite and positive definite, never NaN
+    X = rng.normal(size=(20, 30))
+    X[:, 0] = 0.0
+    tau = np.where(np.arange(20) < 10, 1.0, -1.0)
+    f = fit_mixture(X, tau, "per_class")
+    assert np.all(np.isfinite(f.cov)) and all(np.linalg.eigvalsh(c)[0] > 0 for c in f.cov)
+    with pytest.raises(FitError, match="class tau=-1 has 1 image"):
+        fit_mixture(X[:11], tau[:11])
+    with pytest.raises(FitError, match="shapes"):
+        fit_mixture(X, tau[:5])
