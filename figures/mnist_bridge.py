@@ -126,7 +126,7 @@ def bridge_plot(data: dict, params: dict):
                     sel = slice(None, None, max(1, len(ma) // 20))
                     ax.errorbar(ma[sel], data[f"{k}/mc_{q}_mean"][sel], yerr=data[f"{k}/mc_{q}_se"][sel], fmt="o",
                                 ms=3, color=color, mfc="white",
-                                label="Monte Carlo of the fitted Gaussian mixture" if q == "E" else None)
+                                label="Monte Carlo of the fitted Gaussian mixture (its own random w(0))" if q == "E" else None)
                 ax.plot(data[f"{k}/ode_alpha"], data[f"{k}/ode_along_B_{q}"], "--", color=color, lw=1,
                         label=f"isotropic ODE, variances along B: {q}")
                 ax.plot(data[f"{k}/ode_alpha"], data[f"{k}/ode_per_coordinate_{q}"], ":", color=color, lw=1,
