@@ -111,3 +111,15 @@ def test_cli_bad_input(bad, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         online.main([*bad, "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("bad,word", [(["--classes", "3,3"], "classes"), (["--classes", "3"], "--classes"),
+                                      (["--shrinkage", "foo"], "--shrinkage"), (["--mc-replicas", "1"], "--mc-replicas"),
+                                      (["--train-limit", "2"], "at least 2 are needed")])
+def test_cli_bad_structured_input(bad, word, capsys, tmp_path, data_dir):
+    with pytest.raises(SystemExit) as exc:
+        online.main([*bad, "--alpha-max", "2", "--n-points", "2", "--seeds", "0", "--quiet",
+                     "--data-dir", str(data_dir), "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and word in err
