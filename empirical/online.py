@@ -422,6 +422,24 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(rows) -> str:
+    """The side-by-side table as markdown: per (eps, alpha), E and S from (a) the isotropic ODE (variances
+    along B), (b) the structured theory (mean over the seeds' own w(0)), (c) the Monte Carlo of the fitted
+    mixture (mean ± se; in brackets the theory from the Monte Carlo's own starts), (d) the data (mean ± se)."""
+    out = ["| eps | alpha | E (a) iso | E (b) theory | E (c) MC [theory, same starts] | E (d) data | "
+           "S (a) iso | S (b) theory | S (c) MC [theory, same starts] | S (d) data |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r['eps']:g}", f"{r['alpha']:g}"]
+        for q in ("E", "S"):
+            mc = (f"{r[q + '_mc']:.4f} ± {r[q + '_mc_se']:.4f} [{r.get(q + '_theory_mc_starts', float('nan')):.4f}]"
+                  if q + "_mc" in r else "–")
+            cells += [f"{r[q + '_iso_ode']:.4f}", f"{r[q + '_theory']:.4f}", mc,
+                      f"{r[q + '_data']:.4f} ± {r[q + '_data_se']:.4f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from simulate.cli import ArgumentParser
 
