@@ -253,8 +253,6 @@ def structured_routes(fitted, *, eps_values, eps_test, eta_w, eta_b, erf_scale, 
 def field_histogram(w, b: float, xi, tau, fitted, bins: int = 60) -> dict[str, Any]:
     """Histogram of the local field h = w.xi of each class on ``xi`` beside its Gaussian prediction
     N(w.mu_tau, w'Sigma_tau w); with the tail masses that decide the errors."""
-    import torch
-
     from scipy.special import ndtr
 
     out = {}
@@ -272,7 +270,6 @@ def field_histogram(w, b: float, xi, tau, fitted, bins: int = 60) -> dict[str, A
                      "error_data": float(np.mean(sgn * (hv - b) <= 0)),
                      "error_gauss": float(ndtr(-sgn * (M - b) / math.sqrt(Q))),
                      "tail_3sd_data": float(np.mean(np.abs(z) > 3)), "tail_3sd_gauss": float(2 * ndtr(-3.0))}
-    del torch
     return out
 
 

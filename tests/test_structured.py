@@ -22,8 +22,7 @@ from simulate.ode import integrate as integrate_ode
 from simulate.structured import compare, integrate, main, powerlaw_mixture
 from theory import ParameterError, Params
 from theory.ode import loss_derivative
-from theory.structured import (FullState, Mixture, SpectralState, centred_moment, initial_state, order_parameters,
-                               rhs)
+from theory.structured import Mixture, SpectralState, centred_moment, initial_state, rhs
 from theory.structured_derivation import component_rhs
 
 from .tolerances import STRUCTURED_REDUCTION, STRUCTURED_SYMBOLIC, WRONG_RHS_MIN_GAP, report
