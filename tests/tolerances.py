@@ -30,3 +30,8 @@ STRUCTURED_REDUCTION = 1e-9
 # The sympy-derived per-component increments (averages by quad, epsrel 1e-11) vs the closed-form rhs:
 # observed ~1e-16 (closed form) and ~1e-12 (quadrature backends).
 STRUCTURED_SYMBOLIC = 1e-9
+# Structured theory vs Monte Carlo (simulate.structured.MC_BIAS, c/N per quantity): on the power-law
+# mixtures of tests/test_structured.py (eta_w = 0.5, alpha <= 20) no finite-size bias is resolved: max |z| =
+# 2.4 (N = 500, 24 replicas) and 2.3 (N = 2000, 32 replicas) over E, S, M_tau, Q_tau, below the Sidak q = 4.3.
+# c is therefore not fitted: 0.5 for E and S (the value measured for the isotropic model in simulate.compare),
+# 1 for M_tau (scale rho/2 = 1) and 2 for Q_tau (scale up to 2.3); their share of the tolerance is < 10 %.
