@@ -346,12 +346,29 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overlap", choices=("spread", "top"), default="spread",
                    help="B spread over all eigendirections or along the top one [spread]")
     g.add_argument("--path", choices=("spectral", "full"), default="spectral", help="state representation")
+    g.add_argument("--mixture", type=Path, default=None, metavar="NPZ",
+                   help="a mixture of your own instead of the power law: .npz with arrays mu_plus, mu_minus (N,), "
+                        "Sigma_plus and optionally Sigma_minus (N, N); --path full forces the N x N path")
     g.add_argument("--alpha-max", type=real, default=100.0, help="final alpha (> 0) [100]")
     g.add_argument("--alpha-step", type=real, default=10.0, help="output spacing (> 0) [10]")
     g.add_argument("--eps-test", type=real, default=None, help="test budget of S (>= 0) [training eps, or 1]")
     g.add_argument("--out", type=Path, default=None, help="write the trajectory (.json)")
     g.add_argument("--quiet", action="store_true")
     return parser
+
+
+def _load_mixture(parser, path: Path, mode: str) -> Mixture:
+    """A Mixture from an .npz (validated by Mixture.from_covariances; bad input ends with one line, exit 2)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: np.array(z[k]) for k in z.files}
+    except (OSError, ValueError) as err:
+        parser.error(f"--mixture: cannot read {path}: {str(err).splitlines()[0]}")
+    missing = [k for k in ("mu_plus", "mu_minus", "Sigma_plus") if k not in arrays]
+    if missing:
+        parser.error(f"--mixture: {path} lacks the array(s) {', '.join(missing)}")
+    return Mixture.from_covariances(arrays["mu_plus"], arrays["mu_minus"], arrays["Sigma_plus"],
+                                    arrays.get("Sigma_minus"), path=mode)
 
 
 def main(argv=None) -> int:
@@ -371,14 +388,19 @@ def main(argv=None) -> int:
     if args.out is not None and args.out.suffix.lower() != ".json":
         parser.error(f"--out must end in .json, got {args.out}")
     try:
-        mix = powerlaw_mixture(args.N, rho=params.rho, power=args.power, cutoff=args.cutoff, ratio=args.ratio, overlap=args.overlap,
-                               path=args.path)
+        if args.mixture is not None:
+            mix = _load_mixture(parser, args.mixture, "full" if args.path == "full" else "auto")
+        else:
+            mix = powerlaw_mixture(args.N, rho=params.rho, power=args.power, cutoff=args.cutoff, ratio=args.ratio,
+                                   overlap=args.overlap, path=args.path)
         traj = integrate(mix, params, default_alphas(args.alpha_max, args.alpha_step), eps_test=args.eps_test)
     except ParameterError as err:
         parser.error(str(err))
     if not args.quiet:
-        print(f"# structured dynamics ({traj.solver['path']} path, N={args.N}, power={args.power:g}, "
-              f"ratio={args.ratio:g}); S at eps_test={traj.eps_test:g}; {traj.solver['wall_s']:.2f} s")
+        what = (f"mixture {args.mixture}" if args.mixture is not None
+                else f"power={args.power:g}, ratio={args.ratio:g}")
+        print(f"# structured dynamics ({traj.solver['path']} path, N={mix.N}, {what}); "
+              f"S at eps_test={traj.eps_test:g}; {traj.solver['wall_s']:.2f} s")
         print(f"{'alpha':>8} {'E':>9} {'S':>9} {'M+':>9} {'M-':>9} {'Q+':>9} {'Q-':>9} {'b':>9}")
         for i, a in enumerate(traj.alpha):
             v = traj.values

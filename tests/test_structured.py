@@ -145,6 +145,26 @@ def test_cli_runs_and_rejects_bad_input(capsys, tmp_path):
         assert len(err.splitlines()) == 1 and word in err
 
 
+def test_cli_mixture_file_and_its_bad_input(capsys, tmp_path):
+    N = 5
+    good = dict(mu_plus=np.full(N, 0.4), mu_minus=np.full(N, -0.4), Sigma_plus=np.diag(np.linspace(0.5, 2, N)))
+    np.savez(tmp_path / "good.npz", **good)
+    assert main(["--mixture", str(tmp_path / "good.npz"), "--alpha-max", "2", "--alpha-step", "1", "--quiet"]) == 0
+    cases = {"shape": dict(good, mu_minus=np.zeros(N + 1)),
+             "asym": dict(good, Sigma_plus=np.triu(np.ones((N, N)))),
+             "notpsd": dict(good, Sigma_minus=np.diag([1.0, 1, 1, 1, -1])),
+             "missing": {"mu_plus": good["mu_plus"]}}
+    words = {"shape": "mu_minus", "asym": "symmetric", "notpsd": "Sigma_minus must be positive semi-definite",
+             "missing": "Sigma_plus"}
+    for name, arrays in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+        with pytest.raises(SystemExit) as exc:
+            main(["--mixture", str(tmp_path / f"{name}.npz"), "--quiet"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words[name] in err, err
+
+
 # ------------------------------------------------------------------------------------------------------
 # Theory against the Monte Carlo of the same mixture
 # ------------------------------------------------------------------------------------------------------
