@@ -24,7 +24,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from theory.params import ParameterError, Params
-from theory.structured import (FullState, Mixture, SpectralState, errors, initial_state, lp_errors, rhs)
+from theory.structured import (FullState, Mixture, SpectralState, errors, initial_state, lp_errors, rhs, rhs_linf)
 
 from .cli import ArgumentParser, add_param_arguments, params_from_args, real
 from .provenance import provenance, write_json
@@ -80,12 +80,14 @@ def _direction(mix: Mixture) -> np.ndarray | None:
 
 def integrate(mix: Mixture, params: Params, alphas, *, state0=None, eps_test: float | None = None,
               noise: bool = True, lp: dict[str, float] | None = None, rtol: float = 1e-10, atol: float = 1e-12,
-              method: str = "DOP853", backend: str = "auto") -> StructuredTrajectory:
+              method: str = "DOP853", backend: str = "auto", threat: str = "l2") -> StructuredTrajectory:
     """Solve the dynamics from ``state0`` (default: :func:`theory.structured.initial_state` with m0 = R0 B,
     b0 from ``params``) and record the observables on ``alphas``.
 
     ``noise=False`` drops the eta_w^2 noise term (a deliberately wrong variant for the tests).
     ``lp``: {'eps_inf': ..., 'eps_1': ...} adds S_linf and S_l1 (and the expected norms) at each alpha.
+    ``threat='linf'``: l_inf adversarial training with budget params.eps/sqrt(N) per coordinate
+    (:func:`theory.structured.rhs_linf`, experimental Gaussian closure); S is then the l2 error at eps_test.
     """
     from .ode import _check_alphas, default_eps_test
 
@@ -105,8 +107,12 @@ def integrate(mix: Mixture, params: Params, alphas, *, state0=None, eps_test: fl
     if spectral != mix.spectral:
         raise ParameterError("state0 and mix must both be spectral (shared eigenbasis) or both full")
 
+    if threat not in ("l2", "linf"):
+        raise ParameterError(f"threat must be 'l2' or 'linf', got {threat!r}")
+    step = rhs if threat == "l2" else rhs_linf
+
     def fun(_a, y):
-        dm, dC, db = rhs(_unpack(y, N, spectral), mix, params, noise=noise, backend=backend)
+        dm, dC, db = step(_unpack(y, N, spectral), mix, params, noise=noise, backend=backend)
         return np.concatenate([math.sqrt(N) * dm, N * np.ravel(dC), [db]])
 
     keys = list(QUANTITIES) + (["S_linf", "S_l1", "norm_l1", "norm_linf"] if lp else [])

@@ -299,3 +299,22 @@ def test_ledoit_wolf_equals_sklearn_and_handles_singular_covariances():
         fit_mixture(X[:11], tau[:11])
     with pytest.raises(FitError, match="shapes"):
         fit_mixture(X, tau[:5])
+
+
+def test_linf_training_closure_exact_limits():
+    """The experimental l_inf-training right-hand side (a Gaussian closure; NOT validated against the Monte
+    Carlo, which it misses by a few percent, docs/structured.md): at eps = 0 it is the l2 right-hand side, and
+    it conserves |m|^2 + sum c = 1 exactly."""
+    from theory.structured import rhs_linf
+
+    mix = powerlaw_mixture(50, power=1.0, ratio=2.0)
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=50) * 0.1
+    c = rng.uniform(0.5, 1.5, 50) / 50
+    scale = math.sqrt(1.0 / (m @ m + c.sum()))
+    st = SpectralState(m * scale, c * scale**2, 0.1)
+    p0 = Params(eps=0.0, eta_w=0.5)
+    for a, b_ in zip(rhs_linf(st, mix, p0), rhs(st, mix, p0)):
+        assert np.max(np.abs(np.asarray(a) - np.asarray(b_))) < 1e-14
+    dm, dc, _ = rhs_linf(st, mix, Params(eps=2.0, eta_w=0.5))
+    assert abs(2 * st.m @ dm + dc.sum()) < 1e-12

@@ -479,3 +479,47 @@ def lp_errors(state, mix: Mixture, params: Params, *, eps_l2=0.0, eps_inf=0.0, e
     _, Sinf, _, _ = errors(state, mix, params, eps_inf * l1)
     _, S1, _, _ = errors(state, mix, params, eps_1 * linf)
     return {"E": E, "S_l2": float(S2), "S_linf": float(Sinf), "S_l1": float(S1), "norm_l1": l1, "norm_linf": linf}
+
+
+# ----------------------------------------------------------------------------------------------------
+# l_inf adversarial training (experimental: a Gaussian closure of the law of w's components)
+# ----------------------------------------------------------------------------------------------------
+def rhs_linf(state, mix: Mixture, params: Params, *, noise: bool = True, backend: str = "auto"):
+    """(dm, dc, db)/dalpha for l_inf adversarial training xi - tau (eps_hat/sqrt N) sign(w), diagonal covariance.
+
+    The step w~ = w - c (xi - tau eps sign(w)) leaves the span of w; to order 1/N
+        w' - w = -c xi + c tau eps sign(w) + c (h - tau eps |w|_1) w - (c^2 N/2) vbar w,
+    with the field x = h - tau eps_hat L - b, L = |w|_1/sqrt N.  The drift has the extra term
+    kappa E[sign w_i]/sqrt N, kappa = eta_w eps_hat sum_tau P_tau tau <delta>_tau, and g loses
+    eta_w eps_hat L sum_tau P_tau tau <delta>_tau; the variance gains 2 kappa (E|w_i| - m_i E sign w_i)/sqrt N.
+    E sign w_i and E|w_i| are taken for w_i ~ N(m_i, c_i): a closure, exact only while the law of w_i stays
+    Gaussian (the sign term is not linear in w_i); |w|^2 = 1 is conserved exactly.  Needs the pixel basis to be
+    the eigenbasis (``U`` None), because sign acts coordinate-wise.  ``params.eps`` is eps_hat.
+    """
+    if not (isinstance(state, SpectralState) and mix.spectral and mix.U is None):
+        raise ParameterError("l_inf training needs a diagonal covariance in the pixel basis (spectral, U = None)")
+    if params.eps_law != "fixed":
+        raise ParameterError("l_inf training supports eps_law='fixed' only")
+    p = params
+    N = mix.N
+    sN = math.sqrt(N)
+    M, Q = order_parameters(state, mix)
+    sd = np.sqrt(np.clip(state.c, 0.0, None))
+    a = _folded_mean(state.m, sd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sig = np.where(sd > 0, erf(state.m / (math.sqrt(2.0) * np.where(sd > 0, sd, 1.0))), np.sign(state.m))
+    L = float(a.sum()) / sN
+    eff = p.replace(eps=p.eps * L)
+    d1, dc, d2 = cluster_averages(M, Q, state.b, eff, backend)
+    P = np.array([p.prior, 1.0 - p.prior])
+    tau = np.array([1.0, -1.0])
+    eta = p.eta_w
+    gamma = dc / Q
+    kappa = eta * p.eps * float(P @ (tau * d1))
+    g = eta * P @ (dc + M * d1) - kappa * L - 0.5 * eta**2 * P @ (mix.vbar * d2)
+    dnoise = (eta**2 / N) * P * d2 if noise else np.zeros(2)
+    f = -eta * (P * d1) @ mix.mu
+    A = g - eta * (P * gamma) @ mix.lam
+    dm = f + A * state.m + kappa * sig / sN
+    dc_ = 2.0 * A * state.c + 2.0 * kappa * (a - state.m * sig) / sN + dnoise @ mix.lam
+    return dm, dc_, p.eta_b * float(P @ d1)
