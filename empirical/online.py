@@ -27,6 +27,20 @@ for comparison, the variances of the projection B_hat.xi (the direction that mat
 from isotropic, so the two differ).  ``theory.Params`` built from them lets a figure set the ODE
 (simulate.ode.integrate) beside these curves; the JSON also holds that ODE solution on the same grid.
 
+Structured theory (the same command, key ``structured``): the class means and covariances of the
+standardised training split are fitted (:mod:`empirical.mixture_fit`: pooled or per class, Ledoit-Wolf
+shrinkage by default) and the dynamics of :mod:`theory.structured` is integrated for each seed from that
+seed's own initial w (the same vector the online run starts from), with the same eta_w, eta_b, eps and
+erf scale.  ``--mc-replicas K`` adds the Monte Carlo of the fitted Gaussian mixture (the numba engine of
+:mod:`simulate.mc`, :func:`simulate.structured.monte_carlo`).  Each real run also records the order
+parameters of its own w under the fitted law (M_tau = w.mu_tau, Q_tau = w'Sigma_tau w) and the errors the
+Gaussian mixture would give that very w (E_gauss, S_gauss), so that a gap between theory and data splits
+into a gap of the dynamics (M, Q) and a gap of Gaussian equivalence at fixed w; the local field of the
+final w on the test split is stored as a histogram beside its Gaussian prediction.  ``table`` holds the
+four routes side by side at ``--report-alphas``.
+
+Data: ``--dataset mnist|fashion_mnist|cifar10`` and ``--classes a,b`` (tau = +1 for a).
+
 Units: eps in the scaled units above; multiply by ``scale`` (stored) for the l2 budget in pixel units.
 """
 
@@ -36,12 +50,16 @@ import argparse
 import csv
 import io
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Standardizer", "estimate_params", "train_online", "run", "main"]
+__all__ = ["Standardizer", "estimate_params", "initial_weight", "train_online", "load_pair", "structured_routes",
+           "run", "main", "REPORT_ALPHAS"]
+
+REPORT_ALPHAS = (1.0, 5.0, 10.0, 25.0, 50.0, 100.0)
 
 
 class Standardizer:
@@ -80,23 +98,35 @@ def _errors(w, b, xi, tau, eps_test: float) -> tuple[float, float]:
     return float((margin <= 0).double().mean()), float((margin <= eps_test).double().mean())
 
 
+def initial_weight(N: int, seed: int):
+    """The initial w of :func:`train_online` for ``seed`` (a normalised standard normal vector, float64)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(N, generator=gen, dtype=torch.float64)
+    return w / w.norm(), gen
+
+
 def train_online(xi_train, tau_train, xi_test, tau_test, B, *, eps: float, eps_test: float, eta_w: float,
-                 eta_b: float, erf_scale: float, alphas, seed: int, replace: bool = True) -> dict[str, list[float]]:
+                 eta_b: float, erf_scale: float, alphas, seed: int, replace: bool = True,
+                 fitted=None, return_final: bool = False) -> dict[str, list[float]]:
     """One online run; the curves R, b, E, S on the grid ``alphas`` (alpha = steps/N).
 
     ``replace``: draw the examples uniformly with replacement (default; needed when the run is longer than
     the training set), else in a random order without replacement, each example used once (needs at least
-    as many examples as steps: the theory's fresh-sample stream).
+    as many examples as steps: the theory's fresh-sample stream).  ``fitted`` (a
+    :class:`empirical.mixture_fit.FittedMixture`) adds the curves M_plus, M_minus, Q_plus, Q_minus of the
+    current w under the fitted law.
     """
     import torch
 
     from .models import LinearErf
 
     n, N = xi_train.shape
-    gen = torch.Generator().manual_seed(seed)
+    w_init, gen = initial_weight(N, seed)
     model = LinearErf(N, erf_scale=erf_scale).double()
     with torch.no_grad():
-        model.w.copy_(torch.randn(N, generator=gen, dtype=torch.float64))
+        model.w.copy_(w_init)
         model.renormalize_()
     w, b = model.w.data, model.b.data  # updated in place by the theory's step
     steps_at = np.rint(np.asarray(alphas) * N).astype(np.int64)
@@ -109,12 +139,20 @@ def train_online(xi_train, tau_train, xi_test, tau_test, B, *, eps: float, eps_t
         picks = torch.randperm(n, generator=gen)
     c = 2.0 / (math.sqrt(math.pi) * erf_scale)
     out = {"alpha": [], "R": [], "b": [], "E": [], "S": []}
+    if fitted is not None:
+        mu_f = torch.as_tensor(fitted.mu, dtype=torch.float64)
+        cov_f = torch.as_tensor(fitted.cov, dtype=torch.float64)
+        out.update({"M_plus": [], "M_minus": [], "Q_plus": [], "Q_minus": []})
     k = 0
     for step in range(total + 1):
         while k < len(steps_at) and steps_at[k] == step:
             E, S = _errors(w, float(b), xi_test, tau_test, eps_test)
             for key, val in (("alpha", step / N), ("R", float(w @ B)), ("b", float(b)), ("E", E), ("S", S)):
                 out[key].append(val)
+            if fitted is not None:
+                for j, sfx in enumerate(("plus", "minus")):
+                    out[f"M_{sfx}"].append(float(mu_f[j] @ w))
+                    out[f"Q_{sfx}"].append(float(w @ (cov_f[j] @ w)))
             k += 1
         if step == total:
             break
@@ -127,35 +165,202 @@ def train_online(xi_train, tau_train, xi_test, tau_test, B, *, eps: float, eps_t
         w.sub_(xi, alpha=eta_w * delta / N)
         w.div_(w.norm())
         b.add_(eta_b * delta / N)
+    if return_final:
+        out["w_final"] = w.clone()
     return out
 
 
-def run(*, data_dir=None, eps: float = 4.0, eps_test: float | None = None, eta_w: float = 0.04,
-        eta_b: float = 0.2, erf_scale: float = 1.0, alpha_max: float = 50.0, n_points: int = 51,
-        seeds=(0, 1, 2), digits=(3, 7), train_limit: int | None = None, quiet: bool = True) -> dict[str, Any]:
-    """Standard (eps = 0) and adversarial (eps) online training, several seeds; curves, estimates, ODE."""
+DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
+MIN_PER_CLASS = 2
+
+
+def load_pair(dataset: str, classes, split: str, data_dir=None, limit: int | None = None):
+    """Images of the classes ``classes = (a, b)`` of ``dataset`` with labels tau = +1 (a) / -1 (b).
+
+    Returns (x float [n, ...], tau float [n]); the first ``limit`` matching images when ``limit`` is given.
+    A class with fewer than 2 images raises :class:`empirical.data.DataError`.
+    """
+    import torch
+
+    from .data import DataError, load_dataset
+
+    if dataset not in DATASET_NAMES:
+        raise DataError(f"dataset must be one of {', '.join(DATASET_NAMES)}, got {dataset!r}")
+    a, b = classes
+    if a == b or not all(isinstance(c, (int, np.integer)) and 0 <= c <= 9 for c in (a, b)):
+        raise DataError(f"classes must be two distinct integers in 0..9, got {classes!r}")
+    x, y = load_dataset(dataset, data_dir, split)
+    keep = (y == a) | (y == b)
+    x, y = x[keep], y[keep]
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    tau = torch.where(y == a, 1.0, -1.0).to(torch.float32)
+    for c, t in ((a, 1.0), (b, -1.0)):
+        n = int((tau == t).sum())
+        if n < MIN_PER_CLASS:
+            raise DataError(f"class {c} of {dataset} ({split}) has {n} image(s); at least {MIN_PER_CLASS} are needed")
+    return x, tau
+
+
+def _gauss_errors(M, Q, b, prior: float, eps_test: float):
+    """E and S of sign(w.xi - b) under the fitted Gaussian mixture from (M_tau, Q_tau, b) arrays."""
+    from simulate.structured import _replica_errors
+    from theory.params import Params
+
+    return _replica_errors(M, Q, np.asarray(b), Params(prior=prior), eps_test)
+
+
+def structured_routes(fitted, *, eps_values, eps_test, eta_w, eta_b, erf_scale, alphas, seeds, N,
+                      mc_replicas: int = 0, mc_seed: int = 0, path: str = "auto", quiet: bool = True):
+    """Theory (per seed, from that seed's initial w) and optionally the Monte Carlo of the fitted mixture."""
+    from simulate.structured import compare, integrate, monte_carlo, theory_from_replicas
+    from theory.params import Params
+    from theory.structured import initial_state
+
+    mix = fitted.mixture(path)
+    out: dict[str, Any] = {"path": "spectral" if mix.spectral else "full", "theory": {}, "mc": {}}
+    for e in eps_values:
+        p = Params(prior=fitted.prior, eta_w=eta_w, eta_b=eta_b, eps=e, erf_scale=erf_scale)
+        per_seed = []
+        for s in seeds:
+            w0 = initial_weight(N, s)[0].numpy()
+            tr = integrate(mix, p, alphas, state0=initial_state(mix, w0=w0), eps_test=eps_test, rtol=1e-8, atol=1e-10)
+            per_seed.append({"seed": s, **{k: tr.values[k] for k in ("E", "S", "M_plus", "M_minus", "Q_plus",
+                                                                     "Q_minus", "b")},
+                             "wall_s": tr.solver["wall_s"], "nfev": tr.solver["nfev"]})
+        out["theory"][f"eps={e:g}"] = per_seed
+        if mc_replicas:
+            mc = monte_carlo(mix, p, mc_replicas, alphas, seed=mc_seed, eps_test=eps_test, progress=not quiet)
+            R = mc_replicas
+            out["mc"][f"eps={e:g}"] = {
+                "alpha": mc["alpha"], "info": mc["info"],
+                **{k: {"mean": mc[k].mean(axis=1), "se": mc[k].std(axis=1, ddof=1) / math.sqrt(R)}
+                   for k in ("E", "S", "M_plus", "M_minus", "Q_plus", "Q_minus", "b")}}
+            # the theory from the MC replicas' own initial w (averaged over them), and from m = 0, C = I/N
+            if mix.spectral:
+                tr = theory_from_replicas(mix, p, mc, rtol=1e-8, atol=1e-10)
+                out["mc"][f"eps={e:g}"]["theory_mc_starts"] = {k: tr.values[k] for k in ("E", "S", "M_plus", "Q_plus")}
+                cmp = compare(tr, mc)
+                out["mc"][f"eps={e:g}"]["check"] = {"passed": cmp.passed, "q": cmp.q, "m": cmp.m,
+                                                     "max_abs_z": {n: float(np.max(np.abs(cmp.z(n))))
+                                                                   for n in cmp.quantities},
+                                                     "failures": cmp.failures()}
+            tr = integrate(mix, p, alphas, eps_test=eps_test, rtol=1e-8, atol=1e-10)
+            out["mc"][f"eps={e:g}"]["theory_random_start"] = {k: tr.values[k] for k in ("E", "S", "M_plus", "Q_plus")}
+    return out
+
+
+def field_histogram(w, b: float, xi, tau, fitted, bins: int = 60) -> dict[str, Any]:
+    """Histogram of the local field h = w.xi of each class on ``xi`` beside its Gaussian prediction
+    N(w.mu_tau, w'Sigma_tau w); with the tail masses that decide the errors."""
+    from scipy.special import ndtr
+
+    out = {}
+    h = (xi @ w).numpy()
+    t = tau.numpy()
+    for j, (name, sgn) in enumerate((("plus", 1.0), ("minus", -1.0))):
+        hv = h[t == sgn]
+        M = float(fitted.mu[j] @ w.numpy())
+        Q = float(w.numpy() @ fitted.cov[j] @ w.numpy())
+        counts, edges = np.histogram(hv, bins=bins)
+        z = (hv - M) / math.sqrt(Q)
+        out[name] = {"edges": edges, "counts": counts, "n": int(hv.size), "M": M, "Q": Q,
+                     "mean": float(hv.mean()), "var": float(hv.var()),
+                     "skew": float(np.mean(z**3) - 3 * np.mean(z) * np.mean(z**2) + 2 * np.mean(z) ** 3),
+                     "error_data": float(np.mean(sgn * (hv - b) <= 0)),
+                     "error_gauss": float(ndtr(-sgn * (M - b) / math.sqrt(Q))),
+                     "tail_3sd_data": float(np.mean(np.abs(z) > 3)), "tail_3sd_gauss": float(2 * ndtr(-3.0))}
+    return out
+
+
+def _table(result: dict[str, Any], report_alphas) -> list[dict[str, Any]]:
+    """Rows (route, eps, alpha, E, S, E_se, S_se) of the four routes at the report alphas."""
+    alphas = np.asarray(result["alphas"], float)
+    rows = []
+
+    def idx(a):
+        j = np.flatnonzero(np.isclose(alphas, a, atol=1e-9))
+        return int(j[0]) if j.size else None
+
+    eps_values = sorted({float(r["eps"]) for r in result["runs"]})
+    for e in eps_values:
+        key = f"eps={e:g}"
+        real = [r for r in result["runs"] if float(r["eps"]) == e]
+        th = result["structured"]["theory"][key]
+        iso = result["ode"].get(f"along_B/{key}")
+        mc = result["structured"]["mc"].get(key)
+        for a in report_alphas:
+            i = idx(a)
+            if i is None:
+                continue
+            row = {"eps": e, "alpha": float(a)}
+            for q in ("E", "S"):
+                vals = np.array([r[q][i] for r in real])
+                row[f"{q}_data"] = float(vals.mean())
+                row[f"{q}_data_se"] = float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else float("nan")
+                row[f"{q}_theory"] = float(np.mean([t[q][i] for t in th]))
+                row[f"{q}_iso_ode"] = float(iso[q][i]) if iso is not None else float("nan")
+                if mc is not None:
+                    row[f"{q}_mc"] = float(mc[q]["mean"][i])
+                    row[f"{q}_mc_se"] = float(mc[q]["se"][i])
+                    row[f"{q}_theory_random_start"] = float(mc["theory_random_start"][q][i])
+                    if "theory_mc_starts" in mc:
+                        row[f"{q}_theory_mc_starts"] = float(mc["theory_mc_starts"][q][i])
+                gq = np.array([r[f"{q}_gauss"][i] for r in real]) if f"{q}_gauss" in real[0] else None
+                if gq is not None:
+                    row[f"{q}_gauss_of_real_w"] = float(gq.mean())
+            for q in ("M_plus", "Q_plus", "M_minus", "Q_minus"):
+                if q in real[0]:
+                    row[f"{q}_data"] = float(np.mean([r[q][i] for r in real]))
+                    row[f"{q}_theory"] = float(np.mean([t[q][i] for t in th]))
+            rows.append(row)
+    return rows
+
+
+def run(*, data_dir=None, dataset: str = "mnist", classes=(3, 7), eps: float = 4.0, eps_test: float | None = None,
+        eta_w: float = 0.04, eta_b: float = 0.2, erf_scale: float = 1.0, alpha_max: float = 50.0,
+        n_points: int = 51, seeds=(0, 1, 2), digits=None, train_limit: int | None = None,
+        covariance: str = "pooled", shrinkage: str = "ledoit_wolf", structured: bool = True, mc_replicas: int = 0,
+        mc_seed: int = 0, report_alphas=REPORT_ALPHAS, quiet: bool = True) -> dict[str, Any]:
+    """Standard (eps = 0) and adversarial (eps) online training, several seeds, beside (a) the isotropic ODE
+    of the fitted mixture, (b) the structured theory per seed, (c) optionally the Monte Carlo of the fitted
+    Gaussian mixture; ``table`` holds them at ``report_alphas``."""
     from tqdm.auto import tqdm
 
     from simulate.ode import integrate
     from simulate.provenance import provenance
     from theory.params import Params
 
-    from .data import mnist_binary
+    from .mixture_fit import fit_mixture
 
+    if digits is not None:  # the former name of ``classes`` (MNIST digits)
+        classes = tuple(digits)
     eps_test = eps if eps_test is None else eps_test
-    x_tr, t_tr = mnist_binary(data_dir, "train", digits, train_limit)
-    x_te, t_te = mnist_binary(data_dir, "test", digits)
+    x_tr, t_tr = load_pair(dataset, classes, "train", data_dir, train_limit)
+    x_te, t_te = load_pair(dataset, classes, "test", data_dir)
     std = Standardizer(x_tr, t_tr)
     xi_tr, xi_te = std(x_tr), std(x_te)
     t_tr, t_te = t_tr.double(), t_te.double()
     est = estimate_params(xi_tr, t_tr)
     B = est.pop("B")
+    N = int(xi_tr.shape[1])
+    fitted = fit_mixture(xi_tr.numpy(), t_tr.numpy(), covariance, shrinkage) if structured else None
     alphas = np.linspace(0.0, alpha_max, n_points)
+    alphas = np.unique(np.concatenate([alphas, [a for a in report_alphas if a <= alpha_max]]))
     runs = []
+    hist = {}
     jobs = [(e, s) for e in (0.0, eps) for s in seeds]
     for e, s in tqdm(jobs, disable=quiet, desc="online"):
         curves = train_online(xi_tr, t_tr, xi_te, t_te, B, eps=e, eps_test=eps_test, eta_w=eta_w, eta_b=eta_b,
-                              erf_scale=erf_scale, alphas=alphas, seed=s)
+                              erf_scale=erf_scale, alphas=alphas, seed=s, fitted=fitted, return_final=True)
+        w_final = curves.pop("w_final")
+        if fitted is not None:
+            Eg, Sg = _gauss_errors((np.array(curves["M_plus"]), np.array(curves["M_minus"])),
+                                   (np.array(curves["Q_plus"]), np.array(curves["Q_minus"])), curves["b"],
+                                   fitted.prior, eps_test)
+            curves["E_gauss"], curves["S_gauss"] = Eg.tolist(), Sg.tolist()
+            if s == seeds[0]:
+                hist[f"eps={e:g}"] = field_histogram(w_final, curves["b"][-1], xi_te, t_te, fitted)
         runs.append({"eps": e, "seed": s, **curves})
     ode = {}
     for label, vkeys in (("per_coordinate", ("v1", "v2")), ("along_B", ("v1_along_B", "v2_along_B"))):
@@ -164,16 +369,28 @@ def run(*, data_dir=None, eps: float = 4.0, eps_test: float | None = None, eta_w
                        eta_b=eta_b, eps=e, erf_scale=erf_scale, R0=0.0, b0=0.0)
             traj = integrate(p, alphas, eps_test=eps_test)
             ode[f"{label}/eps={e:g}"] = {"params": p, **traj.to_dict()}
-    params = {"eps": eps, "eps_test": eps_test, "eta_w": eta_w, "eta_b": eta_b, "erf_scale": erf_scale,
-              "alpha_max": alpha_max, "n_points": n_points, "digits": list(digits), "train_limit": train_limit,
-              "loss": "quadratic"}
-    return {
-        "what": "online SGD of the linear erf classifier on standardised MNIST 3 vs 7 (tau=+1: digit 3)",
+    params = {"dataset": dataset, "classes": list(classes), "eps": eps, "eps_test": eps_test, "eta_w": eta_w,
+              "eta_b": eta_b, "erf_scale": erf_scale, "alpha_max": alpha_max, "n_points": n_points,
+              "digits": list(classes), "train_limit": train_limit, "loss": "quadratic", "covariance": covariance,
+              "shrinkage": shrinkage, "mc_replicas": mc_replicas, "mc_seed": mc_seed}
+    result = {
+        "what": f"online SGD of the linear erf classifier on standardised {dataset} {classes[0]} vs {classes[1]} "
+                f"(tau=+1: class {classes[0]})",
         "units": "xi = (x - m)/scale, m = midpoint of the class means, scale = sqrt(mean within-class "
                  "pixel variance); eps in these units (l2 in pixel units: eps*scale); alpha = steps/N",
-        "params": params, "scale": std.scale, "estimated": est, "runs": runs, "ode": ode,
+        "params": params, "scale": std.scale, "estimated": est, "alphas": alphas, "runs": runs, "ode": ode,
         "provenance": provenance(params=params, seeds=list(seeds)),
     }
+    if fitted is not None:
+        t0 = time.perf_counter()
+        result["fit"] = fitted.summary()
+        result["structured"] = structured_routes(fitted, eps_values=(0.0, eps), eps_test=eps_test, eta_w=eta_w,
+                                                 eta_b=eta_b, erf_scale=erf_scale, alphas=alphas, seeds=seeds, N=N,
+                                                 mc_replicas=mc_replicas, mc_seed=mc_seed, quiet=quiet)
+        result["structured"]["wall_s"] = time.perf_counter() - t0
+        result["field_histogram"] = hist
+        result["table"] = _table(result, report_alphas)
+    return result
 
 
 def _csv_text(result: dict[str, Any]) -> str:
@@ -184,6 +401,40 @@ def _csv_text(result: dict[str, Any]) -> str:
         for row in zip(r["alpha"], r["R"], r["b"], r["E"], r["S"]):
             wr.writerow([r["eps"], r["seed"], *(f"{v:.6g}" for v in row)])
     return buf.getvalue()
+
+
+def format_table(rows) -> str:
+    """The side-by-side table: (a) isotropic ODE, (b) structured theory, (c) MC, (d) data (mean ± se)."""
+    lines = [f"{'eps':>4} {'alpha':>6} | {'E iso':>6} {'E th':>6} {'E MC':>15} {'E data':>15} | "
+             f"{'S iso':>6} {'S th':>6} {'S MC':>15} {'S data':>15}   (MC: (theory from the MC starts) mean±se)"]
+    for r in rows:
+        cells = []
+        for q in ("E", "S"):
+            mc = f"{r[q + '_mc']:.4f}±{r[q + '_mc_se']:.4f}" if q + "_mc" in r else "-"
+            if q + "_theory_mc_starts" in r:
+                mc = f"({r[q + '_theory_mc_starts']:.4f}) " + mc
+            cells.append(f"{r[q + '_iso_ode']:6.4f} {r[q + '_theory']:6.4f} {mc:>15} "
+                         f"{r[q + '_data']:.4f}±{r[q + '_data_se']:.4f}")
+        lines.append(f"{r['eps']:4g} {r['alpha']:6g} | {cells[0]} | {cells[1]}")
+    return "\n".join(lines)
+
+
+def markdown_table(rows) -> str:
+    """The side-by-side table as markdown: per (eps, alpha), E and S from (a) the isotropic ODE (variances
+    along B), (b) the structured theory (mean over the seeds' own w(0)), (c) the Monte Carlo of the fitted
+    mixture (mean ± se; in brackets the theory from the Monte Carlo's own starts), (d) the data (mean ± se)."""
+    out = ["| eps | alpha | E (a) iso | E (b) theory | E (c) MC [theory, same starts] | E (d) data | "
+           "S (a) iso | S (b) theory | S (c) MC [theory, same starts] | S (d) data |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r['eps']:g}", f"{r['alpha']:g}"]
+        for q in ("E", "S"):
+            mc = (f"{r[q + '_mc']:.4f} ± {r[q + '_mc_se']:.4f} [{r.get(q + '_theory_mc_starts', float('nan')):.4f}]"
+                  if q + "_mc" in r else "–")
+            cells += [f"{r[q + '_iso_ode']:.4f}", f"{r[q + '_theory']:.4f}", mc,
+                      f"{r[q + '_data']:.4f} ± {r[q + '_data_se']:.4f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -201,6 +452,35 @@ def _seeds(text: str) -> tuple[int, ...]:
 _seeds.__name__ = "seed list"
 
 
+def _classes(text: str) -> tuple[int, int]:
+    try:
+        classes = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"two comma-separated class indices 0-9, got {text!r}") from None
+    if len(classes) != 2 or classes[0] == classes[1] or not all(0 <= c <= 9 for c in classes):
+        raise argparse.ArgumentTypeError(f"two different comma-separated class indices 0-9, got {text!r}")
+    return classes
+
+
+_classes.__name__ = "class pair"
+
+
+def _shrinkage(text: str) -> str:
+    if text in ("ledoit_wolf", "none"):
+        return text
+    if text.startswith("ridge:"):
+        try:
+            x = float(text[6:])
+        except ValueError:
+            x = math.nan
+        if math.isfinite(x) and 0.0 <= x <= 1e6:
+            return text
+    raise argparse.ArgumentTypeError(f"ledoit_wolf, ridge:X (X in [0, 1e6]) or none, got {text!r}")
+
+
+_shrinkage.__name__ = "shrinkage"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .cli import ArgumentParser, number, path_type, state_ranges
 
@@ -208,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "beyond 100 every example is misclassified")
     rate = "rates beyond 100 make one step of size eta/N (N = 784) overshoot the unit sphere"
     p = ArgumentParser(prog="python -m empirical.online", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", choices=DATASET_NAMES, default="mnist", help="data set [default: mnist]")
+    p.add_argument("--classes", type=_classes, default=(3, 7), metavar="A,B",
+                   help="the two classes a,b (tau = +1 for a) [default: 3,7]")
     p.add_argument("--eps", type=budget, default=4.0, metavar="X", help="training budget (scaled units) [default: 4]")
     p.add_argument("--eps-test", type=budget, default=None, metavar="X", help="test budget of S [default: --eps]")
     p.add_argument("--eta-w", type=number(float, 0.0, 100.0, lo_open=True, why=rate), default=0.04, metavar="X",
@@ -225,9 +508,19 @@ def build_parser() -> argparse.ArgumentParser:
                    default=51, metavar="N", help="points of the alpha grid [default: 51]")
     p.add_argument("--seeds", type=_seeds, default=(0, 1, 2), metavar="LIST",
                    help="comma-separated seeds, one run each [default: 0,1,2]")
-    p.add_argument("--train-limit", type=number(int, 2, 60000, why="both digits need examples; MNIST has 60,000 "
-                                                                  "training images"),
-                   default=None, metavar="N", help="use the first N training images of 3 and 7 [default: all]")
+    p.add_argument("--train-limit", type=number(int, 2, 60000, why="both classes need examples; the data sets have "
+                                                                  "at most 60,000 training images"),
+                   default=None, metavar="N", help="use the first N training images of the pair [default: all]")
+    p.add_argument("--covariance", choices=("pooled", "per_class"), default="pooled",
+                   help="fitted covariance: one pooled within-class matrix (shared eigenbasis) or one per class")
+    p.add_argument("--shrinkage", type=_shrinkage, default="ledoit_wolf", metavar="KIND",
+                   help="covariance shrinkage: ledoit_wolf, ridge:X (adds X tr(S)/N I) or none [default: ledoit_wolf]")
+    p.add_argument("--no-structured", action="store_true", help="skip the fitted-mixture theory")
+    p.add_argument("--mc-replicas", type=number(int, 0, 4096, why="0 for none; a standard error needs two; each "
+                                                                  "replica is a full N-dimensional run"),
+                   default=0, metavar="M", help="Monte Carlo replicas of the fitted mixture (0: none) [default: 0]")
+    p.add_argument("--mc-seed", type=number(int, 0, 2**63 - 1, why="a SeedSequence entropy of at most 63 bits"),
+                   default=0, metavar="S", help="root seed of the Monte Carlo [default: 0]")
     p.add_argument("--data-dir", type=path_type, default=None, metavar="DIR",
                    help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
     p.add_argument("--out", type=path_type, default=Path("results/online_mnist37"), metavar="STEM",
@@ -241,19 +534,25 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     a = parser.parse_args(argv)
-    seeds = a.seeds
+    if a.mc_replicas == 1:
+        parser.error("--mc-replicas: must be 0 or >= 2 (a standard error needs two replicas)")
+    seeds, classes = a.seeds, a.classes
     for suffix in (".json", ".csv"):
         check_output(parser, "--out", Path(f"{a.out}{suffix}"))
     from simulate.provenance import atomic_write, write_json
+    from theory.params import ParameterError
 
     from .data import DataError
+    from .mixture_fit import FitError
 
     try:
-        result = run(data_dir=a.data_dir, eps=a.eps, eps_test=a.eps_test, eta_w=a.eta_w, eta_b=a.eta_b,
-                     erf_scale=a.erf_scale, alpha_max=a.alpha_max, n_points=a.n_points, seeds=seeds,
-                     train_limit=a.train_limit, quiet=a.quiet)
-    except DataError as exc:
-        parser.error(f"--data-dir: {exc}")
+        result = run(data_dir=a.data_dir, dataset=a.dataset, classes=classes, eps=a.eps, eps_test=a.eps_test,
+                     eta_w=a.eta_w, eta_b=a.eta_b, erf_scale=a.erf_scale, alpha_max=a.alpha_max,
+                     n_points=a.n_points, seeds=seeds, train_limit=a.train_limit, covariance=a.covariance,
+                     shrinkage=a.shrinkage, structured=not a.no_structured, mc_replicas=a.mc_replicas,
+                     mc_seed=a.mc_seed, quiet=a.quiet)
+    except (DataError, FitError, ParameterError) as exc:
+        parser.error(str(exc).splitlines()[0])
     write_json(Path(f"{a.out}.json"), result)
     with atomic_write(Path(f"{a.out}.csv")) as fh:
         fh.write(_csv_text(result))
@@ -264,6 +563,8 @@ def main(argv=None) -> int:
         est = result["estimated"]
         print(f"estimated: rho={est['rho']:.3f} prior={est['prior']:.3f} v1={est['v1']:.3f} v2={est['v2']:.3f} "
               f"(along B: {est['v1_along_B']:.3f}, {est['v2_along_B']:.3f}); scale={result['scale']:.4f}")
+        if "table" in result:
+            print(format_table(result["table"]))
     return 0
 
 

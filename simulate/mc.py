@@ -238,6 +238,9 @@ class _FullEngine(_Engine):
                                 LOSS_CODES[p.loss], float(p.erf_scale)),
                      t, n, eps_arr, use, RENORM_EVERY)
 
+    def weights(self):
+        return self.U * self.A[:, None]
+
     def observe(self):
         w = self.U * self.A[:, None]
         R = np.clip(w @ self.B, -1.0, 1.0)
@@ -341,6 +344,9 @@ class _SamplerEngine(_Engine):
                 self.bb[r] = self.K.explicit_steps(self.W[r], float(self.bb[r]), xi[lo:hi], tau[lo:hi], eps[lo:hi],
                                                    p.eta_w, p.eta_b, p.non_robust_only, LOSS_CODES[p.loss],
                                                    p.erf_scale)
+
+    def weights(self):
+        return self.W.copy()
 
     def observe(self):
         R = np.clip(self.W @ self.B, -1.0, 1.0)
@@ -496,7 +502,8 @@ def _signature(**kw) -> str:
 
 def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *, engine: str = "full",
            eps_test: float | None = None, variances=None, B=None, sampler: Sampler | None = None,
-           n_test: int = 10000, eps_schedule=None, execution: Execution | None = None,
+           n_test: int = 10000, eps_schedule=None, observe: Callable | None = None,
+           execution: Execution | None = None,
            **execution_settings) -> MCResult:
     """Simulate ``replicas`` independent SGD runs in dimension N and record R, b, E, S on ``alphas``.
 
@@ -508,6 +515,9 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     ``eps_schedule = (breaks, values)``: a piecewise-constant mean budget, values[j] from alpha = breaks[j]
     (breaks[0] = 0, increasing) to the next break; the cuts fall on steps round(breaks N) and the state and
     random streams run on across them.
+    ``observe(W, b) -> {name: (replicas,) array}`` (full engine, no checkpoint) is called with the weights
+    W (replicas, N) at every recorded alpha; its values are returned in ``info['observed'][name]``, shape
+    (len(alpha), replicas).
     """
     if execution is None:
         try:
@@ -549,6 +559,9 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
                      version=CHECKPOINT_VERSION,
                      **({} if sched is None else {"schedule": [sched[0].tolist(), sched[1].tolist()]}))
     rec = {q: np.full((steps.size, M), np.nan) for q in QUANTITIES}
+    if observe is not None and (engine != "full" or checkpoint is not None):
+        raise ParameterError("observe needs engine='full' and no checkpoint")
+    observed: dict[str, list] = {}
     t, k = 0, 0  # steps done, records done
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
@@ -600,6 +613,9 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
                 R, b, E, S = eng.observe()
                 for q, v in zip(QUANTITIES, (R, b, E, S)):
                     rec[q][k] = v
+                if observe is not None:
+                    for name, v in observe(eng.weights(), b).items():
+                        observed.setdefault(name, []).append(np.asarray(v, dtype=float))
                 k += 1
                 continue
             n = int(min(chunk, steps[k] - t))
@@ -635,6 +651,8 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
             "n_test": n_test if sampler is not None else None, "wall_s": wall, "renorm_every": RENORM_EVERY,
             "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.kernels.rng)" if sampler is None
             else "numpy PCG64 per replica (user sampler)"}
+    if observe is not None:
+        info["observed"] = {name: np.stack(v) for name, v in observed.items()}
     return MCResult(params, N, M, engine, seed, eps_test, alpha, steps, rec["R"], rec["b"], rec["E"], rec["S"],
                     info)
 

@@ -105,7 +105,12 @@ def test_cli_on_mnist37(tmp_path, data_dir):
     assert runs[0.0]["E"][-1] < 0.1  # a linear classifier separates 3 from 7 to a few percent
     assert set(res["ode"]) == {"per_coordinate/eps=0", "per_coordinate/eps=4", "along_B/eps=0", "along_B/eps=4"}
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
-    assert len(rows) == 2 * 3 and set(rows[0]) == {"eps", "seed", "alpha", "R", "b", "E", "S"}
+    # the grid 0, 5, 10 of --n-points 3 plus the report alpha 1 (<= alpha_max) of the side-by-side table
+    assert res["alphas"] == [0.0, 1.0, 5.0, 10.0]
+    assert len(rows) == 2 * 4 and set(rows[0]) == {"eps", "seed", "alpha", "R", "b", "E", "S"}
+    # the structured theory of the fitted mixture, per seed, beside the data at the report alphas
+    assert [r["alpha"] for r in res["table"]] == [1.0, 5.0, 10.0] * 2
+    assert all(0 <= r["E_theory"] <= 1 and 0 <= r["S_theory"] <= 1 for r in res["table"])
 
 
 @pytest.mark.parametrize("bad", [["--eps", "-1"], ["--eta-w", "0"], ["--alpha-max", "nan"], ["--seeds", "a,b"],
@@ -114,3 +119,15 @@ def test_cli_bad_input(bad, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         online.main([*bad, "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("bad,word", [(["--classes", "3,3"], "classes"), (["--classes", "3"], "--classes"),
+                                      (["--shrinkage", "foo"], "--shrinkage"), (["--mc-replicas", "1"], "--mc-replicas"),
+                                      (["--train-limit", "2"], "at least 2 are needed")])
+def test_cli_bad_structured_input(bad, word, capsys, tmp_path, data_dir):
+    with pytest.raises(SystemExit) as exc:
+        online.main([*bad, "--alpha-max", "2", "--n-points", "2", "--seeds", "0", "--quiet",
+                     "--data-dir", str(data_dir), "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and word in err

@@ -51,3 +51,15 @@ ONLINE_BIAS_C = 1.0
 # scalar integrator (rtol 1e-10) and theory.ode.fixed_points (tol 1e-12): the block solve's global error
 # is ~1e-8 over alpha <= 200 (observed < 1e-8); 1e-6 leaves a factor 100.
 SWEEP_VS_SCALAR = 1e-6
+
+# Structured-data dynamics (theory/structured.py).  Reduction to the isotropic ODE: both solved at
+# rtol 1e-12 (quadrature variants 1e-11), observed differences ~1e-13; 1e-9 is the required bound.
+STRUCTURED_REDUCTION = 1e-9
+# The sympy-derived per-component increments (averages by quad, epsrel 1e-11) vs the closed-form rhs:
+# observed ~1e-16 (closed form) and ~1e-12 (quadrature backends).
+STRUCTURED_SYMBOLIC = 1e-9
+# Structured theory vs Monte Carlo (simulate.structured.MC_BIAS, c/N per quantity): on the power-law
+# mixtures of tests/test_structured.py (eta_w = 0.5, alpha <= 20) no finite-size bias is resolved: max |z| =
+# 2.4 (N = 500, 24 replicas) and 2.3 (N = 2000, 32 replicas) over E, S, M_tau, Q_tau, below the Sidak q = 4.3.
+# c is therefore not fitted: 0.5 for E and S (the value measured for the isotropic model in simulate.compare),
+# 1 for M_tau (scale rho/2 = 1) and 2 for Q_tau (scale up to 2.3); their share of the tolerance is < 10 %.

@@ -29,7 +29,7 @@ from scipy.special import erf, erfcx, owens_t
 from .gaussian import erf_exp_moments, gauss_hermite_mean, truncated_gauss_mean
 from .params import Params, ParameterError, eps_quadrature
 
-__all__ = ["loss_derivative", "drift", "rhs", "jacobian", "FixedPoint", "fixed_points", "BACKENDS"]
+__all__ = ["loss_derivative", "field_moments", "drift", "rhs", "jacobian", "FixedPoint", "fixed_points", "BACKENDS"]
 
 BACKENDS = ("auto", "closed", "quadrature", "hermite")
 _SQRT_PI = math.sqrt(math.pi)
@@ -48,6 +48,15 @@ def loss_derivative(x, tau, loss: str = "quadratic", erf_scale: float = 1.0):
 def _cluster_moments(R, b, tau, v, *, rho, eps, erf_scale, loss, non_robust_only, backend):
     """(<delta>, <delta^2>) over x ~ N(tau (rho R/2 - eps) - b, v) at one budget eps."""
     mu_x = tau * (0.5 * rho * R - eps) - b
+    return field_moments(mu_x, v, tau, erf_scale=erf_scale, loss=loss, non_robust_only=non_robust_only,
+                         backend=backend)
+
+
+def field_moments(mu_x, v, tau, *, erf_scale=1.0, loss="quadratic", non_robust_only=False, backend="closed"):
+    """(<delta>, <delta^2>) over the local field x ~ N(mu_x, v) of the cluster tau (with 1{tau x < 0} inside
+    when non_robust_only); ``backend`` one of 'closed', 'quadrature', 'hermite' (see :func:`drift`)."""
+    if backend == "auto":
+        backend = _resolve_backend(backend, loss, non_robust_only)
     if backend == "closed":
         s = erf_scale
         A0, A1, B0, B1, B2 = erf_exp_moments(mu_x / s, v / (s * s))
