@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Data-set tools. 'download' fetches the standard files of a public data set "
                                  "into a data folder, checks their MD5 and resumes a partial download.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    dl = sub.add_parser("download", help="fetch a data set into --to", description=__doc__.split("\n\n")[2])
+    dl = sub.add_parser("download", help="fetch a data set into --to", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="\n\n".join(__doc__.split("\n\n")[1:]))
     dl.add_argument("--dataset", required=True, choices=tuple(SOURCES), help="which data set")
     dl.add_argument("--to", "--data-dir", dest="to", type=Path, required=True, metavar="DIR",
                     help="data folder (created if missing); later commands read it with --data-dir DIR")

@@ -265,27 +265,26 @@ def _fmt(x) -> str:
     return "   nan" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:6.4f}"
 
 
-def format_lp(rows) -> str:
-    head = ("#   a     p0     eta  eps_inf eps_1 eps_1*  bound  best_inf best_1 union  max_sum  "
-            + "  ".join(f"F(acc_inf>={t}) sym/lin/env" for t in rows[0]["frontier"]))
-    lines = [head]
+def _format_table(rows, head: str, family: str, middle) -> str:
+    """The table of lp/ring rows: a, p0, eta, eps_inf, the threat-specific ``middle(row)``, the bounds, and
+    the frontier F(acc_inf >= t) for each target t (``family`` names the values of one frontier cell)."""
+    lines = [head + "  ".join(f"F(acc_inf>={t}) {family}" for t in rows[0]["frontier"])]
     for r in rows:
         fr = "  ".join("/".join(_fmt(v) for v in vals) for vals in r["frontier"].values())
-        lines.append(f"{r['a']:5g} {r['p0']:6g} {r['eta']:.4f} {r['eps_inf']:.4f} {r['eps_1']:5g} {r['eps_1_needed']:.3f}"
-                     f"  {_fmt(r['coupling_bound'])} {_fmt(r['best_inf'])} {_fmt(r['best_1'])} "
-                     f"{_fmt(r['best_union'])} {_fmt(r['best_sum'])}  {fr}")
+        lines.append(f"{r['a']:5g} {r['p0']:6g} {r['eta']:.4f} {r['eps_inf']:.4f} {middle(r)}  {_fmt(r['coupling_bound'])} "
+                     f"{_fmt(r['best_inf'])} {_fmt(r.get('best_1', r.get('best_rt')))} {_fmt(r['best_union'])} "
+                     f"{_fmt(r['best_sum'])}  {fr}")
     return "\n".join(lines)
+
+
+def format_lp(rows) -> str:
+    return _format_table(rows, "#   a     p0     eta  eps_inf eps_1 eps_1*  bound  best_inf best_1 union  max_sum  ",
+                         "sym/lin/env", lambda r: f"{r['eps_1']:5g} {r['eps_1_needed']:.3f}")
 
 
 def format_ring(rows) -> str:
-    head = ("#   a     p0     eta  eps_inf t  bound  best_inf best_rt union  max_sum  "
-            + "  ".join(f"F(acc_inf>={t}) lin/env" for t in rows[0]["frontier"]))
-    lines = [head]
-    for r in rows:
-        fr = "  ".join("/".join(_fmt(v) for v in vals) for vals in r["frontier"].values())
-        lines.append(f"{r['a']:5g} {r['p0']:6g} {r['eta']:.4f} {r['eps_inf']:.4f} {r['t']:2d}  {_fmt(r['coupling_bound'])} "
-                     f"{_fmt(r['best_inf'])} {_fmt(r['best_rt'])} {_fmt(r['best_union'])} {_fmt(r['best_sum'])}  {fr}")
-    return "\n".join(lines)
+    return _format_table(rows, "#   a     p0     eta  eps_inf t  bound  best_inf best_rt union  max_sum  ",
+                         "lin/env", lambda r: f"{r['t']:2d}")
 
 
 # ---------------------------------------------------------------------------------------------
