@@ -1,6 +1,7 @@
 """l_inf versus l_1: closed forms, union / affine ordering, coupling bound, frontier, Monte Carlo."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -58,10 +59,23 @@ def test_affine_combination_is_never_stronger_than_the_union(data, model, ka, kb
     aff = affine_accuracy(model, clf, ta, tb, beta)
     assert aff >= union_accuracy(model, clf, (ta, tb)) - S.EXACT
     # closed form in beta: equation (1) at the interpolated drop; the end points are the single threats
-    drop = beta * margin_drop(clf, ta) + (1 - beta) * margin_drop(clf, tb)
+    # (the interpolation in exact rational arithmetic, rounded once: it lies between the two float end points)
+    drop = float(Fraction(beta) * Fraction(margin_drop(clf, ta)) + (1 - Fraction(beta)) * Fraction(margin_drop(clf, tb)))
     assert aff == pytest.approx(float(accuracy_at_drop(model, clf, drop)), abs=S.EXACT)
     assert affine_accuracy(model, clf, ta, tb, 1.0) == pytest.approx(robust_accuracy(model, clf, ta), abs=S.EXACT)
     assert affine_accuracy(model, clf, ta, tb, 0.0) == pytest.approx(robust_accuracy(model, clf, tb), abs=S.EXACT)
+
+
+
+def test_affine_combination_at_a_margin_tie_is_not_stronger_than_the_union():
+    """Two equal l_inf balls and a classifier whose margin ties the drop exactly: beta e + (1 - beta) e rounds
+    one ulp above e in floating point, which must not flip the affine accuracy below the union's."""
+    model = LpModel(d=1, a=1.0, p0=1.0)
+    w0, beta = 1.2883192254392675, 0.8217622708517057
+    clf = LinearClassifier(w0, np.zeros(1), 3.2e-282)
+    t = Threat("linf", 1.0)
+    assert beta * w0 + (1 - beta) * w0 > w0  # the rounding this guards against
+    assert affine_accuracy(model, clf, t, t, beta) >= union_accuracy(model, clf, (t, t)) == 0.5
 
 
 @given(model=S.lp_models(d=st.integers(1, 400)))

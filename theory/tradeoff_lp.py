@@ -180,7 +180,10 @@ def affine_accuracy(model: LpModel, clf: LinearClassifier, threat_a: Threat, thr
         check_beta(bval)
     da = margin_drop(clf, threat_a, perturb_x0)
     db = margin_drop(clf, threat_b, perturb_x0)
-    out = accuracy_at_drop(model, clf, beta_arr * da + (1.0 - beta_arr) * db)
+    # a convex combination lies between its end points; clipping removes the rounding of beta da + (1-beta) db
+    # above max(da, db) (one ulp for da = db), which at a tie of the margin would flip the accuracy
+    drop = np.clip(beta_arr * da + (1.0 - beta_arr) * db, min(da, db), max(da, db))
+    out = accuracy_at_drop(model, clf, drop)
     return float(out) if out.ndim == 0 else out
 
 
