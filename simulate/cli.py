@@ -98,7 +98,7 @@ def as_flag_message(err: BaseException) -> str:
 
 #: names of run settings whose messages are led by their flag (``N`` -> ``--N``)
 RUN_NAMES = frozenset({"N", "replicas", "seed", "engine", "eps_test", "alpha_max", "alpha_step", "threads",
-                       "checkpoint", "checkpoint_every", "stop_after_seconds", "rtol", "atol", "method", "familywise",
+                       "checkpoint", "checkpoint_every", "time_limit", "rtol", "atol", "method", "familywise",
                        # simulate.tradeoff
                        "d", "a", "p0", "eps_inf", "eps_1", "eps_2", "n_theta", "n_psi", "n_tau", "t", "alpha",
                        "eps_inf_hat", "eps_1_hat", "clf"})

@@ -430,7 +430,7 @@ class Execution:
     checkpoint          .npz written every ``checkpoint_every`` seconds and at the end; an existing one of
                         the same run is resumed
     stop_after_steps    stop after this many steps (tests of resuming)
-    stop_after_seconds  stop at the first chunk boundary after this wall time (needs ``checkpoint``)
+    time_limit          stop at the first chunk boundary after this wall time (needs ``checkpoint``)
     Stopping saves the checkpoint and raises :class:`Unfinished`.
     """
 
@@ -439,7 +439,7 @@ class Execution:
     checkpoint: Path | None = None
     checkpoint_every: float = 60.0
     stop_after_steps: int | None = None
-    stop_after_seconds: float | None = None
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         if self.threads is not None:
@@ -447,16 +447,16 @@ class Execution:
                                                            " (NUMBA_NUM_THREADS)"))
         if self.checkpoint is not None:
             object.__setattr__(self, "checkpoint", Path(self.checkpoint))
-        for name in ("checkpoint_every", "stop_after_seconds"):
+        for name in ("checkpoint_every", "time_limit"):
             value = getattr(self, name)
-            if value is None and name == "stop_after_seconds":
+            if value is None and name == "time_limit":
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= SECONDS_MAX:
                 raise ParameterError(f"{name} must lie in (0, {SECONDS_MAX:g}] seconds, got {value!r}")
         if self.stop_after_steps is not None:
             _check_int("stop_after_steps", self.stop_after_steps, 1)
-        if self.stop_after_seconds is not None and self.checkpoint is None:
-            raise ParameterError("stop_after_seconds needs a checkpoint to resume from (--checkpoint)")
+        if self.time_limit is not None and self.checkpoint is None:
+            raise ParameterError("time_limit needs a checkpoint to resume from (--checkpoint)")
 
 
 class Unfinished(InterruptedError):
@@ -626,8 +626,8 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
                 eng.p = params.replace(eps=float(sched[1][j]))
             if stop_after_steps is not None:
                 n = min(n, stop_after_steps - done_here)
-            if n <= 0 or (ex.stop_after_seconds is not None
-                          and time.perf_counter() - t_start > ex.stop_after_seconds):
+            if n <= 0 or (ex.time_limit is not None
+                          and time.perf_counter() - t_start > ex.time_limit):
                 save()
                 raise Unfinished(f"stopped after {done_here} steps (checkpoint {ckpt})")
             eng.advance(t, n)
@@ -718,7 +718,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m simulate.mc",
         description="Monte Carlo of online adversarial training in N dimensions: replica mean and standard "
                     "error of R, b, test error E and adversarial error S over alpha = steps/N. "
-                    f"Exit status {UNFINISHED}: stopped by --stop-after-seconds with the checkpoint written; "
+                    f"Exit status {UNFINISHED}: stopped by --time-limit with the checkpoint written; "
                     "run the same command again to continue.")
     add_param_arguments(parser)
     add_run_arguments(parser)
@@ -729,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="checkpoint file: saved every --checkpoint-every seconds; an existing one is resumed")
     out.add_argument("--checkpoint-every", type=real, default=60.0, metavar="S",
                      help=f"seconds, in (0, {SECONDS_MAX:g}] [60]")
-    out.add_argument("--stop-after-seconds", type=real, default=None, metavar="S",
+    out.add_argument("--time-limit", type=real, default=None, metavar="S",
                      help=f"stop at the next chunk after S seconds, save the checkpoint and exit {UNFINISHED} "
                           "(needs --checkpoint)")
     return parser
@@ -768,7 +768,7 @@ def main(argv=None) -> int:
         with one_line_errors(parser):
             execution = Execution(threads=args.threads, progress=not args.quiet, checkpoint=args.checkpoint,
                                   checkpoint_every=args.checkpoint_every,
-                                  stop_after_seconds=args.stop_after_seconds)
+                                  time_limit=args.time_limit)
             check_outputs(args, stack)
             if args.checkpoint is not None:
                 check_output(args.checkpoint, flag="--checkpoint", suffixes=(".npz",))

@@ -27,7 +27,7 @@ EXTRA_BAD = {  # values near the edges, from the valid ranges each flag states
     "--R0": ["1.5", "-1.01"], "--b0": ["101"], "--alpha-max": ["0", "-1", "1e9"], "--alpha-step": ["0", "-1"],
     "--eps-test": ["-1", "1e4"], "--rtol": ["0", "1"], "--atol": ["0", "1"], "--N": ["0", "1", "-1"],
     "--replicas": ["0", "-1"], "--seed": ["-1", str(1 << 64)], "--threads": ["0", "-1", "100000"],
-    "--checkpoint-every": ["0", "-1"], "--stop-after-seconds": ["0", "-1"], "--familywise": ["0", "1"],
+    "--checkpoint-every": ["0", "-1"], "--time-limit": ["0", "-1"], "--familywise": ["0", "1"],
     "--d": ["0", "-1"], "--a": ["0", "-1"], "--p0": ["-0.1", "1.1"], "--eps-inf": ["-1"], "--eps-1": ["-1"],
     "--eps-2": ["-1"], "--n-theta": ["0", "7"], "--n-psi": ["0", "2"], "--n-tau": ["-1"], "--t": ["-1"],
     "--alpha": ["-1"], "--eps-inf-hat": ["-1"], "--eps-1-hat": ["-1"],

@@ -19,7 +19,7 @@ def test_stop_exits_75_and_the_same_command_finishes_identically(tmp_path, engin
     assert main([*ARGS, "--engine", engine, "--out", str(whole)]) == 0
     out, ck = tmp_path / "r.json", tmp_path / "r.npz"
     cmd = [*ARGS, "--engine", engine, "--out", str(out), "--checkpoint", str(ck)]
-    assert main([*cmd, "--stop-after-seconds", "1e-9"]) == UNFINISHED == 75
+    assert main([*cmd, "--time-limit", "1e-9"]) == UNFINISHED == 75
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "run the same command again" in err[0]
     assert ck.is_file() and not out.exists()
@@ -30,5 +30,5 @@ def test_stop_exits_75_and_the_same_command_finishes_identically(tmp_path, engin
 
 def test_stop_without_checkpoint_is_refused(capsys):
     with pytest.raises(SystemExit) as exc:
-        main([*ARGS, "--stop-after-seconds", "5"])
+        main([*ARGS, "--time-limit", "5"])
     assert exc.value.code == 2 and "--checkpoint" in capsys.readouterr().err
