@@ -29,7 +29,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from theory.errors import adversarial_error, test_error
-from theory.ode import drift
+from theory.ode import EPS_NODES, drift
 from theory.params import ParameterError, Params, eps_quadrature
 
 __all__ = ["SweepEngine", "ODEEngine", "MCEngine", "ENGINES", "register_engine", "get_engine",
@@ -106,8 +106,9 @@ def _alphas(options: dict[str, Any]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 # ODE engine
 # ---------------------------------------------------------------------------------------------------
-def drift_many(R, b, *, eps, eps_law="fixed", eps_nodes=32, **kw):
-    """theory.ode.drift with an array of mean budgets ``eps`` for every budget law.
+def drift_many(R, b, *, eps, eps_law="fixed", eps_nodes=None, **kw):
+    """theory.ode.drift with an array of mean budgets ``eps`` for every budget law (the same budget
+    quadrature, theory.ode.EPS_NODES, unless ``eps_nodes`` is given).
 
     The laws are scale families (eps_example = eps U, E[U] = 1), so the quadrature nodes for the mean
     budget eps are eps times the nodes for eps = 1 with the same weights; they are laid along a leading
@@ -115,7 +116,7 @@ def drift_many(R, b, *, eps, eps_law="fixed", eps_nodes=32, **kw):
     """
     if eps_law == "fixed":
         return drift(R, b, eps=eps, eps_law="fixed", **kw)
-    nodes, weights = eps_quadrature(eps_law, 1.0, eps_nodes)
+    nodes, weights = eps_quadrature(eps_law, 1.0, EPS_NODES.get(eps_law, 32) if eps_nodes is None else eps_nodes)
     lead = (-1,) + (1,) * np.ndim(eps)
     dR, db = drift(R, b, eps=np.asarray(eps, float) * nodes.reshape(lead), eps_law="fixed", **kw)
     w = weights.reshape(lead)
