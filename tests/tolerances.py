@@ -23,3 +23,17 @@ def report(name: str, got, expected) -> str:
     abs_err = float(np.max(np.abs(got - expected)))
     rel_err = abs_err / max(float(np.max(np.abs(expected))), 1e-300)
     return f"{name}: got {got}, expected {expected}, abs err {abs_err:.3e}, rel err {rel_err:.3e}"
+
+# --- the committee machine (theory/committee.py) ---
+# K = 1, s = 1 against the linear model's closed form: a 96-node Gauss-Hermite rule on an integrand that is
+# analytic in the field; observed differences ~1e-12.
+COMMITTEE_K1_VS_LINEAR = 1e-9
+# sympy integrand (Cholesky map, 64 x 64 Gauss-Hermite) against the vectorised drift (eigen map, 56 x 56):
+# without attack both rules are exact to ~1e-12; with the attack the integrand has the sharp switches of
+# g/|g| between units, and the two rules differ by ~1e-5 (measured), so 5e-5 there.
+COMMITTEE_SYMBOLIC_CLEAN = 1e-9
+COMMITTEE_SYMBOLIC_ATTACK = 5e-5
+# a deliberately wrong drift must differ from the symbolic one by more than this (the terms are ~1e-3)
+COMMITTEE_WRONG_MIN_GAP = 2e-4
+# finite-size allowance c/N of the ODE-vs-MC check for every committee quantity (as simulate.compare's c)
+COMMITTEE_BIAS = 0.5

@@ -316,7 +316,7 @@ def quadrature_nodes(K: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sqrt_gram(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(L, P) with L L^T = Q and P = L^+ (so that Q^+ L = P^T): a symmetric square root by eigenvalues, which
+    """(L, P) with L L^T = Q and P = L^+ (so that Q^+ L = P^T): a square root L = U Lambda^(1/2) by eigenvalues, which
     also handles a singular Q (parallel units); directions with eigenvalue below 1e-12 carry no variance."""
     lam, U = np.linalg.eigh(0.5 * (Q + Q.T))
     keep = lam > 1e-12
@@ -334,7 +334,7 @@ def field_grid(state: State, mix: Mixture, nodes: np.ndarray):
     L, P = _sqrt_gram(Q)
     sd = np.sqrt(mix.variances)[:, None, None]
     lam = (mix.means @ R.T)[:, None, :] - b + sd * (nodes @ L.T)[None]
-    hbar = mix.means[:, None, :] + sd * (nodes @ (P.T @ R))[None]
+    hbar = mix.means[:, None, :] + sd * (nodes @ (P @ R))[None]
     return lam, hbar
 
 
