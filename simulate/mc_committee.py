@@ -233,3 +233,78 @@ def run_committee_mc(params: CommitteeParams, N: int, replicas: int, alphas, see
             "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.kernels.rng)",
             "seeds": "numpy.random.SeedSequence(seed).spawn(replicas); kernel keys from each child"}
     return CommitteeMCResult(params, N, M, seed, eps_test, (s_test, a_test), alpha, steps, data, info)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The physics tables: ODE beside Monte Carlo at alpha = 10, 50, 200, standard vs adversarial training
+# ---------------------------------------------------------------------------------------------------
+TABLE_ALPHAS = (10.0, 50.0, 200.0)
+
+
+def table_cases() -> dict[str, CommitteeParams]:
+    """The talk's scenario 2 (prior 0.7, rho 2, v 1, eta_w 0.04, eta_b 0.2) with K = 2 (a small asymmetry in R0:
+    the symmetric state of the two units is unstable), and xor with K = 4 (eta_w 0.2, eta_b 0.5, b0 = 0.5 and
+    small overlaps R0 = 0.2 of units 1, 2 with +-B_1 and of units 3, 4 with +-B_2: from b0 = 0 and the preset's
+    R0 the network stays on its plateau beyond alpha = 200), each standard (eps 0) and adversarial (FGSM)."""
+    talk = CommitteeParams(preset="talk", K=2, prior=0.7, R0=[[0.05], [0.0]])
+    xor = CommitteeParams(preset="xor", K=4, eta_w=0.2, eta_b=0.5, b0=[0.5] * 4,
+                          R0=[[0.2, 0.02], [-0.2, 0.03], [0.03, 0.2], [-0.02, -0.2]])
+    return {"talk-K2-standard": talk.replace(eps=0.0), "talk-K2-adversarial": talk.replace(eps=1.0),
+            "xor-K4-standard": xor.replace(eps=0.0), "xor-K4-adversarial": xor.replace(eps=0.3)}
+
+
+def physics_tables(N: int = 1000, replicas: int = 4, seed: int = 2026, n_test: int = 2000, progress: bool = True):
+    """Rows (case, alpha, quantity, ODE, MC mean, MC se); S at eps_test = 1 (talk) or 0.3 (xor)."""
+    from .committee import integrate
+
+    rows = []
+    for name, p in table_cases().items():
+        eps_test = 1.0 if p.preset == "talk" else 0.3
+        res = run_committee_mc(p, N, replicas, [0.0, *TABLE_ALPHAS], seed, eps_test=eps_test, n_test=n_test,
+                               progress=progress)
+        traj = integrate(p, res.alpha, eps_test=eps_test)
+        for i, a in enumerate(res.alpha):
+            if a == 0:
+                continue
+            for q in res.quantities:
+                if q.startswith("v["):
+                    continue
+                rows.append({"case": name, "alpha": float(a), "quantity": q, "ode": float(getattr(traj, q)[i]),
+                             "mc": float(res.mean(q)[i]), "se": float(res.se(q)[i]), "N": N, "replicas": replicas,
+                             "mc_wall_s": res.info["wall_s"]})
+    return rows
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from .cli import ArgumentParser
+    from .provenance import provenance, write_json
+
+    parser = ArgumentParser(prog="python -m simulate.mc_committee",
+                            description="The committee machine's physics tables: ODE beside Monte Carlo at alpha = "
+                                        "10, 50, 200 for the talk (K = 2) and xor (K = 4), standard vs adversarial.")
+    parser.add_argument("--N", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--n-test", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=None, metavar="JSON")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.N < 8 or args.replicas < 2 or args.seed < 0 or args.n_test < 1:
+        parser.error("--N must be >= 8, --replicas >= 2, --seed >= 0, --n-test >= 1")
+    if args.out is not None and args.out.suffix.lower() != ".json":
+        parser.error(f"--out must end in .json, got {args.out}")
+    rows = physics_tables(args.N, args.replicas, args.seed, args.n_test, progress=not args.quiet)
+    print(f"# ODE | MC mean ± se (N={args.N}, {args.replicas} replicas, seed {args.seed})")
+    for r in rows:
+        print(f"{r['case']:22} {r['alpha']:5g} {r['quantity']:8} {r['ode']:9.5f} | {r['mc']:9.5f} ± {r['se']:.5f}")
+    if args.out is not None:
+        write_json(args.out, {"provenance": provenance(params={k: p for k, p in table_cases().items()},
+                                                       seeds={"root_seed": args.seed, "replicas": args.replicas},
+                                                       N=args.N, n_test=args.n_test), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
