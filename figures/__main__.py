@@ -14,7 +14,8 @@ def _register_optional() -> None:
     """Figure modules that register themselves; each needs only what it imports lazily."""
     import importlib
 
-    for mod in ("figures.finite_size", "figures.tradeoffs", "figures.mnist_bridge", "figures.empirical_results"):
+    for mod in ("figures.finite_size", "figures.tradeoffs", "figures.mnist_bridge", "figures.empirical_results",
+                "figures.committee"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:
