@@ -186,3 +186,20 @@ def test_cli_table_and_outputs(tmp_path, capsys):
 
     prov = json.loads((tmp_path / "run.csv.json").read_text())["provenance"]
     assert prov["params"]["K"] == 2 and "git_sha" in prov
+
+
+def test_quick_figure_data_are_the_odes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from figures.core import run_figure
+    from figures import committee  # noqa: F401  (registers)
+    from figures.core import REGISTRY
+    import numpy as np
+
+    paths = run_figure("committee_talk", quick=True, out_dir=tmp_path, log=lambda s: None)
+    assert any(p.suffix == ".png" and p.stat().st_size > 10_000 for p in paths)
+    with np.load(tmp_path / "quick" / "committee_talk.npz") as z:
+        params = REGISTRY["committee_talk"].params(True)
+        name = next(iter(params["cases"]))
+        p = CommitteeParams(**params["cases"][name])
+        traj = integrate_committee(p, z["alpha"], eps_test=params["eps_test"], error_alphas=[])
+        assert np.max(np.abs(z[f"{name}/R[1,1]"] - traj.series()["R[1,1]"])) < 1e-12
