@@ -316,9 +316,22 @@ def quadrature_nodes(K: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sqrt_gram(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(L, P) with L L^T = Q and P = L^+ (so that Q^+ L = P^T): a square root L = U Lambda^(1/2) by eigenvalues, which
-    also handles a singular Q (parallel units); directions with eigenvalue below 1e-12 carry no variance."""
-    lam, U = np.linalg.eigh(0.5 * (Q + Q.T))
+    """(L, P) with L L^T = Q and P = L^+ (so that Q^+ L = P^T).
+
+    L is the Cholesky factor while Q is comfortably positive definite: a smooth function of Q, so the
+    quadrature is a smooth function of the state and the adaptive integrator keeps long steps (a square root
+    from eigenvectors rotates abruptly near degenerate eigenvalues, and the product grid is not rotation
+    invariant).  For a (nearly) singular Q (parallel units) L = U Lambda^(1/2) from the eigenvalues, directions
+    with eigenvalue below 1e-12 carrying no variance.
+    """
+    Q = 0.5 * (Q + Q.T)
+    try:
+        L = np.linalg.cholesky(Q)
+        if np.min(np.diag(L)) > 1e-4:
+            return L, np.linalg.inv(L)
+    except np.linalg.LinAlgError:
+        pass
+    lam, U = np.linalg.eigh(Q)
     keep = lam > 1e-12
     sq = np.where(keep, np.sqrt(np.clip(lam, 0.0, None)), 0.0)
     inv = np.where(keep, 1.0 / np.where(keep, sq, 1.0), 0.0)
