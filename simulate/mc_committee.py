@@ -275,6 +275,25 @@ def physics_tables(N: int = 1000, replicas: int = 4, seed: int = 2026, n_test: i
     return rows
 
 
+def xor_plateau(alpha_max: float = 400.0, step: float = 20.0, threshold: float = 0.40) -> dict[str, Any]:
+    """ODE only: E, S(0.3) and max |R_kd| of the xor cases of :func:`table_cases` over alpha, and the first alpha of
+    the grid at which E < ``threshold`` (the end of the plateau; None if not reached)."""
+    from .committee import integrate
+
+    al = np.arange(0.0, alpha_max + 0.5 * step, step)
+    out: dict[str, Any] = {}
+    for name, p in table_cases().items():
+        if p.preset != "xor":
+            continue
+        tr = integrate(p, al, eps_test=0.3)
+        cols = [j for j, n in enumerate(tr.names) if n.startswith("R")]
+        Rmax = np.max(np.abs(tr.y[:, cols]), axis=1)
+        below = np.flatnonzero(tr.E < threshold)
+        out[name] = {"alpha": al, "E": tr.E, "S": tr.S, "Rmax": Rmax,
+                     f"alpha_E_below_{threshold:g}": float(al[below[0]]) if below.size else None}
+    return out
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -289,8 +308,19 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=None, metavar="JSON")
+    parser.add_argument("--plateau", type=Path, default=None, metavar="JSON",
+                        help="instead: the ODE's xor plateau (E, S, max|R| to alpha = 400) into JSON")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.plateau is not None:
+        res = xor_plateau()
+        for name, r in res.items():
+            print(f"{name}: E < 0.4 first at alpha = {r['alpha_E_below_0.4']}")
+            for a, E, S, m in list(zip(r["alpha"], r["E"], r["S"], r["Rmax"]))[::2]:
+                print(f"  alpha {a:5g}  E {E:.4f}  S(0.3) {S:.4f}  max|R| {m:.3f}")
+        write_json(args.plateau, {"provenance": provenance(params={k: p for k, p in table_cases().items()}),
+                                  "eps_test": 0.3, "cases": res})
+        return 0
     if args.N < 8 or args.replicas < 2 or args.seed < 0 or args.n_test < 1:
         parser.error("--N must be >= 8, --replicas >= 2, --seed >= 0, --n-test >= 1")
     if args.out is not None and args.out.suffix.lower() != ".json":
