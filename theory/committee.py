@@ -171,7 +171,11 @@ class CommitteeParams:
             raise ParameterError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         for name in ("K", "pgd_steps"):
             value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)) or not float(value).is_integer() or value < 1:
+            try:
+                ok = not isinstance(value, (bool, np.bool_)) and float(value).is_integer() and value >= 1
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
                 raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
             object.__setattr__(self, name, int(value))
         for name in ("eta_v", "pgd_step"):
