@@ -203,3 +203,14 @@ def test_quick_figure_data_are_the_odes(tmp_path):
         p = CommitteeParams(**params["cases"][name])
         traj = integrate_committee(p, z["alpha"], eps_test=params["eps_test"], error_alphas=[])
         assert np.max(np.abs(z[f"{name}/R[1,1]"] - traj.series()["R[1,1]"])) < 1e-12
+
+
+def test_k1_fixed_point_is_the_linear_models():
+    from theory import fixed_points
+    from theory.committee import fixed_point
+
+    p = CommitteeParams(K=1, prior=0.7, eps=1.0)
+    lin = fixed_points(p.linear())[0]
+    fp = fixed_point(np.array([0.9, 0.0, 1.0]), p)  # packed (R, b, v)
+    assert fp is not None and fp.stable
+    assert abs(fp.y[0] - lin.R) < 1e-7 and abs(fp.y[1] - lin.b) < 1e-7, (fp.y, lin)
