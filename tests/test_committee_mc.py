@@ -96,6 +96,8 @@ SLOW_CASES = [(pre, K, eps, s) for pre in ("talk", "xor") for K in (2, 4) for ep
 @pytest.mark.parametrize("preset,K,eps,s", SLOW_CASES)
 def test_mc_mean_agrees_with_ode_matrix(preset, K, eps, s):
     p = CommitteeParams(preset=preset, K=K, eps=eps, pgd_steps=s, pgd_step=0.5 if s > 1 else 1.0, eta_w=0.2)
-    res = run_committee_mc(p, 1000, 16, np.arange(0, 11.0, 2.0), seed=5, n_test=1000)
+    # 32 replicas: with 16 the estimated standard error is itself uncertain by ~18 % and the normal Sidak
+    # quantile is anticonservative (one case missed by 0.2 % of its allowance at 16; passes at 32 for two seeds)
+    res = run_committee_mc(p, 1000, 32, np.arange(0, 11.0, 2.0), seed=5, n_test=1000)
     cmp = _compare(res)
     assert cmp.passed, "\n".join(cmp.failures())
