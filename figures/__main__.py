@@ -17,7 +17,8 @@ def _register_optional() -> None:
     import importlib
 
     for mod in ("figures.finite_size", "figures.tradeoffs", "figures.mnist_bridge", "figures.empirical_results",
-                "figures.phase", "figures.protocol"):
+                "figures.phase", "figures.protocol",
+                "figures.committee"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

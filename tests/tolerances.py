@@ -63,3 +63,16 @@ STRUCTURED_SYMBOLIC = 1e-9
 # 2.4 (N = 500, 24 replicas) and 2.3 (N = 2000, 32 replicas) over E, S, M_tau, Q_tau, below the Sidak q = 4.3.
 # c is therefore not fitted: 0.5 for E and S (the value measured for the isotropic model in simulate.compare),
 # 1 for M_tau (scale rho/2 = 1) and 2 for Q_tau (scale up to 2.3); their share of the tolerance is < 10 %.
+# --- the committee machine (theory/committee.py) ---
+# K = 1, s = 1 against the linear model's closed form: a 96-node Gauss-Hermite rule on an integrand that is
+# analytic in the field; observed differences ~1e-12.
+COMMITTEE_K1_VS_LINEAR = 1e-9
+# sympy integrand (Cholesky map, 64 x 64 Gauss-Hermite) against the vectorised drift (eigen map, 56 x 56):
+# without attack both rules are exact to ~1e-12; with the attack the integrand has the sharp switches of
+# g/|g| between units, and the two rules differ by ~1e-5 (measured), so 5e-5 there.
+COMMITTEE_SYMBOLIC_CLEAN = 1e-9
+COMMITTEE_SYMBOLIC_ATTACK = 5e-5
+# a deliberately wrong drift must differ from the symbolic one by more than this (the terms are ~1e-3)
+COMMITTEE_WRONG_MIN_GAP = 2e-4
+# finite-size allowance c/N of the ODE-vs-MC check for every committee quantity (as simulate.compare's c)
+COMMITTEE_BIAS = 0.5

@@ -1,0 +1,319 @@
+"""Integrate the large-N ODEs of the soft committee machine under adversarial training; its command.
+
+    python -m simulate.committee --preset talk --K 2 --eps 1
+    python -m simulate.committee --preset xor --K 4 --eps 0.5 --pgd-steps 3 --pgd-step 0.5
+
+prints a table of alpha, the order parameters (Q_kl for k < l, R_kd, b_k, v_k when it learns), the test error
+E and the adversarial error S at ``--eps-test`` (default: the training eps, or 1 for standard training),
+then the final state, the fixed point reached and its stability.  The conventions are those of
+``python -m simulate.ode``: flags generated from :class:`theory.committee.CommitteeParams`, ``--out`` CSV
+(provenance in PATH.json) or JSON, ``--plot``, ``--quiet``, one-line errors with exit status 2.
+
+A separate command rather than a model flag on ``simulate.ode``: the two models share the data-model
+flags but not the state (R, b against Q, R, b, v of shape K x D), and a flag would make every option of the
+linear command (eps_law, loss, erf_scale, non_robust_only) conditional.
+
+Accuracy: the right-hand side is a Gauss-Hermite average (theory.committee.GRID_NODES: error below 1e-5
+for K = 4, 1e-9 for K = 1); the integration (RK45, rtol 1e-6, atol 1e-8 by default, far below the quadrature error; LSODA switches to its stiff mode and is 20x slower here) adds less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, State, errors, fixed_point, pack,
+                              rhs, state_names, unpack)
+from theory.params import ParameterError
+
+from .cli import (ArgumentParser, add_output_arguments, check_outputs, flag_name, number, one_line_errors, real,
+                  table_indices)
+from .ode import default_alphas
+from .provenance import provenance, save_figure, write_result
+
+__all__ = ["CommitteeTrajectory", "integrate", "default_eps_test", "main", "add_committee_arguments",
+           "committee_params_from_args", "parse_array"]
+
+_ARRAYS = ("R0", "Q0", "b0", "v0")
+
+
+def default_eps_test(params: CommitteeParams) -> float:
+    return params.eps if params.eps > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class CommitteeTrajectory:
+    """Solution on a grid of alpha: the packed state y (len(alpha), n) and E, S per alpha.
+
+    Attribute access by name gives one series: ``traj.E``, ``traj.S``, ``getattr(traj, 'R[1,2]')`` (the
+    names of :func:`theory.committee.state_names`); this is what :func:`simulate.compare.check` reads.
+    """
+
+    params: CommitteeParams
+    eps_test: float
+    alpha: np.ndarray
+    y: np.ndarray
+    E: np.ndarray
+    S: np.ndarray
+    test_attack: tuple[int, float]
+    solver: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return state_names(self.params.K, self.params.D)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        names = state_names(self.params.K, self.params.D)
+        if name in names:
+            return self.y[:, names.index(name)]
+        raise AttributeError(name)
+
+    def state(self, i: int) -> State:
+        return unpack(self.y[i], self.params.K, self.params.D)
+
+    def series(self) -> dict[str, np.ndarray]:
+        out = {n: self.y[:, j] for j, n in enumerate(self.names)}
+        out["E"], out["S"] = self.E, self.S
+        return out
+
+    def index(self, alpha: float) -> int:
+        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=0, atol=1e-9))
+        if idx.size == 0:
+            raise KeyError(f"alpha = {alpha} is not on the output grid")
+        return int(idx[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, **self.series(), "eps_test": self.eps_test,
+                "test_attack": {"steps": self.test_attack[0], "step": self.test_attack[1]}, "solver": self.solver}
+
+
+def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = None, test_steps: int | None = None,
+              test_step: float | None = None, rtol: float = 1e-6, atol: float = 1e-8, method: str = "RK45",
+              error_alphas=None, nodes: int | None = None, **variant) -> CommitteeTrajectory:
+    """Solve the ODEs from the initial state of ``params``; E and S on ``error_alphas`` (default: all of
+    ``alphas``; NaN elsewhere).  ``variant`` passes deliberately wrong variants to :func:`theory.committee.rhs`."""
+    if not isinstance(params, CommitteeParams):
+        raise ParameterError(f"params must be a CommitteeParams, got {type(params).__name__}")
+    alphas = np.asarray(default_alphas() if alphas is None else alphas, dtype=float).ravel()
+    if alphas.size == 0 or not np.all(np.isfinite(alphas)) or alphas[0] < 0 or np.any(np.diff(alphas) < 0):
+        raise ParameterError("alphas must be a non-empty, finite, non-decreasing grid of values >= 0")
+    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
+    if not (math.isfinite(eps_test) and eps_test >= 0):
+        raise ParameterError(f"eps_test must be finite and >= 0, got {eps_test}")
+    steps = params.pgd_steps if test_steps is None else test_steps
+    step = params.pgd_step if test_step is None else float(test_step)
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ParameterError(f"test_steps must be an integer >= 1, got {steps!r}")
+    if not (math.isfinite(step) and step > 0):
+        raise ParameterError(f"test_step must be finite and > 0, got {step}")
+    steps = int(steps)
+    y0 = pack(params.initial_state())
+    nfev = 0
+    if alphas[-1] > 0:
+        sol = solve_ivp(lambda _a, y: rhs(y, params, nodes, **variant), (0.0, alphas[-1]), y0, method=method,
+                        t_eval=alphas, rtol=rtol, atol=atol)
+        if not sol.success:
+            raise RuntimeError(f"ODE solver failed: {sol.message}")
+        Y = sol.y.T
+        nfev = int(sol.nfev)
+    else:
+        Y = np.tile(y0, (alphas.size, 1))
+    want = np.ones(alphas.size, bool) if error_alphas is None else np.isin(
+        np.round(alphas, 9), np.round(np.asarray(error_alphas, float), 9))
+    E = np.full(alphas.size, np.nan)
+    S = np.full(alphas.size, np.nan)
+    for i in np.flatnonzero(want):
+        E[i], S[i] = errors(unpack(Y[i], params.K, params.D), params, eps_test, steps, step)
+    info = {"method": method, "rtol": rtol, "atol": atol, "nfev": nfev, "nodes": nodes, **variant}
+    return CommitteeTrajectory(params, eps_test, alphas, Y, E, S, (steps, step), info)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------
+def parse_array(text: str) -> list:
+    """'0.1,0;0,0.2' -> [[0.1, 0], [0, 0.2]] (rows by ';', entries by ',' or spaces); '0.1,0.2' -> a list."""
+    try:
+        rows = [[float(x) for x in r.replace(",", " ").split()] for r in text.split(";") if r.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid array: {text!r} (rows separated by ';', entries by ',')")
+    if not rows:
+        raise argparse.ArgumentTypeError(f"invalid array: {text!r}")
+    return rows if ";" in text else rows[0]
+
+
+def add_committee_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of CommitteeParams (names as in simulate.cli: eta_w -> --eta-w, R0 -> --R0)."""
+    group = parser.add_argument_group("model and training parameters (theory.committee.CommitteeParams)")
+    for f in fields(CommitteeParams):
+        default = f.default if f.default is not MISSING else None
+        help_text = f"{COMMITTEE_FIELD_HELP.get(f.name, f.name)} [default: {default}]"
+        if f.name == "preset":
+            group.add_argument("--preset", choices=PRESETS, default=default, help=help_text)
+        elif f.name in ("K", "pgd_steps"):
+            group.add_argument(flag_name(f.name), dest=f.name, type=int, default=default, metavar="N", help=help_text)
+        elif f.name in _ARRAYS:
+            group.add_argument(flag_name(f.name), dest=f.name, type=parse_array, default=None, metavar="ARRAY",
+                               help=help_text)
+        else:
+            group.add_argument(flag_name(f.name), dest=f.name, type=real, default=default, metavar="X",
+                               help=help_text)
+
+
+def committee_params_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> CommitteeParams:
+    values = {f.name: getattr(args, f.name) for f in fields(CommitteeParams) if hasattr(args, f.name)}
+    try:
+        return CommitteeParams(**values)
+    except ParameterError as err:
+        parser.error(f"{flag_name(str(err).split()[0])}: {err}")
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m simulate.committee",
+        description="Integrate the large-N ODEs of online (adversarial) training of a two-layer soft committee "
+                    "machine in a Gaussian mixture; print Q, R, b, E and S over alpha = steps/N.")
+    add_committee_arguments(parser)
+    run = parser.add_argument_group("run")
+    run.add_argument("--alpha-max", type=real, default=200.0, metavar="X", help="final alpha (> 0) [200]")
+    run.add_argument("--alpha-step", type=real, default=1.0, metavar="X",
+                     help="spacing of the output grid; alpha = 10, 50, 200 are always included [1]")
+    run.add_argument("--eps-test", type=number(float, 0.0, 1e3, why="budgets beyond 1e3 exceed every cluster distance by far"), default=None, metavar="X",
+                     help="test budget of S (>= 0) [the training eps, or 1 if eps = 0]")
+    run.add_argument("--test-steps", type=number(int, 1, 1000, why="each PGD step is a pass over the quadrature grid"), default=None, metavar="N", help="PGD steps of the test attack [pgd_steps]")
+    run.add_argument("--test-step", type=number(float, 0.0, 100.0, lo_open=True, why="in units of eps; beyond 100 every step leaves the ball"), default=None, metavar="X", help="PGD step size of the test attack [pgd_step]")
+    run.add_argument("--rtol", type=number(float, 1e-13, 0.1, why="below 1e-13 rounding dominates; above 0.1 the solution is meaningless"), default=1e-6, metavar="X", help="relative tolerance [1e-6]")
+    run.add_argument("--atol", type=number(float, 1e-15, 0.1, why="below 1e-15 rounding dominates; above 0.1 the solution is meaningless"), default=1e-8, metavar="X", help="absolute tolerance [1e-8]")
+    run.add_argument("--method", default="RK45", choices=("RK45", "DOP853", "LSODA", "Radau"),
+                     help="scipy.integrate.solve_ivp method [RK45]")
+    add_output_arguments(run, "write the trajectory: .csv (provenance in PATH.json) or .json", plot=True)
+    return parser
+
+
+def _shown(traj: CommitteeTrajectory) -> list[int]:
+    return table_indices(traj.alpha, 1e-9)
+
+
+def _columns(traj: CommitteeTrajectory) -> list[str]:
+    names = [n for n in traj.names if not n.startswith("v[") or traj.params.eta_v > 0]
+    return names + ["E", "S"]
+
+
+def table(traj: CommitteeTrajectory) -> str:
+    cols = _columns(traj)
+    series = traj.series()
+    lines = [f"{'alpha':>8} " + " ".join(f"{c:>9}" for c in cols)]
+    for i in _shown(traj):
+        lines.append(f"{traj.alpha[i]:8.4g} " + " ".join(f"{series[c][i]:9.5f}" for c in cols))
+    return "\n".join(lines)
+
+
+def header(p: CommitteeParams) -> str:
+    return (f"preset={p.preset} K={p.K} rho={p.rho:g} prior={p.prior:g} v1={p.v1:g} v2={p.v2:g} eta_w={p.eta_w:g} "
+            f"eta_b={p.eta_b:g} eta_v={p.eta_v:g} eps={p.eps:g} pgd_steps={p.pgd_steps} pgd_step={p.pgd_step:g} "
+            f"v0={list(p.v0)}")
+
+
+def summary(traj: CommitteeTrajectory) -> str:
+    p = traj.params
+    i = len(traj.alpha) - 1
+    out = [f"final state at alpha = {traj.alpha[i]:g}: E = {traj.E[i]:.6f}, S(eps_test = {traj.eps_test:g}, "
+           f"{traj.test_attack[0]} steps of {traj.test_attack[1]:g} eps) = {traj.S[i]:.6f}"]
+    fp = fixed_point(traj.y[i], p)
+    if fp is None:
+        out.append("fixed point: none found from the final state (still moving)")
+    else:
+        moved = float(np.max(np.abs(fp.y - traj.y[i])))
+        ev = sorted((e.real for e in fp.eigenvalues), reverse=True)
+        out.append(f"fixed point near the final state (max |y* - y| = {moved:.3g}, residual {fp.residual:.1e}): "
+                   f"{'stable' if fp.stable else 'unstable'}; largest Jacobian eigenvalues (real parts) "
+                   + ", ".join(f"{e:.4g}" for e in ev[:3]))
+    return "\n".join(out)
+
+
+def _write(traj: CommitteeTrajectory, path: Path, run_args: dict[str, Any]) -> None:
+    prov = provenance(params=traj.params, seeds=None, eps_test=traj.eps_test, solver=traj.solver,
+                      test_attack=traj.test_attack, run=run_args)
+    series = traj.series()
+    rows = ([float(a)] + [float(v[i]) for v in series.values()] for i, a in enumerate(traj.alpha))
+    write_result(path, prov, ["alpha", *series], rows, {"trajectory": traj.to_dict()})
+
+
+def _plot(traj: CommitteeTrajectory, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = traj.series()
+    ok = np.isfinite(traj.E)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), constrained_layout=True)
+    for n in traj.names:
+        ax = axes[0] if n.startswith("R") else axes[1] if n.startswith("Q") else axes[2] if n.startswith("b") else None
+        if ax is not None:
+            ax.plot(traj.alpha, s[n], label=n)
+    for ax, t in zip(axes[:3], ("R", "Q (k < l)", "b")):
+        ax.set_ylabel(t)
+        ax.legend(fontsize=6, ncol=2)
+    axes[3].plot(traj.alpha[ok], traj.E[ok], label="E")
+    axes[3].plot(traj.alpha[ok], traj.S[ok], label=f"S (eps = {traj.eps_test:g})")
+    axes[3].legend()
+    for ax in axes:
+        ax.set_xlabel(r"$\alpha$")
+    fig.suptitle(header(traj.params), fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    params = committee_params_from_args(parser, args)
+    with contextlib.ExitStack() as stack:
+        with one_line_errors(parser):
+            alphas = default_alphas(args.alpha_max, args.alpha_step)
+            check_outputs(args, stack)
+        return _run(args, params, alphas)
+
+
+def _run(args: argparse.Namespace, params: CommitteeParams, alphas: np.ndarray) -> int:
+    traj0 = integrate(params, alphas, eps_test=args.eps_test, test_steps=args.test_steps, test_step=args.test_step,
+                      rtol=args.rtol, atol=args.atol, method=args.method, error_alphas=[])
+    # E and S (the costly part) on the rows that are printed, and on the whole grid for a plot or a file
+    every = args.out is not None or args.plot is not None
+    want = traj0.alpha if every else traj0.alpha[_shown(traj0)]
+    E = np.full(traj0.alpha.size, np.nan)
+    S = np.full(traj0.alpha.size, np.nan)
+    for i, a in enumerate(traj0.alpha):
+        if np.any(np.abs(want - a) < 1e-12):
+            E[i], S[i] = errors(traj0.state(i), params, traj0.eps_test, *traj0.test_attack)
+    traj = CommitteeTrajectory(params, traj0.eps_test, traj0.alpha, traj0.y, E, S, traj0.test_attack, traj0.solver)
+    if not args.quiet:
+        print(f"# soft committee machine, large-N ODEs: {header(params)}; S at eps_test={traj.eps_test:g} "
+              f"({traj.test_attack[0]} PGD steps of {traj.test_attack[1]:g} eps)")
+        print(table(traj))
+        print(summary(traj))
+    run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if args.out is not None:
+        _write(traj, args.out, run_args)
+        if not args.quiet:
+            print(f"wrote {args.out}")
+    if args.plot is not None:
+        _plot(traj, args.plot)
+        if not args.quiet:
+            print(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,340 @@
+"""Monte Carlo of the soft committee machine's online adversarial training in N dimensions.
+
+    run_committee_mc(CommitteeParams(preset="xor", K=4), N=1000, replicas=8, alphas=[0, 10, 50])
+
+Replicas run in parallel (numba prange) in :func:`simulate.kernels.committee.committee_steps`; the attack
+is PGD-l2 on the input gradient in N dimensions.  Seeds: ``numpy.random.SeedSequence(seed).spawn(replicas)``,
+each child spawning (kernel, init); the kernel streams are keyed by integers drawn from the kernel child
+(the convention of :mod:`simulate.mc`).  w_k(0) = sum_d R0_kd B_d + sum_l C_kl e_l with e_l random orthonormal
+vectors orthogonal to span{B} and C C^T = Q0 - R0 R0^T, so the run starts from exactly the ODE's (Q0, R0).
+B_d = the d-th coordinate vector.
+
+Recorded on the alpha grid (steps = round(alpha N)): Q_kl (k < l), R_kd, b_k, v_k of every replica and E, S
+measured on ``n_test`` fresh inputs per observation with the same N-dimensional attack (its expectation given
+the weights is the theory's E(Q, R, b, v), S(...)).  Checkpoints (.npz, atomic) resume bit-identically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from theory.committee import CommitteeParams, State, pack, state_names
+from theory.params import ParameterError
+
+from .mc import alpha_steps
+from .provenance import atomic_write
+
+__all__ = ["CommitteeMCResult", "run_committee_mc", "initial_weights"]
+
+CHECKPOINT_VERSION = 1
+
+
+def _kernels():
+    try:
+        from .kernels import committee
+    except ImportError as err:  # pragma: no cover
+        raise ImportError("the Monte Carlo engine needs numba: pip install -e '.[mc]'") from err
+    return committee
+
+
+def initial_weights(params: CommitteeParams, N: int, seq: np.random.SeedSequence) -> np.ndarray:
+    """K unit vectors in R^N with w_k.B_d = R0_kd and w_k.w_l = Q0_kl exactly (B_d = e_d)."""
+    K, D = params.K, params.D
+    Q0, R0, _, _ = params.initial_state()
+    G = Q0 - R0 @ R0.T
+    lam, U = np.linalg.eigh(0.5 * (G + G.T))
+    C = U * np.sqrt(np.clip(lam, 0.0, None))
+    g = np.random.default_rng(seq).standard_normal((N - D, K))
+    E, _ = np.linalg.qr(g)  # (N - D, K) orthonormal columns
+    W = np.zeros((K, N))
+    W[:, :D] = R0
+    W[:, D:] = C @ E.T
+    return W / np.linalg.norm(W, axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class CommitteeMCResult:
+    """Replica values of every recorded quantity, each (len(alpha), replicas); ``mean``, ``se``, ``std``."""
+
+    params: CommitteeParams
+    N: int
+    replicas: int
+    seed: int
+    eps_test: float
+    test_attack: tuple[int, float]
+    alpha: np.ndarray
+    steps: np.ndarray
+    data: dict[str, np.ndarray]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        return tuple(self.data)
+
+    def values(self, q: str) -> np.ndarray:
+        return self.data[q]
+
+    def mean(self, q: str) -> np.ndarray:
+        return self.data[q].mean(axis=1)
+
+    def std(self, q: str) -> np.ndarray:
+        v = self.data[q]
+        return v.std(axis=1, ddof=1) if v.shape[1] > 1 else np.full(v.shape[0], np.nan)
+
+    def se(self, q: str) -> np.ndarray:
+        return self.std(q) / math.sqrt(self.replicas)
+
+    def __getitem__(self, q: str) -> dict[str, np.ndarray]:
+        return {"mean": self.mean(q), "se": self.se(q), "std": self.std(q), "values": self.values(q)}
+
+    def index(self, alpha: float) -> int:
+        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=0, atol=0.5 / self.N))
+        if idx.size == 0:
+            raise KeyError(f"alpha = {alpha} is not on the output grid")
+        return int(idx[0])
+
+    def to_dict(self, replicas: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"alpha": self.alpha, "steps": self.steps, "N": self.N, "replicas": self.replicas,
+                               "seed": self.seed, "eps_test": self.eps_test, "info": self.info}
+        for q in self.quantities:
+            out[q] = {"mean": self.mean(q), "se": self.se(q), "std": self.std(q)}
+            if replicas:
+                out[q]["values"] = self.values(q)
+        return out
+
+
+def _order_parameters(W, bb, vv, D) -> np.ndarray:
+    """Packed (Q offdiag, R, b, v) per replica, shape (M, n)."""
+    out = []
+    for r in range(W.shape[0]):
+        Q = W[r] @ W[r].T
+        R = W[r][:, :D]
+        out.append(pack(State(Q, R, bb[r], vv[r])))
+    return np.array(out)
+
+
+def run_committee_mc(params: CommitteeParams, N: int, replicas: int, alphas, seed: int = 0, *,
+                     eps_test: float | None = None, test_steps: int | None = None, test_step: float | None = None,
+                     n_test: int = 1000, progress: bool = False, threads: int | None = None,
+                     checkpoint: str | Path | None = None, checkpoint_every: float = 60.0,
+                     stop_after_steps: int | None = None) -> CommitteeMCResult:
+    """Simulate ``replicas`` SGD runs in dimension N; record the order parameters and E, S on ``alphas``."""
+    if not isinstance(params, CommitteeParams):
+        raise ParameterError(f"params must be a CommitteeParams, got {type(params).__name__}")
+    for name, value, lo in (("N", N, params.K + params.D + 1), ("replicas", replicas, 1), ("seed", seed, 0),
+                            ("n_test", n_test, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise ParameterError(f"{name} must be an integer >= {lo}, got {value!r}")
+    N, M = int(N), int(replicas)
+    eps_test = (params.eps if params.eps > 0 else 1.0) if eps_test is None else float(eps_test)
+    if not (math.isfinite(eps_test) and eps_test >= 0):
+        raise ParameterError(f"eps_test must be finite and >= 0, got {eps_test}")
+    s_test = params.pgd_steps if test_steps is None else int(test_steps)
+    a_test = params.pgd_step if test_step is None else float(test_step)
+    steps, alpha = alpha_steps(alphas, N)
+    kern = _kernels()
+    K, D = params.K, params.D
+    mix = params.mixture()
+    root = np.random.SeedSequence(seed)
+    kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
+    keys = np.array([s.generate_state(4, np.uint64) for s in kernel_seqs], dtype=np.uint64)
+    k_main, k_ex, k_test, k_test_ex = (np.ascontiguousarray(keys[:, j]) for j in range(4))
+    W = np.stack([initial_weights(params, N, s) for s in init_seqs])
+    bb = np.tile(np.asarray(params.b0, float), (M, 1))
+    vv = np.tile(np.asarray(params.v0, float), (M, 1))
+    ex_pos = np.zeros(M, np.uint64)
+    stride = np.uint64(1 << max(0, int(N - 1).bit_length()))
+    Bm = np.zeros((D, N))
+    Bm[np.arange(D), np.arange(D)] = 1.0
+    means = np.ascontiguousarray(mix.means)
+    sds = np.sqrt(mix.variances)
+    cum = np.cumsum(mix.priors)
+    labels = mix.labels.astype(float)
+    names = state_names(K, D) + ["E", "S"]
+    rec = np.full((steps.size, M, len(names)), np.nan)
+    sig = hashlib.sha256(json.dumps(dict(p=params.as_dict(), N=N, M=M, seed=seed, steps=steps.tolist(),
+                                         eps_test=eps_test, s=s_test, a=a_test, n_test=n_test,
+                                         v=CHECKPOINT_VERSION), sort_keys=True, default=repr).encode()).hexdigest()[:20]
+    t, k = 0, 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists():
+        with np.load(ckpt, allow_pickle=False) as z:
+            if str(z["signature"]) != sig:
+                raise ParameterError(f"checkpoint {ckpt} belongs to another run; remove it or choose another path")
+            t, k = int(z["t"]), int(z["k"])
+            rec = np.array(z["rec"])
+            W, bb, vv, ex_pos = (np.ascontiguousarray(z[n]) for n in ("W", "bb", "vv", "ex_pos"))
+
+    def save():
+        if ckpt is not None:
+            with atomic_write(ckpt, "wb") as fh:
+                np.savez(fh, signature=np.array(sig), t=np.array(t), k=np.array(k), rec=rec, W=W, bb=bb, vv=vv,
+                         ex_pos=ex_pos)
+
+    previous = None
+    if threads is not None:
+        import numba
+
+        previous = numba.get_num_threads()
+        numba.set_num_threads(int(threads))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(steps[-1]) * M, initial=t * M, unit="step", unit_scale=True,
+                   desc=f"MC committee K={K} N={N} x{M}", leave=False)
+    chunk = max(1, (1 << 21) // (N * K * (params.pgd_steps + 1)))
+    t_start = time.perf_counter()
+    last = time.monotonic()
+    done = 0
+    try:
+        while k < steps.size:
+            if t == steps[k]:
+                E, S = kern.committee_errors(W, bb, vv, k_test, k_test_ex, k, n_test, stride, Bm, means, sds, labels,
+                                             cum, eps_test, s_test, a_test)
+                rec[k, :, :-2] = _order_parameters(W, bb, vv, D)
+                rec[k, :, -2], rec[k, :, -1] = E, S
+                k += 1
+                continue
+            n = int(min(chunk, steps[k] - t))
+            if stop_after_steps is not None:
+                n = min(n, stop_after_steps - done)
+                if n <= 0:
+                    save()
+                    raise InterruptedError(f"stopped after {done} steps (checkpoint {ckpt})")
+            kern.committee_steps(W, bb, vv, k_main, k_ex, ex_pos, t, n, stride, Bm, means, sds, labels, cum,
+                                 params.eta_w, params.eta_b, params.eta_v, params.eps, params.pgd_steps,
+                                 params.pgd_step)
+            t += n
+            done += n
+            if bar is not None:
+                bar.update(n * M)
+            if ckpt is not None and time.monotonic() - last > checkpoint_every:
+                save()
+                last = time.monotonic()
+    finally:
+        if bar is not None:
+            bar.close()
+        if previous is not None:
+            import numba
+
+            numba.set_num_threads(previous)
+    save()
+    data = {n: np.ascontiguousarray(rec[:, :, j]) for j, n in enumerate(names)}
+    info = {"wall_s": time.perf_counter() - t_start, "n_test": n_test, "B": "coordinate vectors e_1..e_D",
+            "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.kernels.rng)",
+            "seeds": "numpy.random.SeedSequence(seed).spawn(replicas); kernel keys from each child"}
+    return CommitteeMCResult(params, N, M, seed, eps_test, (s_test, a_test), alpha, steps, data, info)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The physics tables: ODE beside Monte Carlo at alpha = 10, 50, 200, standard vs adversarial training
+# ---------------------------------------------------------------------------------------------------
+TABLE_ALPHAS = (10.0, 50.0, 200.0)
+
+
+def table_cases() -> dict[str, CommitteeParams]:
+    """The talk's scenario 2 (prior 0.7, rho 2, v 1, eta_w 0.04, eta_b 0.2) with K = 2 (a small asymmetry in R0:
+    the symmetric state of the two units is unstable), and xor with K = 4 (eta_w 0.2, eta_b 0.5, b0 = 0.5 and
+    small overlaps R0 = 0.2 of units 1, 2 with +-B_1 and of units 3, 4 with +-B_2: from b0 = 0 and the preset's
+    R0 the network stays on its plateau beyond alpha = 200), each standard (eps 0) and adversarial (FGSM)."""
+    talk = CommitteeParams(preset="talk", K=2, prior=0.7, R0=[[0.05], [0.0]])
+    xor = CommitteeParams(preset="xor", K=4, eta_w=0.2, eta_b=0.5, b0=[0.5] * 4,
+                          R0=[[0.2, 0.02], [-0.2, 0.03], [0.03, 0.2], [-0.02, -0.2]])
+    return {"talk-K2-standard": talk.replace(eps=0.0), "talk-K2-adversarial": talk.replace(eps=1.0),
+            "xor-K4-standard": xor.replace(eps=0.0), "xor-K4-adversarial": xor.replace(eps=0.3)}
+
+
+def physics_tables(N: int = 1000, replicas: int = 4, seed: int = 2026, n_test: int = 2000, progress: bool = True):
+    """Rows (case, alpha, quantity, ODE, MC mean, MC se); S at eps_test = 1 (talk) or 0.3 (xor)."""
+    from .committee import integrate
+
+    rows = []
+    for name, p in table_cases().items():
+        eps_test = 1.0 if p.preset == "talk" else 0.3
+        res = run_committee_mc(p, N, replicas, [0.0, *TABLE_ALPHAS], seed, eps_test=eps_test, n_test=n_test,
+                               progress=progress)
+        traj = integrate(p, res.alpha, eps_test=eps_test)
+        for i, a in enumerate(res.alpha):
+            if a == 0:
+                continue
+            for q in res.quantities:
+                if q.startswith("v["):
+                    continue
+                rows.append({"case": name, "alpha": float(a), "quantity": q, "ode": float(getattr(traj, q)[i]),
+                             "mc": float(res.mean(q)[i]), "se": float(res.se(q)[i]), "N": N, "replicas": replicas,
+                             "mc_wall_s": res.info["wall_s"]})
+    return rows
+
+
+def xor_plateau(alpha_max: float = 400.0, step: float = 20.0, threshold: float = 0.40) -> dict[str, Any]:
+    """ODE only: E, S(0.3) and max |R_kd| of the xor cases of :func:`table_cases` over alpha, and the first alpha of
+    the grid at which E < ``threshold`` (the end of the plateau; None if not reached)."""
+    from .committee import integrate
+
+    al = np.arange(0.0, alpha_max + 0.5 * step, step)
+    out: dict[str, Any] = {}
+    for name, p in table_cases().items():
+        if p.preset != "xor":
+            continue
+        tr = integrate(p, al, eps_test=0.3)
+        cols = [j for j, n in enumerate(tr.names) if n.startswith("R")]
+        Rmax = np.max(np.abs(tr.y[:, cols]), axis=1)
+        below = np.flatnonzero(tr.E < threshold)
+        out[name] = {"alpha": al, "E": tr.E, "S": tr.S, "Rmax": Rmax,
+                     f"alpha_E_below_{threshold:g}": float(al[below[0]]) if below.size else None}
+    return out
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from .cli import ArgumentParser
+    from .provenance import provenance, write_json
+
+    parser = ArgumentParser(prog="python -m simulate.mc_committee",
+                            description="The committee machine's physics tables: ODE beside Monte Carlo at alpha = "
+                                        "10, 50, 200 for the talk (K = 2) and xor (K = 4), standard vs adversarial.")
+    parser.add_argument("--N", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--n-test", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=None, metavar="JSON")
+    parser.add_argument("--plateau", type=Path, default=None, metavar="JSON",
+                        help="instead: the ODE's xor plateau (E, S, max|R| to alpha = 400) into JSON")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.plateau is not None:
+        res = xor_plateau()
+        for name, r in res.items():
+            print(f"{name}: E < 0.4 first at alpha = {r['alpha_E_below_0.4']}")
+            for a, E, S, m in list(zip(r["alpha"], r["E"], r["S"], r["Rmax"]))[::2]:
+                print(f"  alpha {a:5g}  E {E:.4f}  S(0.3) {S:.4f}  max|R| {m:.3f}")
+        write_json(args.plateau, {"provenance": provenance(params={k: p for k, p in table_cases().items()}),
+                                  "eps_test": 0.3, "cases": res})
+        return 0
+    if args.N < 8 or args.replicas < 2 or args.seed < 0 or args.n_test < 1:
+        parser.error("--N must be >= 8, --replicas >= 2, --seed >= 0, --n-test >= 1")
+    if args.out is not None and args.out.suffix.lower() != ".json":
+        parser.error(f"--out must end in .json, got {args.out}")
+    rows = physics_tables(args.N, args.replicas, args.seed, args.n_test, progress=not args.quiet)
+    print(f"# ODE | MC mean ± se (N={args.N}, {args.replicas} replicas, seed {args.seed})")
+    for r in rows:
+        print(f"{r['case']:22} {r['alpha']:5g} {r['quantity']:8} {r['ode']:9.5f} | {r['mc']:9.5f} ± {r['se']:.5f}")
+    if args.out is not None:
+        write_json(args.out, {"provenance": provenance(params={k: p for k, p in table_cases().items()},
+                                                       seeds={"root_seed": args.seed, "replicas": args.replicas},
+                                                       N=args.N, n_test=args.n_test), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
