@@ -76,7 +76,7 @@ def _train(args) -> int:
             xb, yb = x[idx], y[idx]
             step = epoch * batches_per_epoch + b
             eps_t = args.eps * min(1.0, (step + 1) / batches_per_epoch)
-            attack = get_attack("pgd", threat, eps=eps_t, alpha=args.alpha * eps_t / args.eps,
+            attack = get_attack("pgd", threat, eps=eps_t, step_size=args.alpha * eps_t / args.eps,
                                 steps=args.steps, random_start=True)
             model.eval()
             xa = attack(model, xb, yb, generator=gen)
@@ -117,14 +117,14 @@ def _eval(args) -> int:
 
     from .attacks import get_attack
     from .evaluate import format_table
-    from .sanity import gradient_masking_warnings
+    from .gradient_masking import gradient_masking_warnings
     from .threats import get_threat
 
     model, state, x, y = _trained_model_and_test_data(args)
     linf, l1, l2 = (get_threat(t, "mnist") for t in ("linf", "l1", "l2"))
     attacks = {
-        "linf/pgd-40": get_attack("pgd", linf, steps=40, alpha=0.01),
-        "linf/pgd-100x5": get_attack("pgd", linf, steps=100, alpha=0.01, restarts=5),
+        "linf/pgd-40": get_attack("pgd", linf, steps=40, step_size=0.01),
+        "linf/pgd-100x5": get_attack("pgd", linf, steps=100, step_size=0.01, restarts=5),
         "linf/apgd-ce-100": get_attack("apgd", linf, steps=100, loss="ce"),
         "linf/apgd-margin-100": get_attack("apgd", linf, steps=100, loss="margin"),
         "l2/pgd-100": get_attack("pgd", l2, steps=100),
@@ -197,7 +197,7 @@ def _sanity(args) -> int:
 
     from simulate.provenance import provenance, write_json
 
-    from .sanity import gradient_masking_warnings
+    from .gradient_masking import gradient_masking_warnings
     from .threats import get_threat
 
     model, state, x, y = _trained_model_and_test_data(args)
@@ -210,7 +210,7 @@ def _sanity(args) -> int:
     data = json.loads(out.read_text()) if out.exists() else {}
     data["gradient_masking_by_threat"] = {
         "n_images": len(x), "warnings": found,
-        "provenance": provenance(params={"n": len(x), "checks": "empirical.sanity.gradient_masking_warnings"},
+        "provenance": provenance(params={"n": len(x), "checks": "empirical.gradient_masking.gradient_masking_warnings"},
                                  seeds={"attack": args.seed}, device="cpu"),
     }
     write_json(out, data)

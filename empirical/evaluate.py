@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sanity", type=int, default=0, metavar="N",
-                   help="run the gradient-masking self-checks (empirical.sanity) on the first N images per l_p threat")
+                   help="run the gradient-masking self-checks (empirical.gradient_masking) on the first N images per l_p threat")
     p.add_argument("--out", default=None, help="JSON result file")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     print(summary_table(summary))
     checks = {}
     if args.sanity > 0:
-        from .sanity import gradient_masking_warnings
+        from .gradient_masking import gradient_masking_warnings
         from .threats import L1Ball, L2Ball, LinfBall
 
         xs, ys = x[:args.sanity].to(device), y[:args.sanity].to(device)

@@ -296,15 +296,16 @@ class L1Ball(Threat):
         return project_l1_box(r, self.eps, lo, hi)
 
     def sparse_direction(self, x_adv, grad, k: torch.Tensor | int | None = None, box: bool = True,
-                         signed: bool = True):
+                         signed: bool = True, face_tol: float = 0.0):
         """sign(g) (``signed``) or g itself on the top-k coordinates by |g| (default k = ceil((1 - q/100) d)),
-        normalised to unit l1 norm ([n, ...]). With ``box``, coordinates of ``x_adv`` at a box face whose
-        gradient pushes outwards cannot move and are left out."""
+        normalised to unit l1 norm ([n, ...]). With ``box``, coordinates of ``x_adv`` at a box face (within
+        ``face_tol``: x + (1 - x) can round to 1 - 1e-16) whose gradient pushes outwards cannot move and are left
+        out."""
         g = _flat(grad)
         mag = g.abs()
         if box:
             xa = _flat(x_adv)
-            movable = ~(((xa <= 0) & (g < 0)) | ((xa >= 1) & (g > 0)))
+            movable = ~(((xa <= face_tol) & (g < 0)) | ((xa >= 1 - face_tol) & (g > 0)))
             mag = torch.where(movable, mag, torch.zeros_like(mag))
         d = g.shape[1]
         if k is None:

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from empirical.evaluate import main, robustness_matrix, summarize  # noqa: E402
 from empirical.models import MnistCNN, SmallMnistCNN  # noqa: E402
-from empirical.sanity import GradientMaskingWarning, gradient_masking_warnings  # noqa: E402
+from empirical.gradient_masking import GradientMaskingWarning, gradient_masking_warnings  # noqa: E402
 from empirical.threats import get_threat  # noqa: E402
 
 torch.set_num_threads(1)
