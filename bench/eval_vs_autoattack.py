@@ -104,8 +104,9 @@ def run(args) -> int:
                                 "robust": robust.int().tolist()}
         print(f"{args.suite} {name} {eps:g}: accuracy {robust.float().mean():.3f}  wall {wall_s:.0f} s  "
               f"cpu {cpu_s:.0f} s  in set: {bool(inside.all())}", flush=True)
-    out["provenance"] = provenance(params=vars(args), seeds={"attack_generator": 0, "autoattack_seed": 0})
-    write_json(args.out, out)
+        # rewritten after every threat, so a long run leaves the finished threats behind
+        out["provenance"] = provenance(params=vars(args), seeds={"attack_generator": 0, "autoattack_seed": 0})
+        write_json(args.out, out)
     return 0
 
 
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
     r.add_argument("--n", type=int, default=1000)
     r.add_argument("--batch-size", type=int, default=500)
     r.add_argument("--threads", type=int, default=1)
-    r.add_argument("--threats", default="linf,l2,l1")
+    r.add_argument("--threats", default="l1,l2,linf", help="in this order (each is written when done)")
     r.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"))
     r.add_argument("--ref", type=Path, default=Path("/work/ref/auto-attack"), help="fetched fra31/auto-attack")
     r.add_argument("--old-tree", type=Path, default=Path("/work/ref/old"), help="export of the old commit")
