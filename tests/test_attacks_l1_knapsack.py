@@ -8,8 +8,8 @@ the attack and of the projection code) and asks APGD-l_1 to reach it within 1% (
 points with most pixels at 0 or 1, where the box binds, and from points well inside the box, where the optimum is
 a vertex of the l_1 ball. A deliberately wrong variant (the step also spends budget on coordinates at a box face
 whose gradient points outwards, which the projection then clips) must fail the same test. Measured with 100
-steps: this module's APGD-l_1 worst gaps 0.3% (faces, eps 10), 0.3% (faces, eps 3), 0 (inside); the previous
-l_1 attack of this project 0.7%, 1.3% and 2.9%; AutoAttack's APGD-l_1 (use_largereps, run from a copy outside
+steps: this module's APGD-l_1 worst gaps 0.3% (faces, eps 10), 0.03% (faces, eps 3), 0 (inside); the previous
+l_1 attack of this project 0.7%, 1.6% and 2.9% (it fails the last two); AutoAttack's APGD-l_1 (use_largereps, run from a copy outside
 the repository) 0.4% (faces, eps 10) and 9.1% (inside: it stalls on a face of the l_1 ball).
 """
 
@@ -103,7 +103,7 @@ def test_knapsack_optimum_matches_linear_programme():
 
 
 # (kind, eps): MNIST-like points at the MNIST budget and below it (where the previous l_1 step missed the
-# optimum by 1.2-1.6%), and points well inside the box (optimum at a vertex of the l_1 ball; previous: 2.9%).
+# optimum by 1.6%), and points well inside the box (optimum at a vertex of the l_1 ball; previous: 2.9%).
 @pytest.mark.parametrize("kind,eps", [("faces", 10.0), ("faces", 3.0), ("inside", 1.0)])
 def test_apgd_l1_reaches_knapsack_optimum(kind, eps):
     gap = _worst_gap(APGD(L1Ball(eps=eps), steps=100), kind, eps)
