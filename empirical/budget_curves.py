@@ -6,7 +6,7 @@
 For every trained run under ``--runs`` (one folder per scheme, each with ``model.pt``, as written by
 ``python -m empirical.reproduce``) and every threat, the robust accuracy on the first ``--n`` test images
 at each budget of ``--budgets`` (budget 0 is the clean accuracy), under the evaluation module's attacks of
-strength ``--strength`` (default 'eval': APGD-CE then APGD-margin).  The JSON has, per table row,
+strength ``--strength`` (default 'eval': APGD-CE then APGD-T).  The JSON has, per table row,
 {threat: {"eps": [...], "accuracy": [...]}}, with provenance; ``figures`` draws it beside the table.
 """
 

@@ -4,7 +4,7 @@
 
 Definitions (RobustBench / Tramer & Boneh 2019 conventions): example i is *robust to threat j* when it is
 correctly classified clean AND at the point returned by threat j's evaluation attack (``attack_for(threat,
-"eval")``: APGD-CE then APGD-margin for l_p balls, full grid for rotation-translation). Then
+"eval")``: APGD-CE then APGD-T for l_p balls, full grid for rotation-translation). Then
 
     clean accuracy     = mean_i clean_i
     threat-j accuracy  = mean_i M_ij
