@@ -83,7 +83,7 @@ def test_square_breaks_the_clearly_breakable_points(norm):
         robust = model(x_adv).argmax(1) == y
     assert not bool((~robust & (worst > 1e-6)).any()), "Square broke a robust point: it left the set"
     # Random search reaches the optimum only approximately: ask for the points at least 0.2 eps |w|-units away.
-    scale = eps * float(torch.linalg.vector_norm(model[1].weight, ord=DUAL[norm], dim=1).mean())
+    scale = eps * float(torch.linalg.vector_norm(model[1].weight.detach(), ord=DUAL[norm], dim=1).mean())
     clear = worst < -0.2 * scale
     assert int(clear.sum()) > 5
     missed = robust & clear
