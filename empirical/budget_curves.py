@@ -7,7 +7,7 @@ For every trained run under ``--runs`` (one folder per scheme, each with ``model
 ``python -m empirical.reproduce``) and every threat of ``--threats``, the robust accuracy on the first
 ``--test-limit`` test images at each budget of ``--eps`` (the common budget syntax with a name repeated
 once per budget; budget 0 is the clean accuracy), under the evaluation module's attacks of strength
-``--strength`` (default 'eval': APGD-CE then APGD-margin).  The JSON has, per table row,
+``--strength`` (default 'eval': APGD-CE then APGD-T).  The JSON has, per table row,
 {threat: {"eps": [...], "accuracy": [...]}}, with provenance; ``figures`` draws it beside the table.
 """
 

@@ -57,8 +57,8 @@ def check_attacks(eps: dict | None = None) -> dict:
 
     linf, l1, l2, rt = make_threats(("linf", "l1", "l2", "rt"), "mnist", eps)
     return {
-        "linf/pgd-40": (linf, get_attack("pgd", linf, steps=40, alpha=0.01)),
-        "linf/pgd-100x5": (linf, get_attack("pgd", linf, steps=100, alpha=0.01, restarts=5)),
+        "linf/pgd-40": (linf, get_attack("pgd", linf, steps=40, step_size=0.01)),
+        "linf/pgd-100x5": (linf, get_attack("pgd", linf, steps=100, step_size=0.01, restarts=5)),
         "linf/apgd-ce-100": (linf, get_attack("apgd", linf, steps=100, loss="ce")),
         "linf/apgd-margin-100": (linf, get_attack("apgd", linf, steps=100, loss="margin")),
         "l2/pgd-100": (l2, get_attack("pgd", l2, steps=100)),
@@ -94,7 +94,7 @@ def _eval(p, args) -> int:
     from simulate.provenance import provenance, write_json
 
     from .evaluate import clean_correct, format_table, robustness_matrix
-    from .sanity import gradient_masking_warnings
+    from .gradient_masking import gradient_masking_warnings
     from .utils import make_generator
 
     model, name, x, y, device = _model_and_data(p, args)
@@ -147,7 +147,7 @@ def _sanity(p, args) -> int:
     merged into the result file written by ``eval`` (key "gradient_masking_by_threat")."""
     from simulate.provenance import provenance, write_json
 
-    from .sanity import gradient_masking_warnings
+    from .gradient_masking import gradient_masking_warnings
     from .threats import make_threats
     from .utils import make_generator
 
@@ -168,7 +168,7 @@ def _sanity(p, args) -> int:
         print(f"{threat.name}: {found[threat.name] or 'no warning'}")
     data["gradient_masking_by_threat"] = {
         "n_images": len(x), "warnings": found,
-        "provenance": provenance(params={"n": len(x), "checks": "empirical.sanity.gradient_masking_warnings"},
+        "provenance": provenance(params={"n": len(x), "checks": "empirical.gradient_masking.gradient_masking_warnings"},
                                  seeds={"attack": args.seed}, device=str(device)),
     }
     write_json(out, data)

@@ -4,7 +4,7 @@
 
 Definitions (RobustBench / Tramer & Boneh 2019 conventions): example i is *robust to threat j* when it is
 correctly classified clean AND at the point returned by threat j's evaluation attack (``attack_for(threat,
-"eval")``: APGD-CE then APGD-margin for l_p balls, full grid for rotation-translation). Then
+"eval")``: APGD-CE then APGD-T for l_p balls, full grid for rotation-translation). Then
 
     clean accuracy     = mean_i clean_i
     threat-j accuracy  = mean_i M_ij
@@ -171,7 +171,7 @@ def build_parser():
                    help="evaluate on the first N test images [default: 1000]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=250, metavar="N", help="[default: 250]")
     p.add_argument("--sanity", type=number(int, 0, 10000, why="at most the test split's 10,000 images"), default=0,
-                   metavar="N", help="run the gradient-masking self-checks (empirical.sanity) on the first N "
+                   metavar="N", help="run the gradient-masking self-checks (empirical.gradient_masking) on the first N "
                                      "images per l_p threat [default: 0, none]")
     p.add_argument("--out", type=path_type, default=None, metavar="FILE",
                    help="JSON result file [default: none, print only]")
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     print(summary_table(summary))
     checks = {}
     if args.sanity > 0:
-        from .sanity import gradient_masking_warnings
+        from .gradient_masking import gradient_masking_warnings
 
         xs, ys = x[:args.sanity].to(device), y[:args.sanity].to(device)
         for n, t in zip(names, threats):

@@ -13,7 +13,7 @@
 Each scheme is a separate ``python -m empirical.train`` process (``--jobs`` at a time), so every run is
 resumable: rerunning the command skips finished runs and resumes interrupted ones from their checkpoints
 (runs live under ``--runs``).  Evaluation (``python -m empirical.train --evaluate-only``) uses the
-evaluation module's strongest attacks (APGD-CE then APGD-margin, 100 steps each, for every l_p norm) on
+evaluation module's strongest attacks (APGD-CE then APGD-T, AutoAttack's standard pair per l_p norm) on
 the first ``--test-limit`` test images; union accuracy is the AND over the threats, per example.
 
 Presets (``PRESETS``):
@@ -266,7 +266,7 @@ def main(argv=None) -> int:
 
     published = PUBLISHED["cifar10" if args.dataset.startswith("cifar") else "mnist"]
     params = {"dataset": args.dataset, "preset": args.preset, "train_flags": base, "test_limit": args.test_limit,
-              "eval_attacks": "evaluation module, strength 'eval' (APGD-CE + APGD-margin, 100 steps each)",
+              "eval_attacks": "evaluation module, strength 'eval' (APGD-CE + APGD-T, AutoAttack standard)",
               "budgets": {"mnist": {"linf": 0.3, "l1": 10, "l2": 2}, "cifar10": {"linf": 8 / 255, "l1": 12, "l2": 0.5}}
               ["cifar10" if args.dataset.startswith("cifar") else "mnist"]}
     done = [r for r in rows if "error" not in r]

@@ -100,7 +100,7 @@ def project_l1_box(v: torch.Tensor, eps: float | torch.Tensor, lo: torch.Tensor 
     below = g_at <= eps_t[:, None]
     k = torch.argmax(below.to(torch.int8), dim=1)
     k_prev = (k - 1).clamp_min(0)
-    gk, gkp = g_at.gather(1, k[:, None])[:, 0], g_at.gather(1, k_prev[:, None])[:, 0]
+    gkp = g_at.gather(1, k_prev[:, None])[:, 0]
     bk, bkp = b0.gather(1, k[:, None])[:, 0], b0.gather(1, k_prev[:, None])[:, 0]
     sl = slope_after.gather(1, k_prev[:, None])[:, 0]
     # On (bkp, bk) g is linear with slope sl: lam = bkp + (gkp - eps) / (-sl).
@@ -303,15 +303,16 @@ class L1Ball(LpThreat):
         return project_l1_box(r, self.eps, lo, hi)
 
     def sparse_direction(self, x_adv, grad, k: torch.Tensor | int | None = None, box: bool = True,
-                         signed: bool = True):
+                         signed: bool = True, face_tol: float = 0.0):
         """sign(g) (``signed``) or g itself on the top-k coordinates by |g| (default k = ceil((1 - q/100) d)),
-        normalised to unit l1 norm ([n, ...]). With ``box``, coordinates of ``x_adv`` at a box face whose
-        gradient pushes outwards cannot move and are left out."""
+        normalised to unit l1 norm ([n, ...]). With ``box``, coordinates of ``x_adv`` at a box face (within
+        ``face_tol``: x + (1 - x) can round to 1 - 1e-16) whose gradient pushes outwards cannot move and are left
+        out."""
         g = _flat(grad)
         mag = g.abs()
         if box:
             xa = _flat(x_adv)
-            movable = ~(((xa <= 0) & (g < 0)) | ((xa >= 1) & (g > 0)))
+            movable = ~(((xa <= face_tol) & (g < 0)) | ((xa >= 1 - face_tol) & (g > 0)))
             mag = torch.where(movable, mag, torch.zeros_like(mag))
         d = g.shape[1]
         if k is None:

@@ -57,7 +57,7 @@ def results_compute(params: dict) -> dict:
         side_json = json.loads(side.read_text()) if side.exists() else {}
         side_curves = side_json.get("curves", {})
         out[f"t{i}/curve_attacks"] = np.array(
-            {"train": "PGD-10 / SLIDE-10 (training-strength)", "eval": "APGD-CE + APGD-margin, 100 steps"}
+            {"train": "PGD-10 / SLIDE-10 (training-strength)", "eval": "APGD-CE + APGD-T (AutoAttack standard)"}
             .get(side_json.get("params", {}).get("strength"), "as in the table"))
         for r in rows:
             for threat, curve in {**r.get("budget_curves", {}), **side_curves.get(r["row"], {})}.items():

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from empirical.attacks import ATTACKS, APGD, PGD, SLIDE, attack_for, get_attack  # noqa: E402
+from empirical.attacks import ATTACKS, APGD, APGDT, PGD, SLIDE, attack_for, get_attack  # noqa: E402
 from empirical.attacks.apgd import checkpoints  # noqa: E402
 from empirical.attacks.losses import get_loss, margin  # noqa: E402
 from empirical.threats import (AffineCombination, L1Ball, L2Ball, LinfBall, RotationTranslation,  # noqa: E402
@@ -47,7 +47,7 @@ def test_linear_model_reaches_closed_form_optimum(norm, attack):
     threat = get_threat(norm, eps=eps)
     # PGD with step eps/4 (Madry's 2.5 eps/steps converges on the l_2 sphere only like (1 - 2.5/steps)^k);
     # APGD with its own adaptive step size.
-    hyper = dict(alpha=eps / 4) if attack == "pgd" else {}
+    hyper = dict(step_size=eps / 4) if attack == "pgd" else {}
     atk = get_attack(attack, threat, steps=100, loss="ce", **hyper)
     x_adv = atk(model, x, y, generator=torch.Generator().manual_seed(2))
     assert bool(threat.contains(x_adv, x).all())
@@ -107,9 +107,11 @@ def _tiny_cnn(seed=0):
 
 
 _THREAT_FOR = {"pgd": ["linf", "l2", "l1"], "slide": ["l1"], "apgd": ["linf", "l2", "l1"], "rt_grid": ["rt"],
+               "apgd_t": ["linf", "l2", "l1"], "square": ["linf", "l2"],
                "rt_random": ["rt"], "affine": ["affine:linf:l1:0.5", "affine:rt:linf:0.5"],
                "msd": [("linf", "l2", "l1")]}
-_SMALL = {"pgd": dict(steps=5), "slide": dict(steps=5), "apgd": dict(steps=5), "rt_grid": dict(n_angles=5, n_shifts=3),
+_SMALL = {"pgd": dict(steps=5), "slide": dict(steps=5), "apgd": dict(steps=5),
+          "apgd_t": dict(steps=5, n_target_classes=2), "square": dict(n_queries=20), "rt_grid": dict(n_angles=5, n_shifts=3),
           "rt_random": dict(k=4), "affine": dict(steps=5, restarts=2), "msd": dict(steps=5)}
 
 
@@ -154,6 +156,12 @@ def test_registry_and_defaults():
     assert isinstance(attack_for(get_threat("linf"), "train"), PGD)
     ev = attack_for(get_threat("l1"), "eval")
     assert all(isinstance(a, APGD) for a in ev.attacks)
+    # AutoAttack's standard suite: APGD-CE (l_1: 5 restarts, 3/2/1 eps schedule) then APGD-T.
+    ce, tg = ev.attacks
+    assert type(ce) is APGD and ce.loss == "ce" and ce.restarts == 5 and ce.use_largereps
+    assert isinstance(tg, APGDT) and tg.n_target_classes == 5 and tg.use_largereps
+    ce_inf, tg_inf = attack_for(get_threat("linf"), "eval").attacks
+    assert ce_inf.restarts == 1 and not ce_inf.use_largereps and tg_inf.n_target_classes == 9
     assert get_attack("pgd", get_threat("linf"), eps=0.1).threat.eps == 0.1
     with pytest.raises(ValueError, match="steps"):
         get_attack("pgd", get_threat("linf"), steps=0)

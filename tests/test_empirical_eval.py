@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from empirical.evaluate import main, robustness_matrix, summarize  # noqa: E402
 from empirical.models import MnistCNN, SmallMnistCNN  # noqa: E402
-from empirical.sanity import GradientMaskingWarning, gradient_masking_warnings  # noqa: E402
+from empirical.gradient_masking import GradientMaskingWarning, gradient_masking_warnings  # noqa: E402
 from empirical.threats import get_threat  # noqa: E402
 
 torch.set_num_threads(1)
@@ -137,6 +137,8 @@ def test_sanity_checks_flag_masked_model_and_pass_linear_model():
         warnings.simplefilter("always")
         found = gradient_masking_warnings(masked, x, ym, get_threat("linf", eps=0.2), generator=g)
     assert any(w_.startswith("large_budget") for w_ in found) or any(w_.startswith("gradient_free") for w_ in found)
+    # The gradient-free Square attack breaks points that APGD-CE + APGD-T (zero gradients) left robust.
+    assert any(w_.startswith("square") for w_ in found), found
     assert any(issubclass(r.category, GradientMaskingWarning) for r in rec)
 
 

@@ -94,8 +94,8 @@ def test_budget_warmup_scales_the_training_attacks(scheme):
 
     def state():
         if scheme == "msd":
-            return [t.eps for t in s.msd.threats], list(s.msd.alpha)
-        return [a.threat.eps for a in s.attacks], [a.alpha for a in s.attacks]
+            return [t.eps for t in s.msd.threats], list(s.msd.step_size)
+        return [a.threat.eps for a in s.attacks], [a.step_size for a in s.attacks]
 
     eps1, alpha1 = state()
     s.set_budget_scale(0.25)

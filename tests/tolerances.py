@@ -76,3 +76,7 @@ COMMITTEE_SYMBOLIC_ATTACK = 5e-5
 COMMITTEE_WRONG_MIN_GAP = 2e-4
 # finite-size allowance c/N of the ODE-vs-MC check for every committee quantity (as simulate.compare's c)
 COMMITTEE_BIAS = 0.5
+
+# An attack on a linear model against its closed-form optimum (the l_1 fractional knapsack, the l_inf / l_2
+# dual norms): within 1% relative, the acceptance criterion of the attacks (a weaker l_1 step misses by >3%).
+ATTACK_OPTIMUM_RTOL = 0.01

@@ -3,11 +3,11 @@
 Threat: S(x) = {x + beta r_a + (1 - beta) r_b : r_a in R_a(x), r_b in R_b(x)} ∩ [0, 1]^d
 (:class:`AffineCombination`). Two l_p parts: joint PGD on (r_a, r_b); the gradient of the loss at
 x' = clamp(x + beta r_a + (1 - beta) r_b) with respect to each part is taken by autograd, each part moves
-by its own steepest-ascent step (sign / normalised / sparse top-q) of size ``alpha_a``, ``alpha_b`` and is
+by its own steepest-ascent step (sign / normalised / sparse top-q) of size ``step_size`` = (a, b) and is
 projected exactly onto its ball. Rotation-translation first part: r_a = T_theta(x) - x with theta drawn at
 random per restart (restart 0: theta = 0), then PGD on r_b at that theta; the worst restart is kept.
 
-Arguments: ``threat``; ``steps`` = 40; ``restarts`` = 1; ``alpha`` = (alpha_a, alpha_b) (default
+Arguments: ``threat``; ``steps`` = 40; ``restarts`` = 1; ``step_size`` = (step_a, step_b) (default
 2.5 eps_part / steps each); ``random_start`` = True; ``loss`` = 'ce'.
 """
 
@@ -28,7 +28,7 @@ def _flat(t):
 class AffineAttack(Attack):
     name = "affine"
 
-    def __init__(self, threat, steps: int = 40, restarts: int = 1, alpha=None, random_start: bool = True,
+    def __init__(self, threat, steps: int = 40, restarts: int = 1, step_size=None, random_start: bool = True,
                  loss: str = "ce", eps=None):
         if not isinstance(threat, AffineCombination):
             raise ValueError(f"affine attacks an affine:<a>:<b> threat, got {threat!r}")
@@ -39,13 +39,13 @@ class AffineAttack(Attack):
         self.restarts = check_positive_int("restarts", restarts)
         self.random_start = bool(random_start)
         a_eps = 0.0 if isinstance(threat.a, RotationTranslation) else threat.a.eps
-        self.alpha = tuple(alpha) if alpha is not None else (2.5 * a_eps / steps, 2.5 * threat.b.eps / steps)
+        self.step_size = tuple(step_size) if step_size is not None else (2.5 * a_eps / steps, 2.5 * threat.b.eps / steps)
 
-    def _part_step(self, part, r, g, alpha):
+    def _part_step(self, part, r, g, step_size):
         if part.name == "l1":
-            r = r + alpha * part.sparse_direction(r, g, box=False)
+            r = r + step_size * part.sparse_direction(r, g, box=False)
         else:
-            r = part.step(r, g, alpha)
+            r = part.step(r, g, step_size)
         return part.project_delta(_flat(r)).reshape(r.shape)
 
     def perturb(self, model, x, y, generator):
@@ -76,8 +76,8 @@ class AffineAttack(Attack):
                     break
                 with torch.no_grad():
                     if not rt:
-                        r_a = self._part_step(T.a, r_a.detach(), grads[0], self.alpha[0])
-                    r_b = self._part_step(T.b, r_b.detach(), grads[-1], self.alpha[1])
+                        r_a = self._part_step(T.a, r_a.detach(), grads[0], self.step_size[0])
+                    r_b = self._part_step(T.b, r_b.detach(), grads[-1], self.step_size[1])
             r_a = r_a.detach()
         return best.x
 

@@ -43,6 +43,14 @@ class Best:
         self.loss = torch.where(better, loss, self.loss)
         self.fooled = self.fooled | fooled
 
+    def update_at(self, idx: torch.Tensor, x: torch.Tensor, loss: torch.Tensor, fooled: torch.Tensor) -> None:
+        """``update`` for the examples ``idx`` only (x, loss, fooled hold those examples, in that order)."""
+        better = (fooled & ~self.fooled[idx]) | ((fooled == self.fooled[idx]) & (loss > self.loss[idx]))
+        sel = idx[better]
+        self.x[sel] = x[better].detach().to(self.x.dtype)
+        self.loss[sel] = loss[better].to(self.loss.dtype)
+        self.fooled[idx] = self.fooled[idx] | fooled
+
 
 class Attack:
     """Base class. Subclasses set ``name`` and implement ``perturb(model, x, y, generator)``."""

@@ -7,13 +7,13 @@ Algorithm (Maini, Wong & Kolter, "Adversarial robustness against the union of mu
 models", ICML 2020): start at x' = x (or at a random point of the first threat's set); at every step
 compute g = grad_x' CE(f(x'), y) once, form for every threat k the candidate
 
-    x'_k = Proj_k(x' + steepest-ascent step of threat k along g with step size alpha_k),
+    x'_k = Proj_k(x' + steepest-ascent step of threat k along g with step size step_size_k),
 
 (``threat.step`` then ``threat.project``, so each candidate lies in its own ball), evaluate the loss of
 every candidate and keep, per example, the candidate with the highest loss.  This implementation also
 remembers, per example, the highest-loss point seen over all steps and returns it (never weaker).
 
-Arguments: ``threats`` (sequence of Threat), ``steps`` (default 100), ``alpha`` (step size per threat:
+Arguments: ``threats`` (sequence of Threat), ``steps`` (default 100), ``step_size`` (per threat:
 a number, a dict name -> size, or None for 2.5 * eps_k / steps, Madry et al.'s rule), ``random_start``
 (default False, as in MSD), ``loss`` ('ce', the attack module's losses).  Calling ``attack(model, x, y, generator=None)`` with x [n, C, H, W] in [0, 1]
 and int64 labels y [n] returns x' of the same shape (deterministic given the generator).
@@ -25,7 +25,6 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from . import register_attack
 from .base import Attack
 
 __all__ = ["MSDAttack"]
@@ -40,7 +39,7 @@ class MSDAttack(Attack):
 
     name = "msd"
 
-    def __init__(self, threats: Sequence[Any], steps: int = 100, alpha: float | Mapping[str, float] | None = None,
+    def __init__(self, threats: Sequence[Any], steps: int = 100, step_size: float | Mapping[str, float] | None = None,
                  random_start: bool = False, loss: str = "ce"):
         if not isinstance(threats, (list, tuple)):
             threats = [threats]
@@ -53,21 +52,21 @@ class MSDAttack(Attack):
         if not (isinstance(steps, int) and steps >= 1):
             raise ValueError(f"steps must be a positive integer, got {steps!r}")
         self.threats, self.steps, self.random_start = list(threats), steps, bool(random_start)
-        self.alpha = []
+        self.step_size = []
         for t in self.threats:
-            if alpha is None:
+            if step_size is None:
                 a = 2.5 * float(t.eps) / steps
-            elif isinstance(alpha, Mapping):
-                a = float(alpha.get(t.name, 2.5 * float(t.eps) / steps))
+            elif isinstance(step_size, Mapping):
+                a = float(step_size.get(t.name, 2.5 * float(t.eps) / steps))
             else:
-                a = float(alpha)
+                a = float(step_size)
             if not a > 0:
-                raise ValueError(f"alpha for threat {t.name!r} must be > 0, got {a}")
-            self.alpha.append(a)
+                raise ValueError(f"step_size for threat {t.name!r} must be > 0, got {a}")
+            self.step_size.append(a)
 
     def __repr__(self) -> str:
         names = ",".join(f"{t.name}:{t.eps:g}" for t in self.threats)
-        return f"MSDAttack({names}, steps={self.steps}, alpha={self.alpha}, random_start={self.random_start})"
+        return f"MSDAttack({names}, steps={self.steps}, step_size={self.step_size}, random_start={self.random_start})"
 
     def _loss(self, model, x, y) -> torch.Tensor:
         return self.loss_fn(model(x).float(), y)
@@ -84,7 +83,7 @@ class MSDAttack(Attack):
                 grad, = torch.autograd.grad(self._loss(model, x_adv, y).sum(), x_adv)
             x_adv = x_adv.detach()
             with torch.no_grad():
-                cands = [t.project(t.step(x_adv, grad, a), x) for t, a in zip(self.threats, self.alpha)]
+                cands = [t.project(t.step(x_adv, grad, a), x) for t, a in zip(self.threats, self.step_size)]
                 losses = torch.stack([self._loss(model, c, y) for c in cands])  # [k, n]
                 step_loss, which = losses.max(0)
                 x_adv = torch.stack(cands)[which, torch.arange(x.shape[0], device=x.device)]
@@ -93,5 +92,3 @@ class MSDAttack(Attack):
                 best_loss = torch.where(better, step_loss, best_loss)
         return best.detach()
 
-
-register_attack("msd", MSDAttack)
