@@ -17,7 +17,8 @@ from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, RANGES, ParameterError, 
 
 __all__ = ["ArgumentParser", "add_param_arguments", "params_from_args", "flag_name", "real", "number",
            "TABLE_ALPHAS", "UNFINISHED", "one_line_errors", "as_flag_message", "add_output_arguments",
-           "table_indices", "params_line", "PLOT_SUFFIXES", "check_outputs", "check_output"]
+           "table_indices", "params_line", "PLOT_SUFFIXES", "check_outputs", "check_output",
+           "write_outputs"]
 
 _CHOICES = {"eps_law": EPS_LAWS, "loss": LOSSES}
 
@@ -232,3 +233,17 @@ def check_output(parser: argparse.ArgumentParser, flag: str, path, *, folder: bo
         parser.error(f"{flag}: {str(path)!r} lies under {str(parent)!r}, which is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         parser.error(f"{flag}: folder {str(parent)!r} is not writable")
+
+
+def write_outputs(args: argparse.Namespace, write, plot=None) -> None:
+    """--out through ``write(path, run_args)`` and --plot through ``plot(path)``, each reported unless --quiet;
+    ``run_args`` are the parsed flags, paths as strings (for the provenance)."""
+    run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if args.out is not None:
+        write(args.out, run_args)
+        if not args.quiet:
+            print(f"wrote {args.out}")
+    if plot is not None and getattr(args, "plot", None) is not None:
+        plot(args.plot)
+        if not args.quiet:
+            print(f"wrote {args.plot}")

@@ -34,7 +34,7 @@ from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, St
 from theory.params import ParameterError
 
 from .cli import (ArgumentParser, add_output_arguments, check_outputs, flag_name, number, one_line_errors, real,
-                  table_indices)
+                  table_indices, write_outputs)
 from .ode import default_alphas
 from .provenance import provenance, save_figure, write_result
 
@@ -303,15 +303,7 @@ def _run(args: argparse.Namespace, params: CommitteeParams, alphas: np.ndarray) 
               f"({traj.test_attack[0]} PGD steps of {traj.test_attack[1]:g} eps)")
         print(table(traj))
         print(summary(traj))
-    run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    if args.out is not None:
-        _write(traj, args.out, run_args)
-        if not args.quiet:
-            print(f"wrote {args.out}")
-    if args.plot is not None:
-        _plot(traj, args.plot)
-        if not args.quiet:
-            print(f"wrote {args.plot}")
+    write_outputs(args, lambda path, run_args: _write(traj, path, run_args), lambda path: _plot(traj, path))
     return 0
 
 

@@ -28,7 +28,7 @@ from theory.ode import drift, fixed_points, rhs
 from theory.params import ParameterError, Params
 
 from .cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, one_line_errors,
-                  params_from_args, params_line, real, table_indices)
+                  params_from_args, params_line, real, table_indices, write_outputs)
 from .provenance import provenance, save_figure, write_result
 
 __all__ = ["Trajectory", "integrate", "integrate_grid", "default_alphas", "default_eps_test", "check_run", "main", "STATED_ERROR", "METHODS"]
@@ -287,15 +287,7 @@ def main(argv=None) -> int:
                   f"S at eps_test={traj.eps_test:g}")
             print(_table(traj))
             print(summary(traj))
-        run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        if args.out is not None:
-            _write(traj, args.out, run_args)
-            if not args.quiet:
-                print(f"wrote {args.out}")
-        if args.plot is not None:
-            _plot(traj, args.plot)
-            if not args.quiet:
-                print(f"wrote {args.plot}")
+        write_outputs(args, lambda path, run_args: _write(traj, path, run_args), lambda path: _plot(traj, path))
     return 0
 
 
