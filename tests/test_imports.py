@@ -21,6 +21,8 @@ LAZY_IMPORTS = {
                                  "themselves (simulate/kernels/)",
     ("simulate/ode.py", "matplotlib"): "only --plot draws; the main command must start without matplotlib",
     ("simulate/cli.py", "matplotlib"): "--plot checks that matplotlib is installed before any work starts",
+    ("simulate/mc_committee.py", "numba"): "numba.get/set_num_threads for the threads setting, as simulate/mc.py",
+    ("simulate/committee.py", "matplotlib"): "only --plot draws, as in simulate/ode.py",
 }
 
 
