@@ -126,3 +126,15 @@ def test_random_init_is_inside_each_set():
         xa = threat.random_init(x, g)
         assert bool(threat.contains(xa, x).all())
         assert float((xa - x).abs().max()) > 0
+
+
+@pytest.mark.parametrize("scale", [0.05, 0.3, 2.0])
+def test_l2_box_projection_on_mnist_like_images(scale):
+    """784 coordinates, 70% of the pixels at 0 and some at 1 (where the box binds at once): the active-set
+    iteration against Dykstra's alternating projections, same tolerances as above."""
+    rng = np.random.default_rng(int(scale * 100))
+    for _ in range(3):
+        x = np.where(rng.random(784) < 0.7, 0.0, rng.random(784))
+        x[rng.random(784) < 0.1] = 1.0
+        v = rng.normal(0, scale, 784)
+        _check(project_l2_box, _l2_ball, v, x, 2.0, lambda r: r.norm())
