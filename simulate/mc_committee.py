@@ -253,26 +253,37 @@ def table_cases() -> dict[str, CommitteeParams]:
             "xor-K4-standard": xor.replace(eps=0.0), "xor-K4-adversarial": xor.replace(eps=0.3)}
 
 
-def physics_tables(N: int = 1000, replicas: int = 4, seed: int = 2026, n_test: int = 2000, progress: bool = True):
-    """Rows (case, alpha, quantity, ODE, MC mean, MC se); S at eps_test = 1 (talk) or 0.3 (xor)."""
+#: finite-size allowance c/N of the tables' ODE-vs-MC check (simulate.compare's convention, as in the tests)
+TABLE_BIAS = 0.5
+
+
+def physics_tables(N: int = 1000, replicas: int = 16, seed: int = 2026, n_test: int = 2000, progress: bool = True):
+    """Rows (case, alpha, quantity, ODE, MC mean, MC se, z = (MC - ODE)/se) and per case the verdict of
+    simulate.compare.check (|MC - ODE| <= q se + TABLE_BIAS/N, q Sidak-corrected over the case's rows at the
+    family-wise level of simulate.compare); S at eps_test = 1 (talk) or 0.3 (xor)."""
+    from .compare import check
     from .committee import integrate
 
-    rows = []
+    rows, verdicts = [], {}
     for name, p in table_cases().items():
         eps_test = 1.0 if p.preset == "talk" else 0.3
         res = run_committee_mc(p, N, replicas, [0.0, *TABLE_ALPHAS], seed, eps_test=eps_test, n_test=n_test,
                                progress=progress)
         traj = integrate(p, res.alpha, eps_test=eps_test)
+        names = [q for q in res.quantities if not q.startswith("v[")]
+        cmp = check(traj, res, quantities=names, bias={q: TABLE_BIAS for q in names})
+        verdicts[name] = {"passed": cmp.passed, "q": cmp.q, "comparisons": cmp.m, "failures": cmp.failures(),
+                          "max_abs_z": float(max(np.max(np.abs(cmp.z(q))) for q in names))}
         for i, a in enumerate(res.alpha):
             if a == 0:
                 continue
-            for q in res.quantities:
-                if q.startswith("v["):
-                    continue
-                rows.append({"case": name, "alpha": float(a), "quantity": q, "ode": float(getattr(traj, q)[i]),
-                             "mc": float(res.mean(q)[i]), "se": float(res.se(q)[i]), "N": N, "replicas": replicas,
+            for q in names:
+                se = float(res.se(q)[i])
+                mc, ode = float(res.mean(q)[i]), float(getattr(traj, q)[i])
+                rows.append({"case": name, "alpha": float(a), "quantity": q, "ode": ode, "mc": mc, "se": se,
+                             "z": (mc - ode) / se if se > 0 else 0.0, "N": N, "replicas": replicas,
                              "mc_wall_s": res.info["wall_s"]})
-    return rows
+    return rows, verdicts
 
 
 def xor_plateau(alpha_max: float = 400.0, step: float = 20.0, threshold: float = 0.40) -> dict[str, Any]:
@@ -304,7 +315,7 @@ def main(argv=None) -> int:
                             description="The committee machine's physics tables: ODE beside Monte Carlo at alpha = "
                                         "10, 50, 200 for the talk (K = 2) and xor (K = 4), standard vs adversarial.")
     parser.add_argument("--N", type=int, default=1000)
-    parser.add_argument("--replicas", type=int, default=4)
+    parser.add_argument("--replicas", type=int, default=16)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=None, metavar="JSON")
@@ -325,14 +336,21 @@ def main(argv=None) -> int:
         parser.error("--N must be >= 8, --replicas >= 2, --seed >= 0, --n-test >= 1")
     if args.out is not None and args.out.suffix.lower() != ".json":
         parser.error(f"--out must end in .json, got {args.out}")
-    rows = physics_tables(args.N, args.replicas, args.seed, args.n_test, progress=not args.quiet)
-    print(f"# ODE | MC mean ± se (N={args.N}, {args.replicas} replicas, seed {args.seed})")
+    rows, verdicts = physics_tables(args.N, args.replicas, args.seed, args.n_test, progress=not args.quiet)
+    print(f"# ODE | MC mean ± se, z = (MC - ODE)/se (N={args.N}, {args.replicas} replicas, seed {args.seed})")
     for r in rows:
-        print(f"{r['case']:22} {r['alpha']:5g} {r['quantity']:8} {r['ode']:9.5f} | {r['mc']:9.5f} ± {r['se']:.5f}")
+        print(f"{r['case']:22} {r['alpha']:5g} {r['quantity']:8} {r['ode']:9.5f} | {r['mc']:9.5f} ± {r['se']:.5f}"
+              f"  z {r['z']:+6.2f}")
+    for name, v in verdicts.items():
+        print(f"# {name}: {'passed' if v['passed'] else 'FAILED'} (|MC - ODE| <= {v['q']:.2f} se + "
+              f"{TABLE_BIAS:g}/N over {v['comparisons']} comparisons; max |z| {v['max_abs_z']:.2f})")
+        for line in v["failures"]:
+            print(f"#   {line}")
     if args.out is not None:
         write_json(args.out, {"provenance": provenance(params={k: p for k, p in table_cases().items()},
                                                        seeds={"root_seed": args.seed, "replicas": args.replicas},
-                                                       N=args.N, n_test=args.n_test), "rows": rows})
+                                                       N=args.N, n_test=args.n_test),
+                              "rows": rows, "checks": verdicts})
     return 0
 
 
