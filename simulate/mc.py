@@ -59,7 +59,7 @@ from .cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_param_ar
 from .provenance import atomic_write, check_output, output_lock, provenance, write_result
 
 __all__ = ["ENGINES", "MCResult", "Execution", "Unfinished", "run_mc", "validate_run", "alpha_steps", "main",
-           "QUANTITIES", "UNFINISHED"]
+           "QUANTITIES", "UNFINISHED", "drive", "execution_from"]
 
 ENGINES = ("full", "reduced")
 QUANTITIES = ("R", "b", "E", "S")
@@ -185,7 +185,12 @@ class _Engine(abc.ABC):
     def advance(self, t: int, n: int) -> None: ...
 
     @abc.abstractmethod
-    def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+    def observe(self) -> dict[str, np.ndarray]:
+        """The recorded quantities of every replica, {name: (replicas,) array}."""
+
+
+def _record(R, b, E, S) -> dict[str, np.ndarray]:
+    return dict(zip(QUANTITIES, (R, b, E, S)))
 
 
 def _eps_chunk(params: Params, eps_keys: np.ndarray, t: int, n: int) -> tuple[np.ndarray, bool]:
@@ -246,7 +251,7 @@ class _FullEngine(_Engine):
         R = np.clip(w @ self.B, -1.0, 1.0)
         b = self.bb.copy()
         if self.var is None:
-            return R, b, test_error(R, b, self.p), adversarial_error(R, b, self.eps_test, self.p)
+            return _record(R, b, test_error(R, b, self.p), adversarial_error(R, b, self.eps_test, self.p))
         q = (w * w) @ self.var.T  # (M, 2): variance of the field h given tau = +1, -1
         E = np.empty_like(R)
         S = np.empty_like(R)
@@ -254,7 +259,7 @@ class _FullEngine(_Engine):
             pr = self.p.replace(v1=float(q[r, 0]), v2=float(q[r, 1]))
             E[r] = test_error(R[r], b[r], pr)
             S[r] = adversarial_error(R[r], b[r], self.eps_test, pr)
-        return R, b, E, S
+        return _record(R, b, E, S)
 
 
 class _ReducedEngine(_Engine):
@@ -286,7 +291,7 @@ class _ReducedEngine(_Engine):
 
     def observe(self):
         R, b = self.Rs.copy(), self.bb.copy()
-        return R, b, test_error(R, b, self.p), adversarial_error(R, b, self.eps_test, self.p)
+        return _record(R, b, test_error(R, b, self.p), adversarial_error(R, b, self.eps_test, self.p))
 
 
 class _SamplerEngine(_Engine):
@@ -352,7 +357,7 @@ class _SamplerEngine(_Engine):
         R = np.clip(self.W @ self.B, -1.0, 1.0)
         b = self.bb.copy()
         margin = self.test_tau[None, :] * (self.W @ self.test_xi.T - b[:, None])  # (M, n_test)
-        return R, b, (margin <= 0).mean(axis=1), (margin - self.eps_test < 0).mean(axis=1)
+        return _record(R, b, (margin <= 0).mean(axis=1), (margin - self.eps_test < 0).mean(axis=1))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -500,6 +505,109 @@ def _signature(**kw) -> str:
     return stable_key(kw, 20)
 
 
+def drive(eng: _Engine, steps: np.ndarray, M: int, signature: str, quantities, ex: Execution, *, chunk: int,
+          desc: str, segment: Callable[[int, int], int] | None = None,
+          on_record: Callable[[dict[str, np.ndarray]], None] | None = None) -> tuple[dict[str, np.ndarray], float]:
+    """The run loop shared by the Monte Carlo engines (this module's and :mod:`simulate.mc_committee`'s).
+
+    Advances ``eng`` in chunks of at most ``chunk`` steps to every recorded step ``steps[k]``, where it stores
+    ``eng.observe()`` (a dict of (M,) arrays named by ``quantities``); ``segment(t, n)`` may shorten a chunk
+    starting at step t (a schedule break) and ``on_record(values)`` sees every record.  Execution ``ex``: the
+    tqdm bar, numba threads, the checkpoint (``signature`` guards it; resumed when it exists, written every
+    ``checkpoint_every`` seconds, at a stop and at the end, atomically) and stopping early (raises
+    :class:`Unfinished` after saving).  Returns the records {name: (len(steps), M)} and the wall time.
+    """
+    rec = {q: np.full((steps.size, M), np.nan) for q in quantities}
+    t, k = 0, 0  # steps done, records done
+    ckpt = ex.checkpoint
+    if ckpt is not None and ckpt.exists():
+        try:
+            with np.load(ckpt, allow_pickle=False) as z:
+                if str(z["signature"]) != signature:
+                    raise ParameterError(f"checkpoint {ckpt} belongs to another run (parameters, seed, N, "
+                                         f"replicas, grid or engine differ); remove it or choose another path")
+                t, k = int(z["t"]), int(z["k"])
+                for q in quantities:
+                    rec[q] = np.array(z["rec_" + q])
+                eng.load({name[len("state_"):]: z[name] for name in z.files if name.startswith("state_")})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            if isinstance(err, ParameterError):
+                raise
+            raise ParameterError(f"checkpoint {ckpt} is not a readable checkpoint of this program "
+                                 f"({type(err).__name__}); remove it or choose another path") from None
+
+    def save():
+        if ckpt is None:
+            return
+        arrays = {"signature": np.array(signature), "t": np.array(t), "k": np.array(k)}
+        arrays.update({"rec_" + q: rec[q] for q in quantities})
+        arrays.update({"state_" + name: v for name, v in eng.state().items()})
+        with atomic_write(ckpt, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    bar = None
+    if ex.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(steps[-1]) * M, initial=t * M, unit="step", unit_scale=True, desc=desc, leave=False)
+    last_save = time.monotonic()
+    t_start = time.perf_counter()
+    done_here = 0
+    previous_threads = None
+    if ex.threads is not None:
+        import numba
+
+        previous_threads = numba.get_num_threads()
+        numba.set_num_threads(ex.threads)
+    try:
+        while k < steps.size:
+            if t == steps[k]:
+                values = eng.observe()
+                for q in quantities:
+                    rec[q][k] = values[q]
+                if on_record is not None:
+                    on_record(values)
+                k += 1
+                continue
+            n = int(min(chunk, steps[k] - t))
+            if segment is not None:
+                n = segment(t, n)
+            if ex.stop_after_steps is not None:
+                n = min(n, ex.stop_after_steps - done_here)
+            if n <= 0 or (ex.time_limit is not None and time.perf_counter() - t_start > ex.time_limit):
+                save()
+                raise Unfinished(f"stopped after {done_here} steps (checkpoint {ckpt})")
+            eng.advance(t, n)
+            t += n
+            done_here += n
+            if bar is not None:
+                bar.update(n * M)
+            if ckpt is not None and time.monotonic() - last_save > ex.checkpoint_every:
+                save()
+                last_save = time.monotonic()
+    finally:
+        if bar is not None:
+            bar.close()
+        if previous_threads is not None:
+            import numba
+
+            numba.set_num_threads(previous_threads)
+    save()
+    return rec, time.perf_counter() - t_start
+
+
+def execution_from(execution: Execution | None, settings: dict[str, Any], caller: str) -> Execution:
+    """``execution`` or an :class:`Execution` built from keyword settings (not both)."""
+    if execution is None:
+        try:
+            return Execution(**settings)
+        except TypeError as err:
+            raise TypeError(f"{caller}: {err}") from None
+    if settings:
+        raise TypeError(f"{caller}: give execution= or its fields ({', '.join(settings)}), not both")
+    return execution
+
+
 def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *, engine: str = "full",
            eps_test: float | None = None, variances=None, B=None, sampler: Sampler | None = None,
            n_test: int = 10000, eps_schedule=None, observe: Callable | None = None,
@@ -519,28 +627,13 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     W (replicas, N) at every recorded alpha; its values are returned in ``info['observed'][name]``, shape
     (len(alpha), replicas).
     """
-    if execution is None:
-        try:
-            execution = Execution(**execution_settings)
-        except TypeError as err:
-            raise TypeError(f"run_mc: {err}") from None
-    elif execution_settings:
-        raise TypeError(f"run_mc: give execution= or its fields ({', '.join(execution_settings)}), not both")
-    ex = execution
+    ex = execution_from(execution, execution_settings, "run_mc")
     N, M, seed, eps_test, steps, alpha = validate_run(params, N, replicas, alphas, seed, engine, eps_test,
                                                       variances is None and sampler is None)
     sched = _check_schedule(eps_schedule, N)
     Bv, variances = _prepare_covariance(N, B, variances, sampler, engine)
     if sampler is not None:
         n_test = _check_int("n_test", n_test, 1)
-    threads = ex.threads
-    previous_threads = None
-    if threads is not None:
-        import numba
-
-        previous_threads = numba.get_num_threads()
-    checkpoint, checkpoint_every, stop_after_steps = ex.checkpoint, ex.checkpoint_every, ex.stop_after_steps
-    progress = ex.progress
 
     root = np.random.SeedSequence(seed)
     kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
@@ -558,95 +651,31 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
                      var=None if variances is None else hashlib.sha256(variances.tobytes()).hexdigest(),
                      version=CHECKPOINT_VERSION,
                      **({} if sched is None else {"schedule": [sched[0].tolist(), sched[1].tolist()]}))
-    rec = {q: np.full((steps.size, M), np.nan) for q in QUANTITIES}
-    if observe is not None and (engine != "full" or checkpoint is not None):
+    if observe is not None and (engine != "full" or ex.checkpoint is not None):
         raise ParameterError("observe needs engine='full' and no checkpoint")
     observed: dict[str, list] = {}
-    t, k = 0, 0  # steps done, records done
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    if ckpt is not None and ckpt.exists():
-        try:
-            with np.load(ckpt, allow_pickle=False) as z:
-                if str(z["signature"]) != sig:
-                    raise ParameterError(f"checkpoint {ckpt} belongs to another run (parameters, seed, N, "
-                                         f"replicas, grid or engine differ); remove it or choose another path")
-                t, k = int(z["t"]), int(z["k"])
-                for q in QUANTITIES:
-                    rec[q] = np.array(z["rec_" + q])
-                eng.load({name[len("state_"):]: z[name] for name in z.files if name.startswith("state_")})
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            if isinstance(err, ParameterError):
-                raise
-            raise ParameterError(f"checkpoint {ckpt} is not a readable checkpoint of this program "
-                                 f"({type(err).__name__}); remove it or choose another path") from None
 
-    def save():
-        if ckpt is None:
-            return
-        arrays = {"signature": np.array(sig), "t": np.array(t), "k": np.array(k)}
-        arrays.update({"rec_" + q: rec[q] for q in QUANTITIES})
-        arrays.update({"state_" + name: v for name, v in eng.state().items()})
-        with atomic_write(ckpt, "wb") as fh:
-            np.savez(fh, **arrays)
+    def on_record(values):
+        if observe is not None:
+            for name, v in observe(eng.weights(), values["b"]).items():
+                observed.setdefault(name, []).append(np.asarray(v, dtype=float))
+
+    def segment(t, n):  # the budget of the segment that holds step t; cut at the next break
+        if sched is None:
+            return n
+        j = int(np.searchsorted(sched[0], t, side="right")) - 1
+        if j + 1 < sched[0].size:
+            n = min(n, int(sched[0][j + 1]) - t)
+        eng.p = params.replace(eps=float(sched[1][j]))
+        return n
 
     # chunks between progress updates: about 2^22 element-updates (full) or 2^16 steps (reduced) per
     # replica, and at most 2^22 per-example budgets (replicas x chunk) in memory
     chunk = max(1, min((1 << 16) if engine == "reduced" else (1 << 22) // N, (1 << 22) // M))
     if sampler is not None:
         chunk = max(chunk // eng.block, 1) * eng.block  # whole blocks (each block is drawn once)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=int(steps[-1]) * M, initial=t * M, unit="step", unit_scale=True,
-                   desc=f"MC {engine} N={N} x{M}", leave=False)
-    last_save = time.monotonic()
-    t_start = time.perf_counter()
-    done_here = 0
-    if previous_threads is not None:
-        import numba
-
-        numba.set_num_threads(threads)
-    try:
-        while k < steps.size:
-            if t == steps[k]:
-                R, b, E, S = eng.observe()
-                for q, v in zip(QUANTITIES, (R, b, E, S)):
-                    rec[q][k] = v
-                if observe is not None:
-                    for name, v in observe(eng.weights(), b).items():
-                        observed.setdefault(name, []).append(np.asarray(v, dtype=float))
-                k += 1
-                continue
-            n = int(min(chunk, steps[k] - t))
-            if sched is not None:  # the budget of the segment that holds step t; cut at the next break
-                j = int(np.searchsorted(sched[0], t, side="right")) - 1
-                if j + 1 < sched[0].size:
-                    n = min(n, int(sched[0][j + 1]) - t)
-                eng.p = params.replace(eps=float(sched[1][j]))
-            if stop_after_steps is not None:
-                n = min(n, stop_after_steps - done_here)
-            if n <= 0 or (ex.time_limit is not None
-                          and time.perf_counter() - t_start > ex.time_limit):
-                save()
-                raise Unfinished(f"stopped after {done_here} steps (checkpoint {ckpt})")
-            eng.advance(t, n)
-            t += n
-            done_here += n
-            if bar is not None:
-                bar.update(n * M)
-            if ckpt is not None and time.monotonic() - last_save > checkpoint_every:
-                save()
-                last_save = time.monotonic()
-    finally:
-        if bar is not None:
-            bar.close()
-        if previous_threads is not None:
-            import numba
-
-            numba.set_num_threads(previous_threads)
-    save()
-    wall = time.perf_counter() - t_start
+    rec, wall = drive(eng, steps, M, sig, QUANTITIES, ex, chunk=chunk, desc=f"MC {engine} N={N} x{M}",
+                      segment=segment, on_record=on_record)
     info = {"covariance": cov, "errors": "held-out estimate" if sampler is not None else "theory.errors",
             "n_test": n_test if sampler is not None else None, "wall_s": wall, "renorm_every": RENORM_EVERY,
             "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.kernels.rng)" if sampler is None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,11 @@ import numpy as np
 from theory.committee import CommitteeParams, State, pack, state_names
 from theory.params import ParameterError
 
-from .mc import alpha_steps
-from .provenance import atomic_write
+from .mc import Execution, _Engine, alpha_steps, drive, execution_from
 
 __all__ = ["CommitteeMCResult", "run_committee_mc", "initial_weights"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the shared run loop's layout (simulate.mc.drive)
 
 
 def _kernels():
@@ -121,12 +119,75 @@ def _order_parameters(W, bb, vv, D) -> np.ndarray:
     return np.array(out)
 
 
+class _CommitteeEngine(_Engine):
+    """Every replica's W (M, K, N), b (M, K), v (M, K) and its position in the example streams; advances with
+    :func:`simulate.kernels.committee.committee_steps`, observes the order parameters and E, S on fresh inputs
+    (:func:`simulate.kernels.committee.committee_errors`)."""
+
+    name = "committee"
+
+    def __init__(self, params: CommitteeParams, N: int, kernel_seqs, init_seqs, eps_test: float, s_test: int,
+                 a_test: float, n_test: int):
+        self.p, self.N = params, N
+        self.kern = _kernels()
+        M = len(kernel_seqs)
+        keys = np.array([s.generate_state(4, np.uint64) for s in kernel_seqs], dtype=np.uint64)
+        self.k_main, self.k_ex, self.k_test, self.k_test_ex = (np.ascontiguousarray(keys[:, j]) for j in range(4))
+        self.W = np.stack([initial_weights(params, N, s) for s in init_seqs])
+        self.bb = np.tile(np.asarray(params.b0, float), (M, 1))
+        self.vv = np.tile(np.asarray(params.v0, float), (M, 1))
+        self.ex_pos = np.zeros(M, np.uint64)
+        self.stride = np.uint64(1 << max(0, int(N - 1).bit_length()))
+        D = params.D
+        self.Bm = np.zeros((D, N))
+        self.Bm[np.arange(D), np.arange(D)] = 1.0
+        mix = params.mixture()
+        self.means = np.ascontiguousarray(mix.means)
+        self.sds = np.sqrt(mix.variances)
+        self.cum = np.cumsum(mix.priors)
+        self.labels = mix.labels.astype(float)
+        self.test = (eps_test, s_test, a_test, n_test)
+        self.n_obs = 0  # observations made: the index of the test-input stream of the next one
+        self.names = state_names(params.K, D) + ["E", "S"]
+
+    def state(self):
+        return {"W": self.W, "bb": self.bb, "vv": self.vv, "ex_pos": self.ex_pos, "n_obs": np.array(self.n_obs)}
+
+    def load(self, state):
+        self.W, self.bb, self.vv, self.ex_pos = (np.ascontiguousarray(state[n]) for n in ("W", "bb", "vv", "ex_pos"))
+        self.n_obs = int(state["n_obs"])
+
+    def advance(self, t, n):
+        p = self.p
+        self.kern.committee_steps(self.W, self.bb, self.vv, self.k_main, self.k_ex, self.ex_pos, t, n, self.stride,
+                                  self.Bm, self.means, self.sds, self.labels, self.cum, p.eta_w, p.eta_b, p.eta_v,
+                                  p.eps, p.pgd_steps, p.pgd_step)
+
+    def observe(self):
+        eps_test, s_test, a_test, n_test = self.test
+        E, S = self.kern.committee_errors(self.W, self.bb, self.vv, self.k_test, self.k_test_ex, self.n_obs, n_test,
+                                          self.stride, self.Bm, self.means, self.sds, self.labels, self.cum,
+                                          eps_test, s_test, a_test)
+        self.n_obs += 1
+        values = _order_parameters(self.W, self.bb, self.vv, self.p.D)
+        out = {name: np.ascontiguousarray(values[:, j]) for j, name in enumerate(self.names[:-2])}
+        out["E"], out["S"] = E, S
+        return out
+
+
 def run_committee_mc(params: CommitteeParams, N: int, replicas: int, alphas, seed: int = 0, *,
                      eps_test: float | None = None, test_steps: int | None = None, test_step: float | None = None,
-                     n_test: int = 1000, progress: bool = False, threads: int | None = None,
-                     checkpoint: str | Path | None = None, checkpoint_every: float = 60.0,
-                     stop_after_steps: int | None = None) -> CommitteeMCResult:
-    """Simulate ``replicas`` SGD runs in dimension N; record the order parameters and E, S on ``alphas``."""
+                     n_test: int = 1000, execution: Execution | None = None,
+                     **execution_settings) -> CommitteeMCResult:
+    """Simulate ``replicas`` SGD runs in dimension N; record the order parameters and E, S on ``alphas``.
+
+    How the run is executed (threads, progress bar, checkpoint, stopping early) is a
+    :class:`simulate.mc.Execution`, given as ``execution=`` or as its fields in keywords, with the run loop
+    of the linear engine (:func:`simulate.mc.drive`): a run stopped early saves its checkpoint and raises
+    :class:`simulate.mc.Unfinished`; called again with the same arguments it resumes bit-identically.
+    """
+    settings = {"progress": False, **execution_settings}
+    ex = execution_from(execution, settings if execution is None else execution_settings, "run_committee_mc")
     if not isinstance(params, CommitteeParams):
         raise ParameterError(f"params must be a CommitteeParams, got {type(params).__name__}")
     for name, value, lo in (("N", N, params.K + params.D + 1), ("replicas", replicas, 1), ("seed", seed, 0),
@@ -140,99 +201,18 @@ def run_committee_mc(params: CommitteeParams, N: int, replicas: int, alphas, see
     s_test = params.pgd_steps if test_steps is None else int(test_steps)
     a_test = params.pgd_step if test_step is None else float(test_step)
     steps, alpha = alpha_steps(alphas, N)
-    kern = _kernels()
-    K, D = params.K, params.D
-    mix = params.mixture()
     root = np.random.SeedSequence(seed)
     kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
-    keys = np.array([s.generate_state(4, np.uint64) for s in kernel_seqs], dtype=np.uint64)
-    k_main, k_ex, k_test, k_test_ex = (np.ascontiguousarray(keys[:, j]) for j in range(4))
-    W = np.stack([initial_weights(params, N, s) for s in init_seqs])
-    bb = np.tile(np.asarray(params.b0, float), (M, 1))
-    vv = np.tile(np.asarray(params.v0, float), (M, 1))
-    ex_pos = np.zeros(M, np.uint64)
-    stride = np.uint64(1 << max(0, int(N - 1).bit_length()))
-    Bm = np.zeros((D, N))
-    Bm[np.arange(D), np.arange(D)] = 1.0
-    means = np.ascontiguousarray(mix.means)
-    sds = np.sqrt(mix.variances)
-    cum = np.cumsum(mix.priors)
-    labels = mix.labels.astype(float)
-    names = state_names(K, D) + ["E", "S"]
-    rec = np.full((steps.size, M, len(names)), np.nan)
+    eng = _CommitteeEngine(params, N, kernel_seqs, init_seqs, eps_test, s_test, a_test, n_test)
     sig = hashlib.sha256(json.dumps(dict(p=params.as_dict(), N=N, M=M, seed=seed, steps=steps.tolist(),
                                          eps_test=eps_test, s=s_test, a=a_test, n_test=n_test,
                                          v=CHECKPOINT_VERSION), sort_keys=True, default=repr).encode()).hexdigest()[:20]
-    t, k = 0, 0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    if ckpt is not None and ckpt.exists():
-        with np.load(ckpt, allow_pickle=False) as z:
-            if str(z["signature"]) != sig:
-                raise ParameterError(f"checkpoint {ckpt} belongs to another run; remove it or choose another path")
-            t, k = int(z["t"]), int(z["k"])
-            rec = np.array(z["rec"])
-            W, bb, vv, ex_pos = (np.ascontiguousarray(z[n]) for n in ("W", "bb", "vv", "ex_pos"))
-
-    def save():
-        if ckpt is not None:
-            with atomic_write(ckpt, "wb") as fh:
-                np.savez(fh, signature=np.array(sig), t=np.array(t), k=np.array(k), rec=rec, W=W, bb=bb, vv=vv,
-                         ex_pos=ex_pos)
-
-    previous = None
-    if threads is not None:
-        import numba
-
-        previous = numba.get_num_threads()
-        numba.set_num_threads(int(threads))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=int(steps[-1]) * M, initial=t * M, unit="step", unit_scale=True,
-                   desc=f"MC committee K={K} N={N} x{M}", leave=False)
-    chunk = max(1, (1 << 21) // (N * K * (params.pgd_steps + 1)))
-    t_start = time.perf_counter()
-    last = time.monotonic()
-    done = 0
-    try:
-        while k < steps.size:
-            if t == steps[k]:
-                E, S = kern.committee_errors(W, bb, vv, k_test, k_test_ex, k, n_test, stride, Bm, means, sds, labels,
-                                             cum, eps_test, s_test, a_test)
-                rec[k, :, :-2] = _order_parameters(W, bb, vv, D)
-                rec[k, :, -2], rec[k, :, -1] = E, S
-                k += 1
-                continue
-            n = int(min(chunk, steps[k] - t))
-            if stop_after_steps is not None:
-                n = min(n, stop_after_steps - done)
-                if n <= 0:
-                    save()
-                    raise InterruptedError(f"stopped after {done} steps (checkpoint {ckpt})")
-            kern.committee_steps(W, bb, vv, k_main, k_ex, ex_pos, t, n, stride, Bm, means, sds, labels, cum,
-                                 params.eta_w, params.eta_b, params.eta_v, params.eps, params.pgd_steps,
-                                 params.pgd_step)
-            t += n
-            done += n
-            if bar is not None:
-                bar.update(n * M)
-            if ckpt is not None and time.monotonic() - last > checkpoint_every:
-                save()
-                last = time.monotonic()
-    finally:
-        if bar is not None:
-            bar.close()
-        if previous is not None:
-            import numba
-
-            numba.set_num_threads(previous)
-    save()
-    data = {n: np.ascontiguousarray(rec[:, :, j]) for j, n in enumerate(names)}
-    info = {"wall_s": time.perf_counter() - t_start, "n_test": n_test, "B": "coordinate vectors e_1..e_D",
+    chunk = max(1, (1 << 21) // (N * params.K * (params.pgd_steps + 1)))
+    rec, wall = drive(eng, steps, M, sig, eng.names, ex, chunk=chunk, desc=f"MC committee K={params.K} N={N} x{M}")
+    info = {"wall_s": wall, "n_test": n_test, "B": "coordinate vectors e_1..e_D",
             "rng": "SplitMix64 streams + 256-layer ziggurat (simulate.kernels.rng)",
             "seeds": "numpy.random.SeedSequence(seed).spawn(replicas); kernel keys from each child"}
-    return CommitteeMCResult(params, N, M, seed, eps_test, (s_test, a_test), alpha, steps, data, info)
+    return CommitteeMCResult(params, N, M, seed, eps_test, (s_test, a_test), alpha, steps, rec, info)
 
 
 # ---------------------------------------------------------------------------------------------------
