@@ -25,7 +25,8 @@ def _params(preset: str):
         return {"preset": preset, "cases": cases, "eps_test": 1.0 if preset == "talk" else 0.3,
                 "alpha_max": 40.0 if quick else 200.0, "n_alpha": 21 if quick else 81, "error_every": 4,
                 "mc_available": _mc_available(),
-                "mc": {"N": 200 if quick else 1000, "replicas": 2 if quick else 4, "seed": 2026, "n_test": 500,
+                "mc": {"N": 200 if quick else 1000, "replicas": 2 if quick else 8, "seed": 2026,
+                       "n_test": 500 if quick else 2000,
                        "alphas": [0, 10, 20, 40] if quick else [0, 10, 25, 50, 100, 150, 200]}}
     return params
 

@@ -63,6 +63,15 @@ def _fields(Wr, b, x, lam):
 
 
 @nb.njit(inline="always")
+def _output(v, lam):
+    """sigma = sum_k v_k erf(lambda_k)."""
+    sig = 0.0
+    for k in range(lam.size):
+        sig += v[k] * math.erf(lam[k])
+    return sig
+
+
+@nb.njit(inline="always")
 def _pgd(Wr, b, v, xi, tau, eps, steps, step, dl, x, g, lam):
     """PGD-l2 in input space: dl <- Proj_{|dl| <= eps}(dl + step eps grad/|grad|), grad = dL/dxi at xi + dl, with
     L = (sigma - tau)^2/2 and the gradient (sigma - tau) sum_k v_k erf'(lambda_k) w_k formed in N dimensions."""
@@ -73,9 +82,7 @@ def _pgd(Wr, b, v, xi, tau, eps, steps, step, dl, x, g, lam):
         for i in range(N):
             x[i] = xi[i] + dl[i]
         _fields(Wr, b, x, lam)
-        sig = 0.0
-        for k in range(K):
-            sig += v[k] * math.erf(lam[k])
+        sig = _output(v, lam)
         for i in range(N):
             g[i] = 0.0
         for k in range(K):
@@ -186,9 +193,7 @@ def committee_errors(W, bb, vv, test_keys, test_ex_keys, obs, n_test, stride, Bm
                                n << np.uint64(20), Bm, means, sds, cum)
             tau = labels[c]
             _fields(Wr, b, xi, lam)
-            sig = 0.0
-            for q in range(K):
-                sig += v[q] * math.erf(lam[q])
+            sig = _output(v, lam)
             if tau * sig <= 0.0:
                 ne += 1
             if eps_test > 0.0:
@@ -196,9 +201,7 @@ def committee_errors(W, bb, vv, test_keys, test_ex_keys, obs, n_test, stride, Bm
                 for i in range(N):
                     x[i] = xi[i] + dl[i]
                 _fields(Wr, b, x, lam)
-                sig = 0.0
-                for q in range(K):
-                    sig += v[q] * math.erf(lam[q])
+                sig = _output(v, lam)
             if tau * sig <= 0.0:
                 ns += 1
         E[r] = ne / n_test
