@@ -88,6 +88,19 @@ def test_spread_shrinks_like_one_over_sqrt_N():
     assert (sd[100] / sd[400]) ** 2 > 2.0  # and clearly not N-independent
 
 
+def test_long_xor_adversarial_trajectory_needs_the_sobol_rule():
+    """K = 4 xor with FGSM training to alpha = 200 (the physics table's case, 8 replicas, N = 1000): the ODE
+    with the default drift rule passes the check; with the former 10^4 Gauss-Hermite grid (10 % drift error
+    in the late, tail-dominated states) it fails, so the check resolves the quadrature."""
+    from simulate.mc_committee import table_cases
+
+    p = table_cases()["xor-K4-adversarial"]
+    res = run_committee_mc(p, 1000, 8, [0.0, 200.0], seed=7, eps_test=0.3, n_test=1000)
+    cmp = _compare(res)
+    assert cmp.passed, "\n".join(cmp.failures())
+    assert not _compare(res, nodes=10).passed
+
+
 SLOW_CASES = [(pre, K, eps, s) for pre in ("talk", "xor") for K in (2, 4) for eps in (0.0, 0.5) for s in (1, 3)
               if not (eps == 0.0 and s == 3)]
 
