@@ -14,6 +14,7 @@ tolerance fits every N.  Accuracy: rtol 1e-10, atol 1e-12 by default, as :mod:`s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,8 +27,13 @@ from scipy.integrate import solve_ivp
 from theory.params import ParameterError, Params
 from theory.structured import (FullState, Mixture, SpectralState, errors, initial_state, lp_errors, rhs, rhs_linf)
 
-from .cli import ArgumentParser, add_param_arguments, params_from_args, real
+from .cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, number, one_line_errors,
+                  params_from_args, real)
 from .provenance import provenance, write_json
+
+#: Largest input dimension of the command (spectral path) and of its full N x N path
+N_MAX = 1_000_000
+N_MAX_FULL = 4000
 
 __all__ = ["StructuredTrajectory", "integrate", "powerlaw_mixture", "monte_carlo", "theory_from_replicas", "compare", "main", "QUANTITIES",
            "MC_QUANTITIES", "MC_BIAS"]
@@ -345,10 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
                                         "mixture with a power-law covariance spectrum (theory.structured).")
     add_param_arguments(parser, exclude=("v1", "v2"))
     g = parser.add_argument_group("mixture and run")
-    g.add_argument("--N", type=int, default=500, help="input dimension (>= 2) [500]")
-    g.add_argument("--power", type=real, default=1.0, help="spectrum lambda_k ~ k^-power (>= 0) [1]")
-    g.add_argument("--cutoff", type=real, default=0.02, help="spectrum (k/N + cutoff)^-power (> 0) [0.02]")
-    g.add_argument("--ratio", type=real, default=1.0, help="Sigma_- = ratio * Sigma_+ (> 0) [1]")
+    g.add_argument("--N", type=number(int, 2, N_MAX, why="the spectral path holds N eigenvalues per cluster; "
+                                                       f"the full path N x N matrices (N <= {N_MAX_FULL})"),
+                   default=500, help="input dimension (>= 2) [500]")
+    g.add_argument("--power", type=number(float, 0.0, 10.0, why="beyond 10 all variance sits in the first "
+                                                                 "eigendirection to double precision"),
+                   default=1.0, help="spectrum lambda_k ~ k^-power (>= 0) [1]")
+    g.add_argument("--cutoff", type=number(float, 0.0, 10.0, lo_open=True,
+                                           why="beyond 10 the spectrum is flat to a few per cent"),
+                   default=0.02, help="spectrum (k/N + cutoff)^-power (> 0) [0.02]")
+    g.add_argument("--ratio", type=number(float, 1e-4, 1e4, why="a variance ratio, as for v2/v1"),
+                   default=1.0, help="Sigma_- = ratio * Sigma_+ (> 0) [1]")
     g.add_argument("--overlap", choices=("spread", "top"), default="spread",
                    help="B spread over all eigendirections or along the top one [spread]")
     g.add_argument("--path", choices=("spectral", "full"), default="spectral", help="state representation")
@@ -357,9 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "Sigma_plus and optionally Sigma_minus (N, N); --path full forces the N x N path")
     g.add_argument("--alpha-max", type=real, default=100.0, help="final alpha (> 0) [100]")
     g.add_argument("--alpha-step", type=real, default=10.0, help="output spacing (> 0) [10]")
-    g.add_argument("--eps-test", type=real, default=None, help="test budget of S (>= 0) [training eps, or 1]")
-    g.add_argument("--out", type=Path, default=None, help="write the trajectory (.json)")
-    g.add_argument("--quiet", action="store_true")
+    g.add_argument("--eps-test", type=number(float, 0.0, 100.0, why="as eps: beyond 100 noise sd every example "
+                                                                     "is flipped"),
+                   default=None, help="test budget of S (>= 0) [training eps, or 1]")
+    add_output_arguments(g, "write the trajectory (.json)")
     return parser
 
 
@@ -391,15 +405,24 @@ def main(argv=None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be finite and > 0, got {v}")
     if args.eps_test is not None and not (math.isfinite(args.eps_test) and args.eps_test >= 0):
         parser.error(f"--eps-test must be finite and >= 0, got {args.eps_test}")
-    if args.out is not None and args.out.suffix.lower() != ".json":
-        parser.error(f"--out must end in .json, got {args.out}")
+    if args.path == "full" and args.mixture is None and args.N > N_MAX_FULL:
+        parser.error(f"--N: {args.N} is out of range for --path full (allowed: integer in [2, {N_MAX_FULL}]; "
+                     "the full path holds N x N matrices)")
+    with contextlib.ExitStack() as stack:
+        with one_line_errors(parser):
+            alphas = default_alphas(args.alpha_max, args.alpha_step)
+            check_outputs(args, stack, out_suffixes=(".json",))
+        return _run(parser, args, params, alphas)
+
+
+def _run(parser, args, params, alphas) -> int:
     try:
         if args.mixture is not None:
             mix = _load_mixture(parser, args.mixture, "full" if args.path == "full" else "auto")
         else:
             mix = powerlaw_mixture(args.N, rho=params.rho, power=args.power, cutoff=args.cutoff, ratio=args.ratio,
                                    overlap=args.overlap, path=args.path)
-        traj = integrate(mix, params, default_alphas(args.alpha_max, args.alpha_step), eps_test=args.eps_test)
+        traj = integrate(mix, params, alphas, eps_test=args.eps_test)
     except ParameterError as err:
         parser.error(str(err))
     if not args.quiet:

@@ -37,7 +37,7 @@ EXTRA_BAD = {  # values near the edges, from the valid ranges each flag states
 def _commands(tmp: Path):
     """(name, main, parser builder or None, fast valid arguments)."""
     from figures.__main__ import main as figures_main
-    from simulate import compare, mc, ode, scenarios, tradeoff
+    from simulate import committee, compare, mc, ode, scenarios, structured, tradeoff
 
     fast_mc = ["--N", "20", "--replicas", "2", "--alpha-max", "1", "--engine", "reduced", "--quiet"]
     return [
@@ -51,6 +51,10 @@ def _commands(tmp: Path):
          ["ring", "--n-theta", "9", "--n-psi", "3", "--quiet"]),
         ("simulate.tradeoff bridge", tradeoff.main, lambda: _sub(tradeoff.build_parser(), "bridge"),
          ["bridge", "--alpha", "1", "--quiet"]),
+        ("simulate.committee", committee.main, committee.build_parser,
+         ["--K", "1", "--alpha-max", "0.5", "--alpha-step", "0.5", "--quiet"]),
+        ("simulate.structured", structured.main, structured.build_parser,
+         ["--N", "20", "--alpha-max", "0.5", "--alpha-step", "0.5", "--quiet"]),
         ("figures", figures_main, None, ["tradeoffs", "--quick", "--quiet", "--out", str(tmp / "fig")]),
     ]
 

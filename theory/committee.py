@@ -64,7 +64,7 @@ from scipy.optimize import root
 from scipy.special import erf, ndtr, ndtri, roots_hermite
 
 from .params import FIELD_HELP as _LINEAR_HELP
-from .params import ParameterError, Params, _check_finite
+from .params import ParameterError, Params, check_range
 
 __all__ = ["CommitteeParams", "Mixture", "State", "PRESETS", "COMMITTEE_FIELD_HELP", "mixture", "field_grid",
            "attack_fields", "drift", "rhs", "pack", "unpack", "errors", "test_error", "adversarial_error",
@@ -98,6 +98,17 @@ QMC_LOG2_DEFAULT = 14  # K >= 5
 ERROR_NODES = {1: 1, 2: 48}
 ERROR_QMC_LOG2 = 10
 _PRUNE = 1e-14  # product-grid nodes with weight below this (relative to the total) are dropped
+
+#: Valid ranges of the committee's own fields (the shared ones are theory.params.RANGES'), with the reasons.
+COMMITTEE_INT_RANGES = {
+    "K": (8, "the drift's Gaussian averages are K-dimensional; their accuracy is measured up to K = 4 and the "
+             "cost grows like K^2 per node beyond"),
+    "pgd_steps": (1000, "each PGD step is a pass over the quadrature nodes"),
+}
+COMMITTEE_RANGES = {
+    "eta_v": (0.0, 10.0, "[]", "0 fixes the second layer; beyond 10 the ODE is stiff, as for eta_b"),
+    "pgd_step": (0.0, 100.0, "(]", "in units of eps; beyond 100 every step ends on the sphere |delta| = eps"),
+}
 
 COMMITTEE_FIELD_HELP = {
     **{k: _LINEAR_HELP[k] for k in _SHARED},
@@ -187,19 +198,16 @@ class CommitteeParams:
             raise ParameterError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         for name in ("K", "pgd_steps"):
             value = getattr(self, name)
+            hi, why = COMMITTEE_INT_RANGES[name]
             try:
-                ok = not isinstance(value, (bool, np.bool_)) and float(value).is_integer() and value >= 1
-            except (TypeError, ValueError):
+                ok = not isinstance(value, (bool, np.bool_)) and float(value).is_integer() and 1 <= value <= hi
+            except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:
-                raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+                raise ParameterError(f"{name} must be an integer in [1, {hi}] ({why}), got {value!r}")
             object.__setattr__(self, name, int(value))
-        for name in ("eta_v", "pgd_step"):
-            object.__setattr__(self, name, _check_finite(name, getattr(self, name)))
-        if not self.eta_v >= 0:
-            raise ParameterError(f"eta_v must be >= 0, got {self.eta_v}")
-        if not self.pgd_step > 0:
-            raise ParameterError(f"pgd_step must be > 0, got {self.pgd_step}")
+        for name, (lo, hi, ends, why) in COMMITTEE_RANGES.items():
+            object.__setattr__(self, name, check_range(name, getattr(self, name), lo, hi, ends, why))
         lin = self.linear()  # validates rho, prior, v1, v2, eta_w, eta_b, eps with the linear model's rules
         for name in _SHARED:
             object.__setattr__(self, name, getattr(lin, name))
