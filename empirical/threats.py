@@ -242,6 +242,10 @@ class LinfBall(LpThreat):
             r = torch.maximum(torch.minimum(r, hi), lo)
         return r
 
+    def project(self, x_adv, x):
+        # the l_inf ball and the box are both boxes: their intersection's projection is one coordinatewise clip
+        return torch.minimum(torch.maximum(x_adv, x - self.eps), x + self.eps).clamp_(0, 1)
+
     def step(self, x_adv, grad, step_size):
         return x_adv + step_size * grad.sign()
 

@@ -138,3 +138,15 @@ def test_l2_box_projection_on_mnist_like_images(scale):
         x[rng.random(784) < 0.1] = 1.0
         v = rng.normal(0, scale, 784)
         _check(project_l2_box, _l2_ball, v, x, 2.0, lambda r: r.norm())
+
+
+@given(vec, st.lists(unit, min_size=1, max_size=8), radius)
+def test_linf_project_shortcut_equals_the_generic_ball_and_box_route(v, xs, eps):
+    """LinfBall.project clips once to [max(0, x - eps), min(1, x + eps)]; the generic route projects the
+    perturbation onto the ball, then onto the box faces -x <= r <= 1 - x."""
+    from empirical.threats import LpThreat
+
+    v, x, _ = _case(v, xs, eps)
+    t = LinfBall(eps=eps)
+    xt, xa = torch.tensor(x)[None], torch.tensor(x + v)[None]
+    assert torch.equal(t.project(xa, xt), LpThreat.project(t, xa, xt))
