@@ -53,6 +53,13 @@ def _draw_input(xi, z, mant, sgn, jj, key, pos_counter, stride, ek, ep, Bm, mean
 
 
 @nb.njit(inline="always")
+def _scratch(N, K):
+    """Per-replica work arrays: z, xi, dl, x, g (N), the ziggurat's mant, sgn, jj (N) and the fields lam (K)."""
+    return (np.empty(N), np.empty(N), np.empty(N), np.empty(N), np.empty(N), np.empty(N, np.uint64),
+            np.empty(N, np.uint64), np.empty(N, np.int64), np.empty(K))
+
+
+@nb.njit(inline="always")
 def _fields(Wr, b, x, lam):
     K, N = Wr.shape
     for k in range(K):
@@ -116,15 +123,7 @@ def committee_steps(W, bb, vv, keys, ex_keys, ex_pos, t0, n_steps, stride, Bm, m
     """
     M, K, N = W.shape
     for r in nb.prange(M):
-        z = np.empty(N)
-        xi = np.empty(N)
-        dl = np.empty(N)
-        x = np.empty(N)
-        g = np.empty(N)
-        mant = np.empty(N, np.uint64)
-        sgn = np.empty(N, np.uint64)
-        jj = np.empty(N, np.int64)
-        lam = np.empty(K)
+        z, xi, dl, x, g, mant, sgn, jj, lam = _scratch(N, K)
         e = np.empty(K)
         er = np.empty(K)
         Wr = W[r]
@@ -173,15 +172,7 @@ def committee_errors(W, bb, vv, test_keys, test_ex_keys, obs, n_test, stride, Bm
     E = np.zeros(M)
     S = np.zeros(M)
     for r in nb.prange(M):
-        z = np.empty(N)
-        xi = np.empty(N)
-        dl = np.empty(N)
-        x = np.empty(N)
-        g = np.empty(N)
-        mant = np.empty(N, np.uint64)
-        sgn = np.empty(N, np.uint64)
-        jj = np.empty(N, np.int64)
-        lam = np.empty(K)
+        z, xi, dl, x, g, mant, sgn, jj, lam = _scratch(N, K)
         Wr = W[r]
         b = bb[r]
         v = vv[r]
