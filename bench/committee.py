@@ -80,11 +80,12 @@ def main(argv=None) -> int:
     rows = []
     for preset, K, goal in (("talk", 2, 1.0), ("xor", 4, 10.0)):
         p = CommitteeParams(preset=preset, K=K, eps=1.0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         traj = integrate(p, [0.0, 200.0], error_alphas=[])
-        wall = time.perf_counter() - t0
-        rows.append({"what": f"ODE {preset} K={K} to alpha=200", "seconds": wall, "goal_s": goal,
-                     "nfev": traj.solver["nfev"], "met": wall < goal})
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        # CPU seconds of the process are the fair measure on a shared machine; the goal is met on both
+        rows.append({"what": f"ODE {preset} K={K} to alpha=200", "seconds": wall, "cpu_seconds": cpu,
+                     "goal_s": goal, "nfev": traj.solver["nfev"], "met": max(wall, cpu) < goal})
     for preset, K in (("talk", 2), ("xor", 4)):
         p = CommitteeParams(preset=preset, K=K, eps=1.0)
         base = numpy_loop(p, args.N, args.baseline_steps)
@@ -93,7 +94,8 @@ def main(argv=None) -> int:
                      "ratio": fast / base})
     for r in rows:
         if "seconds" in r:
-            print(f"{r['what']:40} {r['seconds']:8.2f} s  (goal < {r['goal_s']:g} s: {'met' if r['met'] else 'NOT met'}; "
+            print(f"{r['what']:40} {r['seconds']:8.2f} s wall, {r['cpu_seconds']:.2f} s CPU  "
+                  f"(goal < {r['goal_s']:g} s: {'met' if r['met'] else 'NOT met'}; "
                   f"{r['nfev']} rhs evaluations)")
         else:
             print(f"{r['what']:40} numba {r['numba']:9.0f}  numpy {r['numpy']:9.0f}  ratio {r['ratio']:.1f}x")
