@@ -83,6 +83,9 @@ def run(args) -> int:
     out = {"suite": args.suite, "empirical_file": empirical.__file__, "model": str(args.model), "arch": arch,
            "n": len(x), "clean": float(clean.float().mean()), "threads": args.threads, "threats": {}}
     names = args.threats.split(",")
+    # taken once, before any attack runs: the git SHA of the code this process imported (a later commit in the
+    # same checkout must not be recorded for it)
+    prov = provenance(params=vars(args), seeds={"attack_generator": 0, "autoattack_seed": 0})
     for name in names:
         eps = THREATS[name]
         attack, desc = _suite_attack(args.suite, name, eps, model, "cpu", args.ref)
@@ -105,7 +108,7 @@ def run(args) -> int:
         print(f"{args.suite} {name} {eps:g}: accuracy {robust.float().mean():.3f}  wall {wall_s:.0f} s  "
               f"cpu {cpu_s:.0f} s  in set: {bool(inside.all())}", flush=True)
         # rewritten after every threat, so a long run leaves the finished threats behind
-        out["provenance"] = provenance(params=vars(args), seeds={"attack_generator": 0, "autoattack_seed": 0})
+        out["provenance"] = prov
         write_json(args.out, out)
     return 0
 
