@@ -47,6 +47,12 @@ def git_sha(root: Path | None = None) -> str:
         return f"{given} (from ADVTRAIN_GIT_SHA)" if given else "unknown"
 
 
+#: The SHA when this module was first imported: the code a process runs is the code it imported at its start,
+#: so a result written after later commits in the same checkout is recorded with this one (and the tree's SHA
+#: at the time of writing beside it, when they differ).
+_SHA_AT_IMPORT = git_sha()
+
+
 def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Versions of Python and of the scientific packages that are installed."""
     out = {"python": platform.python_version()}
@@ -100,11 +106,13 @@ def _command() -> list[str]:
 
 
 def provenance(params: Any = None, seeds: Any = None, **extra: Any) -> dict[str, Any]:
-    """The provenance block of a result file."""
+    """The provenance block of a result file; ``git_sha`` is the checkout's SHA when the process imported this
+    module (``git_sha_at_write`` the SHA now, if the checkout has changed since)."""
     return to_jsonable({
         "params": params,
         "seeds": seeds,
-        "git_sha": git_sha(),
+        "git_sha": _SHA_AT_IMPORT,
+        **({} if (now := git_sha()) == _SHA_AT_IMPORT else {"git_sha_at_write": now}),
         "versions": versions(),
         "machine": machine(),
         "command": _command(),

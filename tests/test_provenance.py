@@ -34,6 +34,17 @@ def test_git_sha_outside_a_checkout(tmp_path, monkeypatch):
     assert P.git_sha(tmp_path) == "0123abcd (from ADVTRAIN_GIT_SHA)"
 
 
+def test_provenance_records_the_sha_of_the_imported_code(monkeypatch):
+    """A commit made while a long run works must not be recorded for it: git_sha is the SHA at import, and the
+    tree's SHA at the time of writing stands beside it when it differs."""
+    monkeypatch.setattr(P, "_SHA_AT_IMPORT", "a" * 40)
+    monkeypatch.setattr(P, "git_sha", lambda root=None: "b" * 40)
+    prov = P.provenance()
+    assert prov["git_sha"] == "a" * 40 and prov["git_sha_at_write"] == "b" * 40
+    monkeypatch.setattr(P, "git_sha", lambda root=None: "a" * 40)
+    assert "git_sha_at_write" not in P.provenance()
+
+
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     path = tmp_path / "r.json"
     P.write_json(path, {"a": 1})
