@@ -13,8 +13,11 @@ A separate command rather than a model flag on ``simulate.ode``: the two models 
 flags but not the state (R, b against Q, R, b, v of shape K x D), and a flag would make every option of the
 linear command (eps_law, loss, erf_scale, non_robust_only) conditional.
 
-Accuracy: the right-hand side is a Gauss-Hermite average (theory.committee.GRID_NODES: error below 1e-5
-for K = 4, 1e-9 for K = 1); the integration (RK45, rtol 1e-6, atol 1e-8 by default, far below the quadrature error; LSODA switches to its stiff mode and is 20x slower here) adds less.
+Accuracy: the right-hand side is a Gauss-Hermite average for K <= 2 (theory.committee.GRID_NODES; 1e-9
+for K = 1, ~3e-5 of a drift of 2e-2 for K = 2 with the attack) and a deterministic Sobol average for K >= 3
+(theory.committee.QMC_LOG2; ~0.3 % of the drift at late adversarial xor states, docs/committee.md); the
+integration (RK45, rtol 1e-6, atol 1e-8 by default; LSODA switches to its stiff mode and is 20x slower here)
+adds less.
 """
 
 from __future__ import annotations
