@@ -51,7 +51,8 @@ def results_compute(params: dict) -> dict:
         out[f"t{i}/published"] = np.array([pub.get(r["row"], {}).get("union", np.nan) for r in rows], float)
         params = t.get("params", {})
         n_test = params.get("test_limit", params.get("eval_limit", "?"))  # tables before the rename: eval_limit
-        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {params.get('dataset', '?')}, {n_test} test images")
+        stale = "\nSTALE: measured with the previous evaluation attacks" if t.get("stale") else ""
+        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {params.get('dataset', '?')}, {n_test} test images{stale}")
         out[f"t{i}/note"] = np.array(t.get("note", ""))
         side = _curves_path(Path(path))
         side_json = json.loads(side.read_text()) if side.exists() else {}
