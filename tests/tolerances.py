@@ -82,3 +82,8 @@ COMMITTEE_BIAS = 0.5
 # An attack on a linear model against its closed-form optimum (the l_1 fractional knapsack, the l_inf / l_2
 # dual norms): within 1% relative, the acceptance criterion of the attacks (a weaker l_1 step misses by >3%).
 ATTACK_OPTIMUM_RTOL = 0.01
+
+# The multinorm family (tests/test_multinorm_mc.py).  Errors from the order parameters vs direct sampling of
+# fresh test points with explicit attack vectors: family-wise false-alarm probability of one test's binomial
+# z-checks (Sidak over its comparisons).
+MULTINORM_FAMILYWISE = 1e-4
