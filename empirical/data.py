@@ -28,6 +28,7 @@ import os
 import pickle
 import struct
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +53,20 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     """The data folder: ``data_dir`` if given, else ``$ADVTRAIN_DATA_DIR``, else ``../shared/data``."""
     if data_dir is None:
         data_dir = os.environ.get("ADVTRAIN_DATA_DIR", _ROOT.parent / "shared" / "data")
-    path = Path(data_dir)
-    if not path.is_dir():
-        raise DataError(f"data_dir {str(path)!r} is not a folder (pass --data-dir or set ADVTRAIN_DATA_DIR)")
+    return _readable_folder(Path(data_dir), "(pass --data-dir or set ADVTRAIN_DATA_DIR)")
+
+
+def _readable_folder(path: Path, hint: str = "") -> Path:
+    """``path`` if it is a folder whose entries can be listed, else a one-line DataError naming it."""
+    try:
+        is_dir = path.is_dir()
+        if is_dir:
+            with os.scandir(path) as entries:
+                next(entries, None)
+    except OSError as exc:
+        raise DataError(f"data_dir {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    if not is_dir:
+        raise DataError(f"data_dir {str(path)!r} is not a folder" + (f" {hint}" if hint else ""))
     return path
 
 
@@ -68,41 +80,82 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
 
 
-def read_idx(path: str | os.PathLike, expected_ndim: int) -> np.ndarray:
-    """Read a (gzipped or plain) IDX file of unsigned bytes into a uint8 array with ``expected_ndim`` axes."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"missing data file {str(path)!r}")
+#: The geometry of the IDX data sets (MNIST, Fashion-MNIST): 28 x 28 unsigned-byte images, at most 60,000
+#: per file (the largest split), labels 0..9.
+IDX_IMAGE_SHAPE = (28, 28)
+IDX_MAX_ITEMS = 60000
+_CHUNK = 1 << 20  # bytes read per step while streaming a payload
+
+
+def _open_for_reading(path: Path, what: str = "data file"):
+    """``open(path, 'rb')`` with a missing or unreadable file as a one-line DataError naming the path."""
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"cannot read {str(path)!r}: {exc}") from exc
-    if len(raw) < 4:
-        raise DataError(f"{str(path)!r} is too short to be an IDX file ({len(raw)} bytes)")
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise DataError(f"{str(path)!r} is not an unsigned-byte IDX file (magic {raw[:4].hex()})")
-    if ndim != expected_ndim:
-        raise DataError(f"{str(path)!r} has {ndim} axes, expected {expected_ndim}")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{str(path)!r}: truncated header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    size = int(np.prod(shape))
-    if len(raw) - header != size:
-        raise DataError(f"{str(path)!r}: payload has {len(raw) - header} bytes, header promises {size} "
-                        f"(shape {shape})")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"missing {what} {str(path)!r}") from None
+    except IsADirectoryError:
+        raise DataError(f"{str(path)!r} is a folder, expected a {what}") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def read_idx(path: str | os.PathLike, expected_ndim: int, *, item_shape: tuple[int, ...] | None = None,
+             max_items: int | None = IDX_MAX_ITEMS) -> np.ndarray:
+    """Read a (gzipped or plain) IDX file of unsigned bytes into a uint8 array with ``expected_ndim`` axes.
+
+    The header is read and checked first (magic, number of axes, ``item_shape`` = the sizes after the first
+    axis, at least one and at most ``max_items`` items), then exactly the payload it promises is streamed
+    into a preallocated array; a payload shorter or longer than promised is refused without reading more
+    than one byte past the promise, so a compressed file never costs more memory than its header states.
+    """
+    path = Path(path)
+    raw_fh = _open_for_reading(path)
+    try:
+        with raw_fh, (gzip.GzipFile(fileobj=raw_fh, mode="rb") if path.suffix == ".gz" else raw_fh) as fh:
+            head = fh.read(4)
+            if len(head) < 4:
+                raise DataError(f"{str(path)!r} is too short to be an IDX file ({len(head)} bytes)")
+            zero, dtype_code, ndim = struct.unpack(">HBB", head)
+            if zero != 0 or dtype_code != 0x08:
+                raise DataError(f"{str(path)!r} is not an unsigned-byte IDX file (magic {head.hex()})")
+            if ndim != expected_ndim:
+                raise DataError(f"{str(path)!r} has {ndim} axes, expected {expected_ndim}")
+            dims = fh.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"{str(path)!r}: truncated header")
+            shape = struct.unpack(f">{ndim}I", dims)
+            if item_shape is not None and tuple(shape[1:]) != tuple(item_shape):
+                raise DataError(f"{str(path)!r}: items of shape {' x '.join(map(str, shape[1:]))}, expected "
+                                f"{' x '.join(map(str, item_shape))}")
+            if shape[0] == 0:
+                raise DataError(f"{str(path)!r} holds 0 items")
+            if max_items is not None and shape[0] > max_items:
+                raise DataError(f"{str(path)!r}: header promises {shape[0]} items, more than the {max_items} "
+                                f"of the largest split")
+            size = int(np.prod(shape, dtype=np.int64))
+            out = np.empty(size, dtype=np.uint8)
+            view, got = memoryview(out), 0
+            while got < size:
+                n = fh.readinto(view[got:got + _CHUNK])
+                if not n:
+                    break
+                got += n
+            if got < size:
+                raise DataError(f"{str(path)!r}: payload has {got} bytes, header promises {size} (shape {shape})")
+            if fh.read(1):
+                raise DataError(f"{str(path)!r}: payload is longer than the {size} bytes its header promises "
+                                f"(shape {shape}); refused")
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"cannot read {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    return out.reshape(shape)
 
 
 def _load_idx_pair(folder: Path, split: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     _check_split(split)
     _check_limit(limit)
     prefix = "train" if split == "train" else "t10k"
-    images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 3)
-    labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", 1)
+    images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 3, item_shape=IDX_IMAGE_SHAPE)
+    labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", 1, item_shape=())
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels for split {split!r}")
     if labels.size and labels.max() > 9:
@@ -121,7 +174,7 @@ def load_mnist(data_dir=None, split: str = "train", limit: int | None = None):
     the original order when ``limit`` is given.
     """
     root = resolve_data_dir(data_dir)
-    folder = root / "mnist" if (root / "mnist").is_dir() else root
+    folder = _readable_folder(root / "mnist" if (root / "mnist").is_dir() else root)
     return _load_idx_pair(folder, split, limit)
 
 
@@ -137,21 +190,35 @@ def load_fashion_mnist(data_dir=None, split: str = "train", limit: int | None = 
             raise DataError(f"Fashion-MNIST folder {str(folder)!r} is missing: "
                             "run `apt-get install dataset-fashion-mnist` or pass data_dir")
     else:
-        root = Path(data_dir)
-        if not root.is_dir():
-            raise DataError(f"data_dir {str(root)!r} is not a folder")
-        folder = root / "fashion-mnist" if (root / "fashion-mnist").is_dir() else root
+        root = _readable_folder(Path(data_dir))
+        folder = _readable_folder(root / "fashion-mnist" if (root / "fashion-mnist").is_dir() else root)
     return _load_idx_pair(folder, split, limit)
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that admits only what a CIFAR-10 python batch holds: dicts, lists, bytes, str, ints and
+    NumPy arrays (their reconstructor, ``ndarray`` and ``dtype``; ``_codecs.encode`` for the bytes of a
+    protocol-2 pickle). Any other global (a function a malicious file would call) is refused before it is
+    looked up, so nothing in the file is executed."""
+
+    ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    })
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name} (a CIFAR-10 batch holds only dicts, "
+                                         f"lists, bytes, ints and NumPy arrays)")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(f"missing data file {str(path)!r}")
-    try:
-        with open(path, "rb") as fh:
-            obj = pickle.load(fh, encoding="bytes")
-    except Exception as exc:  # pickle raises many kinds of errors on corrupt input
-        raise DataError(f"cannot unpickle {str(path)!r}: {exc}") from exc
+    with _open_for_reading(path) as fh:
+        try:
+            obj = _CifarUnpickler(fh, encoding="bytes").load()
+        except Exception as exc:  # pickle raises many kinds of errors on corrupt input
+            raise DataError(f"cannot unpickle {str(path)!r}: {exc}") from None
     if not isinstance(obj, dict) or b"data" not in obj or b"labels" not in obj:
         raise DataError(f"{str(path)!r} is not a CIFAR-10 batch (needs keys b'data' and b'labels')")
     return obj
@@ -161,6 +228,7 @@ def _cifar_subset(root: Path, split: str, limit: int | None):
     folder = root / "cifar10-subset" / "cifar-10-batches-py"
     if not folder.is_dir():
         folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    _readable_folder(folder)
     if split == "test":
         names = ["test_batch"]
     else:
@@ -176,6 +244,8 @@ def _cifar_subset(root: Path, split: str, limit: int | None):
             raise DataError(f"{folder / name}: b'data' must be uint8 N x 3072, got {data.dtype} {data.shape}")
         if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
             raise DataError(f"{folder / name}: b'labels' must be N integers in 0..9")
+        if data.shape[0] == 0:
+            raise DataError(f"{str(folder / name)!r} holds 0 images")
         xs.append(data)
         ys.append(labels)
         if limit is not None and sum(len(a) for a in ys) >= limit:
