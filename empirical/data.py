@@ -13,6 +13,10 @@ Formats read (all standard, see ``../shared/data/README.md``):
 * CIFAR-10 "jpeg": ``train.tar.gz`` / ``test.tar.gz`` with members ``<class name>/<index>.jpg``, streamed
   from the archive and decoded with PIL.
 
+Files in a data folder are untrusted: the pickles go through an unpickler that admits only the types a
+CIFAR-10 batch holds (nothing in them is executed), and an IDX file's header (magic, axes, 28 x 28 items, 1 to
+60,000 of them) is checked before its payload is streamed, never beyond the size the header promises.
+
 Shapes: images ``x`` are float32 ``[n, C, H, W]`` with values in [0, 1]; labels ``y`` are int64 ``[n]``
 (``mnist_binary`` gives float labels tau in {+1, -1}).
 
