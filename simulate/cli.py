@@ -44,36 +44,43 @@ def real(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid real number: {text!r}") from None
 
 
-def add_param_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """Add one flag per field of Params (the model and training parameters)."""
-    group = parser.add_argument_group("model and training parameters (theory.Params)")
-    for f in fields(Params):
+def add_param_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (), params_cls: type = Params) -> None:
+    """Add one flag per field of the parameter dataclass ``params_cls`` (default :class:`theory.Params`).
+
+    Help, valid interval and choices come from the field's metadata (``help``, ``range`` = (lo, hi, ends,
+    reason), ``choices``) when it has them, else from theory.params' FIELD_HELP, RANGES and choices."""
+    title = "theory.Params" if params_cls is Params else f"{params_cls.__module__}.{params_cls.__name__}"
+    group = parser.add_argument_group(f"model and training parameters ({title})")
+    for f in fields(params_cls):
         if f.name in exclude:
             continue
         default = f.default if f.default is not MISSING else None
         valid = ""
-        if f.name in RANGES:
-            lo, hi, ends, _ = RANGES[f.name]
+        rng = f.metadata.get("range", RANGES.get(f.name) if params_cls is Params else None)
+        if rng is not None:
+            lo, hi, ends, _ = rng
             valid = f"; valid {ends[0]}{lo:g}, {hi:g}{ends[1]}"
-        help_text = f"{FIELD_HELP.get(f.name, f.name)} [default: {default}{valid}]"
+        help_text = f"{f.metadata.get('help', FIELD_HELP.get(f.name, f.name))} [default: {default}{valid}]"
+        choices = f.metadata.get("choices", _CHOICES.get(f.name) if params_cls is Params else None)
         if f.type in ("bool", bool):
             group.add_argument(flag_name(f.name), dest=f.name, action="store_true", help=help_text)
-        elif f.name in _CHOICES:
-            group.add_argument(flag_name(f.name), dest=f.name, choices=_CHOICES[f.name], default=default,
-                               help=help_text)
+        elif choices is not None:
+            group.add_argument(flag_name(f.name), dest=f.name, choices=choices, default=default, help=help_text)
         else:
             group.add_argument(flag_name(f.name), dest=f.name, type=real, default=default, metavar="X",
                                help=help_text)
 
 
-def params_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, **overrides) -> Params:
-    """Build the validated Params from parsed flags; on invalid input exit 2 with a one-line message."""
-    values = {f.name: getattr(args, f.name) for f in fields(Params) if hasattr(args, f.name)}
+def params_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, params_cls: type = Params,
+                     **overrides):
+    """Build the validated ``params_cls`` (default Params) from parsed flags; on invalid input exit 2 with a
+    one-line message led by the flag."""
+    values = {f.name: getattr(args, f.name) for f in fields(params_cls) if hasattr(args, f.name)}
     values.update(overrides)
     try:
-        return Params(**values)
+        return params_cls(**values)
     except ParameterError as err:
-        parser.error(as_flag_message(err))
+        parser.error(as_flag_message(err, tuple(f.name for f in fields(params_cls))))
         raise  # unreachable: parser.error exits
 
 
@@ -88,11 +95,12 @@ TABLE_ALPHAS = (0, 1, 2, 5, 10, 20, 50, 100, 150, 200, 500, 1000)
 UNFINISHED = 75
 
 
-def as_flag_message(err: BaseException) -> str:
-    """The message of a ParameterError/OutputError led by the flag it names (``eta_w ...`` -> ``--eta-w: ...``)."""
+def as_flag_message(err: BaseException, names: tuple[str, ...] = ()) -> str:
+    """The message of a ParameterError/OutputError led by the flag it names (``eta_w ...`` -> ``--eta-w: ...``);
+    ``names``: further field names that are flags (those of another parameter dataclass)."""
     msg = str(err)
     first = msg.split(" ", 1)[0]
-    if first in Params.field_names() or first in RUN_NAMES:
+    if first in Params.field_names() or first in RUN_NAMES or first in names:
         return f"{flag_name(first)}: {msg}"
     return msg
 

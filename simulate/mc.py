@@ -59,7 +59,7 @@ from .cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_param_ar
 from .provenance import atomic_write, check_output, output_lock, provenance, write_result
 
 __all__ = ["ENGINES", "MCResult", "Execution", "Unfinished", "run_mc", "validate_run", "alpha_steps", "main",
-           "QUANTITIES", "UNFINISHED", "drive", "execution_from"]
+           "QUANTITIES", "UNFINISHED", "drive", "execution_from", "replica_stats"]
 
 ENGINES = ("full", "reduced")
 QUANTITIES = ("R", "b", "E", "S")
@@ -95,6 +95,16 @@ def alpha_steps(alphas, N: int) -> tuple[np.ndarray, np.ndarray]:
     return steps, steps / N
 
 
+def replica_stats(values) -> dict[str, np.ndarray]:
+    """Statistics over replicas of ``values`` (len(alpha), replicas): the ``mean``, the sample ``std``
+    (ddof 1; NaN for one replica) and the standard error of the mean ``se`` = std/sqrt(replicas).
+    The one definition of every Monte Carlo engine's error bars."""
+    v = np.asarray(values, dtype=float)
+    M = v.shape[1]
+    std = v.std(axis=1, ddof=1) if M > 1 else np.full(v.shape[0], np.nan)
+    return {"mean": v.mean(axis=1), "std": std, "se": std / math.sqrt(M)}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Result
 # ---------------------------------------------------------------------------------------------------
@@ -126,14 +136,13 @@ class MCResult:
         return getattr(self, q)
 
     def mean(self, q: str) -> np.ndarray:
-        return self.values(q).mean(axis=1)
+        return replica_stats(self.values(q))["mean"]
 
     def std(self, q: str) -> np.ndarray:
-        v = self.values(q)
-        return v.std(axis=1, ddof=1) if v.shape[1] > 1 else np.full(v.shape[0], np.nan)
+        return replica_stats(self.values(q))["std"]
 
     def se(self, q: str) -> np.ndarray:
-        return self.std(q) / math.sqrt(self.replicas)
+        return replica_stats(self.values(q))["se"]
 
     def __getitem__(self, q: str) -> dict[str, np.ndarray]:
         return {"mean": self.mean(q), "se": self.se(q), "std": self.std(q), "values": self.values(q)}

@@ -1,0 +1,106 @@
+"""Monte Carlo trajectories of all seven schemes at several d, for the family's tables, figures and tests.
+
+    python -m simulate.multinorm.endstates --d 1000 4000 --replicas 16 --out results/multinorm_mc.json
+
+Runs :func:`simulate.multinorm.mc.run_multinorm_mc` for every scheme of :data:`theory.multinorm.SCHEMES` and
+every d (one parameter set, the flags of :class:`theory.multinorm.MultinormParams` other than --scheme), on
+the grid alpha = 0, 1, ..., alpha_max, and writes one JSON: per (d, scheme) the lists over alphas of the
+replica mean and standard error of every recorded quantity (:data:`simulate.multinorm.mc.QUANTITIES`), and
+the provenance.  Prints the end-state table (alpha = alpha_max): w0, L1 and the clean, l_inf, l_1 and union
+accuracies, mean ± standard error.  Each (d, scheme) run has its own seed, SeedSequence([seed, d, k]) with k
+the scheme's index, so adding a d or a scheme leaves the others unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from theory.multinorm import SCHEMES, MultinormParams
+
+from ..cli import ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, number, one_line_errors, params_from_args
+from ..provenance import provenance, write_json
+from .mc import run_multinorm_mc
+
+__all__ = ["run_schemes", "scheme_seed", "end_table", "main"]
+
+
+def scheme_seed(seed: int, d: int, scheme: str) -> int:
+    """The root seed of one (d, scheme) run."""
+    return int(np.random.SeedSequence([int(seed), int(d), SCHEMES.index(scheme)]).generate_state(1, np.uint64)[0])
+
+
+def run_schemes(params: MultinormParams, ds, replicas: int, alpha_max: float, seed: int, schemes=SCHEMES,
+                alpha_step: float = 1.0, progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """{str(d): {scheme: summary}} with each summary that of :meth:`MultinormMCResult.summary` plus the seed
+    and the wall time."""
+    alphas = np.arange(0.0, alpha_max + 0.5 * alpha_step, alpha_step)
+    out: dict[str, Any] = {}
+    for d in ds:
+        out[str(d)] = {}
+        for s in schemes:
+            sd = scheme_seed(seed, d, s)
+            res = run_multinorm_mc(params.replace(scheme=s), d, replicas, alphas, sd, progress=progress,
+                                   threads=threads)
+            out[str(d)][s] = {**res.summary(), "seed": sd, "replicas": replicas, "wall_s": res.info["wall_s"]}
+    return out
+
+
+def end_table(runs: dict[str, Any]) -> str:
+    """The end states (last alpha): w0, L1, clean, l_inf, l_1, union accuracy, mean ± s.e., per d and scheme."""
+    cols = (("w0", "w0"), ("L1", "L1"), ("clean", "acc_clean"), ("l_inf", "acc_inf"), ("l_1", "acc_1"),
+            ("union", "acc_union"))
+    lines = [f"{'d':>6} {'scheme':>8} " + " ".join(f"{c:>17}" for c, _ in cols)]
+    for d, per in runs.items():
+        for s, r in per.items():
+            lines.append(f"{d:>6} {s:>8} " + " ".join(f"{r[k][-1]:8.4f} ± {r[k + '_se'][-1]:6.4f}" for _, k in cols))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="python -m simulate.multinorm.endstates",
+                            description="Monte Carlo of all seven schemes at several d: trajectories and the "
+                                        "end-state table (w0, L1, clean / l_inf / l_1 / union accuracy).")
+    add_param_arguments(parser, exclude=("scheme",), params_cls=MultinormParams)
+    run = parser.add_argument_group("run")
+    run.add_argument("--d", type=number(int, 2, 1 << 24), nargs="+", default=[1000, 4000], metavar="D",
+                     help="numbers of weak features [1000 4000]")
+    run.add_argument("--replicas", type=number(int, 2, 1 << 16), default=16, metavar="M", help="replicas [16]")
+    run.add_argument("--alpha-max", type=number(float, 0.0, 1e3, lo_open=True), default=50.0, metavar="X",
+                     help="final alpha [50]")
+    run.add_argument("--seed", type=number(int, 0, (1 << 63) - 1), default=0, metavar="S", help="root seed [0]")
+    run.add_argument("--threads", type=number(int, 1, 4096), default=None, metavar="T", help="numba threads [all]")
+    add_output_arguments(parser.add_argument_group("output"), "write the trajectories and provenance as JSON")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    params = params_from_args(parser, args, MultinormParams)
+    with contextlib.ExitStack() as stack:
+        with one_line_errors(parser):
+            check_outputs(args, stack, out_suffixes=(".json",))
+        runs = run_schemes(params, args.d, args.replicas, args.alpha_max, args.seed, progress=not args.quiet,
+                           threads=args.threads)
+        if not args.quiet:
+            print(f"# multinorm Monte Carlo end states at alpha = {args.alpha_max:g}: {params.line()} "
+                  f"(scheme varies); {args.replicas} replicas; accuracies, mean ± standard error")
+            print(end_table(runs))
+        if args.out is not None:
+            run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+            prov = provenance(params=params, seeds={"root_seed": args.seed,
+                                                    "per_run": "SeedSequence([seed, d, scheme index])"},
+                              run=run_args)
+            write_json(args.out, {"runs": runs, "provenance": prov})
+            if not args.quiet:
+                print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
