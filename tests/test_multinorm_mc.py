@@ -76,7 +76,7 @@ def _sampled_errors(w, b, p: MultinormParams, n: int, rng) -> dict[str, float]:
 def test_errors_match_direct_sampling(w0, b, sparse):
     """The l_1 attack hits x_0 or (sparse weak weights, small w0) the largest weak weight."""
     rng = np.random.default_rng(7)
-    d, n = 40, 200_000
+    d, n = 30, 120_000
     p = MultinormParams(a=2.0, p0=0.9, e=3.0, eps1=1.5)
     u = rng.standard_normal(d) + 0.5
     if sparse:
@@ -102,3 +102,214 @@ def test_errors_limits():
     q = p.replace(e=2.0)
     assert float(errors(s, q, 10**8)["S_inf"]) == pytest.approx(float(errors(s, q, math.inf)["S_inf"]), abs=1e-3)
     assert float(errors(s, q, 100)["S_inf"]) > float(errors(s, q, math.inf)["S_inf"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The Monte Carlo engine
+# ---------------------------------------------------------------------------------------------------
+numba = pytest.importorskip("numba")
+
+from simulate.cli import UNFINISHED  # noqa: E402
+from simulate.mc import Execution, Unfinished  # noqa: E402
+from simulate.multinorm.command import main  # noqa: E402
+from simulate.multinorm.mc import QUANTITIES, initial_weights, run_multinorm_mc  # noqa: E402
+
+from .tolerances import MULTINORM_PLAIN_BIAS_C, MULTINORM_STD_BIAS_C  # noqa: E402
+
+
+def test_initial_state():
+    p = MultinormParams(w0=-0.3)
+    w = initial_weights(p, 500, np.random.SeedSequence(1))
+    assert w[0] == -0.3 and np.linalg.norm(w) == pytest.approx(1.0, abs=1e-14)
+    u = w[1:] * math.sqrt(500)
+    assert abs(u.var() - 0.91) < 0.15 and abs(u.mean()) < 0.15  # i.i.d. Gaussian, Q = 1 - w0^2
+    r = run_multinorm_mc(p, 500, 3, [0.0], 1, progress=False)
+    assert np.all(r.data["w0"][0] == -0.3) and np.all(r.data["b"][0] == 0.0)
+    assert np.allclose(r.data["Q"][0], 0.91, atol=1e-12)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_same_seed_same_result_and_threads_do_not_matter(scheme):
+    p = MultinormParams(scheme=scheme)
+    a = run_multinorm_mc(p, 40, 3, [0, 1, 3], 5, progress=False, threads=1)
+    b = run_multinorm_mc(p, 40, 3, [0, 1, 3], 5, progress=False)
+    c = run_multinorm_mc(p, 40, 3, [0, 1, 3], 6, progress=False)
+    for q in QUANTITIES:
+        assert np.array_equal(a.data[q], b.data[q]), q
+    assert not np.array_equal(a.data["w0"], c.data["w0"])
+
+
+@pytest.mark.parametrize("scheme", ["sat", "avg"])
+def test_resume_from_checkpoint_is_bit_identical(tmp_path, scheme):
+    p = MultinormParams(scheme=scheme)
+    alphas = [0, 1, 2.5, 4]
+    whole = run_multinorm_mc(p, 30, 2, alphas, 3, progress=False)
+    ck = tmp_path / "run.npz"
+    with pytest.raises(Unfinished):
+        run_multinorm_mc(p, 30, 2, alphas, 3, execution=Execution(progress=False, checkpoint=ck, stop_after_steps=47))
+    with pytest.raises(Unfinished):  # a second stop in the middle of the resumed run
+        run_multinorm_mc(p, 30, 2, alphas, 3, execution=Execution(progress=False, checkpoint=ck, stop_after_steps=29))
+    resumed = run_multinorm_mc(p, 30, 2, alphas, 3, execution=Execution(progress=False, checkpoint=ck))
+    for q in QUANTITIES:
+        assert np.array_equal(whole.data[q], resumed.data[q]), q
+    with pytest.raises(ParameterError, match="another run"):
+        run_multinorm_mc(p.replace(eps1=1.0), 30, 2, alphas, 3, execution=Execution(progress=False, checkpoint=ck))
+
+
+def test_recorded_errors_are_those_of_the_weights():
+    """E, S_inf, S_1, union of a run are errors() of its recorded order parameters, and |w| = 1."""
+    from theory.multinorm import State
+    p = MultinormParams(scheme="max")
+    r = run_multinorm_mc(p, 60, 2, [0, 2], 8, progress=False)
+    s = State(**{k: r.data[k][-1] for k in ("w0", "b", "ubar", "Q", "L1", "wmax")})
+    for k, v in errors(s, p, 60).items():
+        assert np.array_equal(v, r.data[k][-1])
+    assert np.allclose(r.data["Q"] + r.data["w0"] ** 2, 1.0, atol=1e-12)
+
+
+def _plain_run(p: MultinormParams, d: int, replicas: int, alpha: float, seed: int):
+    """The plain numba loop of simulate.kernels.multinorm (explicit attack vectors, np.random, explicit
+    renormalisation): the final order parameters of every replica."""
+    from simulate.kernels.multinorm import SCHEME_CODES, plain_steps, seed_plain
+    N = d + 1
+    steps = int(round(alpha * N))
+    rows = []
+    for r in range(replicas):
+        seed_plain(seed + r)
+        w = initial_weights(p, d, np.random.SeedSequence([seed, r]))
+        b = plain_steps(w, 0.0, steps, SCHEME_CODES[p.scheme], p.a, p.p0, p.e, p.eps1, p.eps2, p.eta_w, p.eta_b,
+                        {"quadratic": 0, "cross_entropy": 1}[p.loss])
+        st = state_from_weights(w, b)
+        rows.append([float(st.w0), b, float(st.ubar), float(st.L1)] + [float(v) for v in errors(st, p, d).values()])
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("scheme, loss", [(s, "quadratic") for s in SCHEMES] + [("max", "cross_entropy"),
+                                                                                  ("avg", "cross_entropy")])
+def test_kernel_agrees_with_the_plain_loop(scheme, loss):
+    """The fused kernel against the independent plain loop (same model, other random numbers, attack vectors
+    built explicitly): replica means of w0, b, ubar, L1 and the four errors at alpha = 6, d = 40, within the
+    Sidak-corrected Welch quantile (no finite-size allowance: both simulate the same finite-d process).
+    The schemes differ strongly by then (adv_inf drives w0 to ~1, adv_1 to ~0), so a swapped or mis-signed
+    attack fails."""
+    p = MultinormParams(scheme=scheme, loss=loss, e=3.0, eps1=1.5, eta_w=0.5, eta_b=0.3)
+    d, M, alpha = 40, 96, 6.0
+    mc = run_multinorm_mc(p, d, M, [0.0, alpha], 11, progress=False)
+    a = np.stack([mc.data[k][-1] for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union")], axis=1)
+    b = _plain_run(p, d, M, mc.alpha[-1], 1000)
+    se = np.sqrt(a.var(0, ddof=1) / M + b.var(0, ddof=1) / M)
+    q = sidak_quantile(a.shape[1], MULTINORM_FAMILYWISE)
+    dev = np.abs(a.mean(0) - b.mean(0))
+    ok = dev <= q * se + MULTINORM_PLAIN_BIAS_C * 1e-12
+    assert np.all(ok), report(f"{scheme} kernel vs plain loop (w0 b ubar L1 E S_inf S_1 union), q={q:.2f}",
+                              a.mean(0), b.mean(0)) + f"; z = {dev / se}"
+
+
+def test_std_and_adv_2_reduce_to_the_l2_ode():
+    """Where the existing l_2 machinery applies: p0 = 1/2 makes x_0 pure noise and w0(0) = 0 keeps its weight
+    O(1/sqrt d), so the data are the Gaussian mixture of theory.ode with B = (0, 1, ..., 1)/sqrt(d),
+    rho = 2a, prior 1/2, v = 1, R = ubar, and adv_2 is its l_2 attack of budget eps2.  Replica means of
+    R = ubar and b against simulate.ode within q se + c/N (q Sidak over all compared values; c as in
+    tests/tolerances.py)."""
+    from simulate.ode import integrate
+    from theory.params import Params
+    d, M = 400, 24
+    alphas = [0.0, 2.0, 5.0, 10.0, 20.0]
+    comparisons = []
+    for scheme, eps in (("std", 0.0), ("adv_2", 0.7)):
+        p = MultinormParams(scheme=scheme, p0=0.5, w0=0.0, a=1.0, eps2=eps, eta_w=0.5, eta_b=0.5)
+        mc = run_multinorm_mc(p, d, M, alphas, 2, progress=False)
+        ode = integrate(Params(rho=2 * p.a, prior=0.5, eta_w=p.eta_w, eta_b=p.eta_b, eps=eps, R0=0.0, b0=0.0),
+                        alphas=mc.alpha)
+        for q_mc, q_ode in (("ubar", ode.R), ("b", ode.b)):
+            comparisons.append((f"{scheme} {q_mc}", mc.mean(q_mc)[1:], mc.se(q_mc)[1:], np.asarray(q_ode)[1:]))
+    q = sidak_quantile(sum(c[1].size for c in comparisons), MULTINORM_FAMILYWISE)
+    for name, mean, se, ref in comparisons:
+        assert np.all(np.abs(mean - ref) <= q * se + MULTINORM_STD_BIAS_C / (d + 1)), report(name, mean, ref)
+
+
+def test_wrong_model_fails_the_l2_ode_check():
+    """The same check fails when the MC trains on l_2 while the ODE has no attack (the check can fail)."""
+    from simulate.ode import integrate
+    from theory.params import Params
+    d, M = 400, 24
+    p = MultinormParams(scheme="adv_2", p0=0.5, w0=0.0, a=1.0, eps2=0.7, eta_w=0.5, eta_b=0.5)
+    mc = run_multinorm_mc(p, d, M, [0.0, 5.0, 20.0], 2, progress=False)
+    ode = integrate(Params(rho=2.0, prior=0.5, eta_w=0.5, eta_b=0.5, eps=0.0), alphas=mc.alpha)
+    q = sidak_quantile(2, MULTINORM_FAMILYWISE)
+    assert np.any(np.abs(mc.mean("ubar")[1:] - np.asarray(ode.R)[1:]) > q * mc.se("ubar")[1:]
+                  + MULTINORM_STD_BIAS_C / (d + 1))
+
+
+def test_u_histogram():
+    bins = np.linspace(-4, 4, 33)
+    r = run_multinorm_mc(MultinormParams(), 200, 2, [0, 1], 0, u_bins=bins, progress=False)
+    assert r.u_hist.shape == (2, 32) and np.all(np.isfinite(r.u_hist))
+    assert (r.u_hist[0] * np.diff(bins)).sum() == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"d": 1}, "^d must"), ({"d": math.inf}, "^d must"),
+                                           ({"replicas": 0}, "^replicas"), ({"seed": -1}, "^seed"),
+                                           ({"alphas": [1, 0]}, "alphas")])
+def test_bad_run_settings_name_the_setting(kwargs, match):
+    args = {"d": 20, "replicas": 2, "alphas": [0, 1], "seed": 0, **kwargs}
+    with pytest.raises(ParameterError, match=match):
+        run_multinorm_mc(MultinormParams(), args["d"], args["replicas"], args["alphas"], args["seed"], progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------------
+ARGS = ["--engine", "mc", "--d", "30", "--replicas", "2", "--alpha-max", "3", "--seed", "4", "--quiet"]
+
+
+def test_cli_writes_json_with_keys_and_provenance(tmp_path, capsys):
+    import json
+    out = tmp_path / "r.json"
+    assert main([*ARGS, "--scheme", "max", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert len(data["alphas"]) == 4
+    for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union"):
+        assert len(data[k]) == 4 and len(data[k + "_se"]) == 4
+    prov = data["provenance"]
+    assert prov["params"]["scheme"] == "max" and prov["seeds"]["root_seed"] == 4 and "git_sha" in prov
+    direct = run_multinorm_mc(MultinormParams(scheme="max"), 30, 2, data["alphas"], 4, progress=False)
+    assert data["union"] == direct.mean("union").tolist()
+    # refuses to overwrite without --overwrite, one line, exit 2
+    with pytest.raises(SystemExit) as exc:
+        main([*ARGS, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "--overwrite" in err[0]
+    assert main([*ARGS, "--out", str(out), "--overwrite"]) == 0
+
+
+def test_cli_prints_a_table(capsys):
+    assert main([a for a in ARGS if a != "--quiet"] + ["--scheme", "sat"]) == 0
+    out = capsys.readouterr().out
+    assert "union" in out.splitlines()[1] and len(out.splitlines()) >= 5
+
+
+def test_cli_stop_and_resume(tmp_path, capsys):
+    import json
+    whole, out, ck = tmp_path / "w.json", tmp_path / "r.json", tmp_path / "r.npz"
+    assert main([*ARGS, "--out", str(whole)]) == 0
+    cmd = [*ARGS, "--out", str(out), "--checkpoint", str(ck)]
+    assert main([*cmd, "--time-limit", "1e-9"]) == UNFINISHED
+    assert main(cmd) == 0
+    assert json.loads(whole.read_text())["w0"] == json.loads(out.read_text())["w0"]
+
+
+@pytest.mark.parametrize("argv, flag", [(["--p0", "1.5"], "--p0"), (["--scheme", "msd"], "--scheme"),
+                                        (["--d", "x"], "--d"), (["--d", "inf", "--engine", "mc"], "--d"),
+                                        (["--d", "1", "--engine", "mc"], "--d"), (["--replicas", "0"], "--replicas"),
+                                        (["--alpha-max", "-1"], "--alpha-max"), (["--eta-w", "nan"], "--eta-w"),
+                                        (["--w0", "1"], "--w0"), (["--engine", "gpu"], "--engine"),
+                                        (["--checkpoint", "x.npz", "--engine", "theory"], "checkpoint"),
+                                        (["--out", "x.csv"], "--out")])
+def test_cli_bad_input_exits_2_with_one_line(argv, flag, capsys):
+    base = ["--engine", "mc", "--d", "30", "--quiet"]
+    with pytest.raises(SystemExit) as exc:
+        main(base + argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and flag in err[0], err
+    assert "Traceback" not in err[0]
