@@ -60,21 +60,32 @@ _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no":
 # ---------------------------------------------------------------------------------------------------
 # Grids
 # ---------------------------------------------------------------------------------------------------
-def _field_kind(name: str) -> str:
-    if name in ("eps_law", "loss"):
+_INT_FIELDS = ("N", "d")  # engines' extra sweepable fields that are integers
+
+
+def _choices(name: str, params_cls: type = Params):
+    """The allowed strings of a string field: its metadata's ``choices``, or those of theory.Params."""
+    for f in fields(params_cls):
+        if f.name == name and "choices" in f.metadata:
+            return tuple(f.metadata["choices"])
+    return {"eps_law": EPS_LAWS, "loss": LOSSES}.get(name)
+
+
+def _field_kind(name: str, params_cls: type = Params) -> str:
+    if _choices(name, params_cls) is not None:
         return "str"
     if name == "non_robust_only":
         return "bool"
-    if name == "N":
+    if name in _INT_FIELDS:
         return "int"
     return "float"
 
 
-def _value(name: str, text: str):
-    kind = _field_kind(name)
+def _value(name: str, text: str, params_cls: type = Params):
+    kind = _field_kind(name, params_cls)
     t = text.strip()
     if kind == "str":
-        allowed = EPS_LAWS if name == "eps_law" else LOSSES
+        allowed = _choices(name, params_cls)
         if t not in allowed:
             raise ParameterError(f"--grid {name}: {t!r} is not one of {', '.join(allowed)}")
         return t
@@ -95,7 +106,7 @@ def _value(name: str, text: str):
     return x
 
 
-def parse_axis(spec: str, allowed: tuple[str, ...]) -> tuple[str, tuple]:
+def parse_axis(spec: str, allowed: tuple[str, ...], params_cls: type = Params) -> tuple[str, tuple]:
     """'name=start:stop:num' | 'name=v1,v2,...' | 'name=v' -> (name, values)."""
     if "=" not in spec:
         raise ParameterError(f"--grid {spec!r}: expected name=start:stop:num or name=v1,v2,...")
@@ -107,12 +118,12 @@ def parse_axis(spec: str, allowed: tuple[str, ...]) -> tuple[str, tuple]:
     if not body:
         raise ParameterError(f"--grid {name}: no values given")
     if ":" in body:
-        if _field_kind(name) in ("str", "bool"):
+        if _field_kind(name, params_cls) in ("str", "bool"):
             raise ParameterError(f"--grid {name}: a range start:stop:num needs a numeric field")
         parts = body.split(":")
         if len(parts) != 3:
             raise ParameterError(f"--grid {name}: a range is start:stop:num, got {body!r}")
-        start, stop = _value(name, parts[0]), _value(name, parts[1])
+        start, stop = _value(name, parts[0], params_cls), _value(name, parts[1], params_cls)
         try:
             num = int(parts[2])
         except ValueError:
@@ -121,12 +132,12 @@ def parse_axis(spec: str, allowed: tuple[str, ...]) -> tuple[str, tuple]:
         if num < 1:
             raise ParameterError(f"--grid {name}: num in start:stop:num must be an integer >= 1, got {num}")
         vals = np.linspace(start, stop, num)
-        if _field_kind(name) == "int":
+        if _field_kind(name, params_cls) == "int":
             if not np.allclose(vals, np.rint(vals)):
                 raise ParameterError(f"--grid {name}: the range {body} does not fall on integers")
             return name, tuple(int(v) for v in np.rint(vals))
         return name, tuple(float(v) for v in vals)
-    vals = tuple(_value(name, t) for t in body.split(","))
+    vals = tuple(_value(name, t, params_cls) for t in body.split(","))
     if len(set(vals)) != len(vals):
         raise ParameterError(f"--grid {name}: repeated values in {body!r}")
     return name, vals
@@ -165,12 +176,13 @@ class Grid:
         return {"axes": [[n, list(v)] for n, v in self.axes], "fixed": self.fixed}
 
 
-def make_grid(specs: list[str], base: Params, engine: SweepEngine, extra_fixed: dict[str, Any] | None = None) -> Grid:
-    """Parse the --grid specifications and check every axis value against the parameter dataclass."""
-    allowed = Params.field_names() + tuple(engine.extra_fields)
+def make_grid(specs: list[str], base, engine: SweepEngine, extra_fixed: dict[str, Any] | None = None) -> Grid:
+    """Parse the --grid specifications and check every axis value against the engine's parameter dataclass
+    (``base`` is an instance of it: the values of the fields that are not swept)."""
+    allowed = engine.params_cls.field_names() + tuple(engine.extra_fields)
     axes = []
     for spec in specs:
-        name, vals = parse_axis(spec, allowed)
+        name, vals = parse_axis(spec, allowed, engine.params_cls)
         if name in (a[0] for a in axes):
             raise ParameterError(f"--grid {name}: the field is given twice")
         axes.append((name, vals))
@@ -527,14 +539,17 @@ def _parse_option(name: str, default: Any, text: str):
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(params_cls: type = Params) -> argparse.ArgumentParser:
+    """The parser; the model flags are those of ``params_cls``, the parameter dataclass of the chosen engine."""
     parser = ArgumentParser(prog="python -m simulate.sweep",
-                            description="Sweep any fields of theory.Params over a grid with the ODE or the Monte "
-                                        "Carlo; one labelled data set (netCDF or Zarr) with provenance; resumable.")
-    parser.add_argument("--engine", default="ode", help=f"one of {', '.join(ENGINES)} [ode]")
+                            description="Sweep any fields of theory.Params (or of the chosen engine's parameter "
+                                        "dataclass) over a grid with the ODE or the Monte Carlo; one labelled data "
+                                        "set (netCDF or Zarr) with provenance; resumable.")
+    parser.add_argument("--engine", default="ode", help=f"one of {', '.join(ENGINES)} [ode]; the model flags "
+                                                          "below are those of the engine's parameters")
     parser.add_argument("--grid", action="append", default=[], metavar="SPEC",
                         help="name=start:stop:num | name=v1,v2,... (repeatable; the axes in order)")
-    add_param_arguments(parser)
+    add_param_arguments(parser, params_cls=params_cls)
     eng = parser.add_argument_group("engine options (each engine uses its own; defaults per engine)")
     for name, default in _option_flags().items():
         shown = ",".join(f"{v:g}" for v in default) if isinstance(default, list) else default
@@ -553,8 +568,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _engine_params_cls(argv) -> type:
+    """The parameter dataclass of the engine named by --engine in ``argv`` (theory.Params if none or unknown)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--engine", default="ode")
+    known, _ = pre.parse_known_args(argv)
+    return ENGINES[known.engine].params_cls if known.engine in ENGINES else Params
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
+    parser = build_parser(_engine_params_cls(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if args.engine not in ENGINES:
         parser.error(f"--engine must be one of {', '.join(ENGINES)}, got {args.engine!r}")
@@ -570,7 +593,7 @@ def main(argv=None) -> int:
         parser.error("--grid: give at least one axis, e.g. --grid rho=0.5:4:100")
     if args.out is not None and args.out.suffix.lower() not in (".nc", ".zarr"):
         parser.error(f"--out must end in .nc (netCDF) or .zarr, got {args.out}")
-    base = params_from_args(parser, args)
+    base = params_from_args(parser, args, engine.params_cls)
     options: dict[str, Any] = {}
     try:
         for name, default in _option_flags().items():

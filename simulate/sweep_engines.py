@@ -50,7 +50,8 @@ class SweepEngine(abc.ABC):
     """
 
     name = ""
-    extra_fields: tuple[str, ...] = ()  # sweepable fields that are not Params fields
+    params_cls: type = Params  # the parameter dataclass whose fields are the grid's axes and the model flags
+    extra_fields: tuple[str, ...] = ()  # sweepable fields that are not fields of params_cls
     default_chunk = 1
     defaults: dict[str, Any] = {}
 
@@ -62,8 +63,13 @@ class SweepEngine(abc.ABC):
         return {**self.defaults, **options}
 
     def check_point(self, point: dict[str, Any]) -> None:
-        """Raise ParameterError when a point is invalid (the default: its Params must validate)."""
-        params_of(point)
+        """Raise ParameterError when a point is invalid (the default: its parameters must validate)."""
+        self.params_of(point)
+
+    def params_of(self, point: dict[str, Any]):
+        """The validated ``params_cls`` of a point (its other keys are the engine's extra fields)."""
+        names = set(self.params_cls.field_names())
+        return self.params_cls(**{k: v for k, v in point.items() if k in names})
 
     @abc.abstractmethod
     def outputs(self, options: dict[str, Any]) -> dict[str, tuple[str, ...]]: ...
@@ -352,6 +358,9 @@ class MCEngine(SweepEngine):
 
 register_engine(ODEEngine())
 register_engine(MCEngine())
+
+# engines of the other model families register themselves on import
+from .multinorm import sweep_engine as _multinorm_sweep_engine  # noqa: E402,F401
 
 # keep the field list importable for the CLI
 PARAM_FIELDS = tuple(f.name for f in fields(Params))
