@@ -313,3 +313,21 @@ def test_cli_bad_input_exits_2_with_one_line(argv, flag, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and flag in err[0], err
     assert "Traceback" not in err[0]
+
+
+def test_sweep_engine(tmp_path):
+    """simulate.sweep over multinorm fields and d: each point equals run_multinorm_mc with its point seed."""
+    import xarray as xr
+
+    from simulate.multinorm.sweep_engine import point_seed
+    from simulate.sweep import main as sweep_main
+    out = tmp_path / "s.nc"
+    assert sweep_main(["--engine", "multinorm_mc", "--grid", "scheme=avg,max", "--grid", "d=20,30", "--alphas", "1,2",
+                       "--replicas", "2", "--eps1", "1.5", "--out", str(out), "--quiet"]) == 0
+    ds = xr.open_dataset(out)
+    p = MultinormParams(scheme="max", eps1=1.5)
+    direct = run_multinorm_mc(p, 30, 2, [0, 1, 2], point_seed(0, p, 30), progress=False)
+    got = ds.sel(scheme="max", d=30)
+    assert np.array_equal(got["union"].values, direct.mean("union")[1:])
+    assert np.array_equal(got["w0_alpha_se"].values, direct.se("w0")[1:])
+    ds.close()
