@@ -8,14 +8,13 @@ printed. Both sides attack every image for every step: the labels are the model'
 point is misclassified at the start), one restart, APGD-T with one target class, l_1 with the large-budget
 schedule (use_largereps) on both sides.
 
-    python -m bench.attacks [--device cuda] [--batch 100] [--steps 20] [--repeats 3] [--threads 1] [--ref PATH]
+    python bench/attacks.py [--device cuda] [--batch 100] [--steps 20] [--repeats 3] [--threads 1] [--ref PATH]
 
 Writes bench/out/attacks.json (parameters, machine, versions, git SHA, reference commit) and prints a table.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
+
+from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
 AA_NORM = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 CASES = (("apgd_ce", "linf"), ("apgd_ce", "l2"), ("apgd_ce", "l1"), ("apgd_t", "linf"), ("apgd_t", "l1"))
@@ -46,7 +47,7 @@ def _reference(ref: Path):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.attacks", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python bench/attacks.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--steps", type=int, default=20)

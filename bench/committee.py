@@ -7,7 +7,6 @@ numpy loop of the same SGD with the same N-dimensional PGD attack, measured in t
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
 from simulate.committee import integrate  # noqa: E402
 from simulate.provenance import provenance, write_json  # noqa: E402
@@ -70,7 +71,7 @@ def numba_rate(p: CommitteeParams, N: int, steps: int, replicas: int) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python bench/committee.py", description=__doc__)
+    ap = ArgumentParser(prog="python bench/committee.py", description=__doc__)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--baseline-steps", type=int, default=300)
     ap.add_argument("--replicas", type=int, default=4)

@@ -165,7 +165,9 @@ def merge(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python bench/eval_vs_autoattack.py", description=__doc__.split("\n\n")[0])
+    from simulate.cli import ArgumentParser  # one-line errors, whole flag names only
+
+    p = ArgumentParser(prog="python bench/eval_vs_autoattack.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
     r.add_argument("--suite", choices=("old", "new", "ref"), required=True)

@@ -30,6 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+
 import numba  # noqa: E402
 
 from simulate.kernels import linear as K  # noqa: E402
@@ -74,7 +76,7 @@ def numpy_steps(w, b, n_steps, p: Params, rng):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--N", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=1000, help="steps per replica of the full engine [1000]")
     parser.add_argument("--repeats", type=int, default=3)

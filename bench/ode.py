@@ -21,6 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+
 from scipy.integrate import solve_ivp  # noqa: E402
 
 from simulate.ode import integrate, integrate_grid  # noqa: E402
@@ -39,7 +41,7 @@ def _time(fn, repeats):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", type=int, default=100, help="grid side: grid x grid trajectories [100]")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--loop-subset", type=int, default=50, help="trajectories timed in the loop baseline")

@@ -22,6 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+
 from simulate.provenance import provenance, write_json  # noqa: E402
 from simulate.structured import MC_BIAS, integrate, monte_carlo, powerlaw_mixture  # noqa: E402
 from theory import Params  # noqa: E402
@@ -29,7 +31,7 @@ from theory.structured import Mixture  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--N", type=int, default=784)
     parser.add_argument("--alpha-max", type=float, default=100.0)
     parser.add_argument("--replicas", type=int, default=8, help="Monte Carlo replicas actually run [8]")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+
 from simulate import sweep  # noqa: E402
 from simulate.provenance import provenance, write_json  # noqa: E402
 from simulate.sweep_engines import get_engine  # noqa: E402
@@ -69,7 +71,7 @@ def _run_all(name, engine, grid, options, workers, log, warm=None, save=None):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ode-side", type=int, default=100)
     parser.add_argument("--mc-side", type=int, default=10)
     parser.add_argument("--mc-N", type=int, default=1000)

@@ -14,7 +14,6 @@ cost several times single-threat training and SAT about the same.  Writes bench/
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
 ROWS = [("natural", ()), ("adv", ("linf",)), ("adv", ("l1",)), ("adv", ("l2",)), ("avg", ("linf", "l1", "l2")),
         ("max", ("linf", "l1", "l2")), ("msd", ("linf", "l1", "l2")), ("sat", ("linf", "l1", "l2")),
@@ -45,7 +46,7 @@ def measure(scheme, threats, args, tmp: Path) -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", type=int, default=5, help="timed batches per scheme (>= 1)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--device", default="cpu")

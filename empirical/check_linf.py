@@ -136,9 +136,10 @@ def _eval(p, args) -> int:
                                  seeds={"attack": args.seed}, device=str(device), seconds=time.time() - t0),
     }
     write_json(args.out, out)
-    print(format_table(["clean"] + list(results), [out["clean_accuracy"]] +
-                       [r["robust_accuracy"] for r in results.values()]))
-    print(f"APGD >= PGD check passed: {checks['passed']}; warnings: {warnings or 'none'}")
+    if not args.quiet:
+        print(format_table(["clean"] + list(results), [out["clean_accuracy"]] +
+                           [r["robust_accuracy"] for r in results.values()]))
+        print(f"APGD >= PGD check passed: {checks['passed']}; warnings: {warnings or 'none'}")
     return 0
 
 
@@ -165,7 +166,8 @@ def _sanity(p, args) -> int:
     for threat in make_threats(("linf", "l2", "l1"), "mnist", args.eps):
         found[threat.name] = gradient_masking_warnings(model, x.to(device), y.to(device), threat,
                                                        generator=make_generator(args.seed), emit=False)
-        print(f"{threat.name}: {found[threat.name] or 'no warning'}")
+        if not args.quiet:
+            print(f"{threat.name}: {found[threat.name] or 'no warning'}")
     data["gradient_masking_by_threat"] = {
         "n_images": len(x), "warnings": found,
         "provenance": provenance(params={"n": len(x), "checks": "empirical.gradient_masking.gradient_masking_warnings"},

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from simulate.cli import ArgumentParser as _Parser  # one-line errors, whole flag names only
+
 __all__ = ["Remote", "Source", "SOURCES", "DownloadError", "download", "fetch", "md5_file", "main"]
 
 CHUNK = 1 << 16
@@ -201,11 +203,6 @@ def download(dataset: str, to: str | os.PathLike, *, base_url: str | None = None
         if source.unpack:
             _unpack(folder / remote.name, source.unpack, folder)
     return folder / source.unpack if source.unpack else folder
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -212,7 +212,8 @@ def main(argv=None) -> int:
     M = robustness_matrix(model, x, y, threats, args.strength, args.batch_size, make_generator(args.seed), device,
                           quiet=args.quiet)
     summary = summarize(clean, M, names)
-    print(summary_table(summary))
+    if not args.quiet:
+        print(summary_table(summary))
     checks = {}
     if args.sanity > 0:
         from .gradient_masking import gradient_masking_warnings

@@ -279,7 +279,8 @@ def main(argv=None) -> int:
              "eval_seconds_total": sum(r["eval_seconds"] or 0.0 for r in done), "table_text": _table(rows, published),
              "provenance": provenance(params=params, seeds={"seed": args.seed})}
     write_json(args.out, table)
-    print(table["table_text"])
+    if not args.quiet:
+        print(table["table_text"])
     return 1 if any("error" in r for r in rows) else 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from simulate.cli import ArgumentParser, one_line_errors
+from simulate.cli import ArgumentParser, one_line_errors, progress_bar
 from simulate.provenance import atomic_write, check_output_folder
 
 from .core import DOCS_DIR, OUT_DIR, REGISTRY, Unavailable, run_figure
@@ -27,7 +27,8 @@ def _register_optional() -> None:
 
 
 #: the figures shown in README.md and docs/, copied as PNG into --docs by ``python -m figures readme``
-README_FIGURES = ("scenarios", "robustness", "phase")
+README_FIGURES = ("scenarios", "robustness", "phase", "phase_diagram", "protocol", "committee_talk",
+                  "committee_xor")
 
 
 def main(argv=None) -> int:
@@ -61,20 +62,25 @@ def main(argv=None) -> int:
         check_output_folder(args.out, flag="--out")
         if readme:
             check_output_folder(args.docs, flag="--docs")
-    log = (lambda s: None) if args.quiet else print
+    bar = progress_bar(len(names), "figures", show=not args.quiet, unit="fig")
+    log = (lambda s: None) if args.quiet else bar.write if hasattr(bar, "write") else print
     skipped = []
     for name in names:
+        bar.set_postfix_str(name)
         try:
             paths = run_figure(name, quick=args.quick, out_dir=args.out, force=args.force, log=log)
         except Unavailable as why:
             skipped.append(name)
             print(f"[{name}] skipped: {why}", file=sys.stderr)
+            bar.update()
             continue
+        bar.update()
         if readme:
             png = next(p for p in paths if p.suffix == ".png")
             with atomic_write(args.docs / png.name, "wb") as fh:
                 fh.write(png.read_bytes())
             log(f"[{name}] copied to {args.docs / png.name}")
+    bar.close()
     if skipped and not args.quiet:
         print(f"skipped {len(skipped)} figure(s): {', '.join(skipped)}")
     return 0

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import re
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, RANGES, ParameterError, Params
 
-__all__ = ["ArgumentParser", "add_param_arguments", "params_from_args", "flag_name", "real", "number",
+__all__ = ["ArgumentParser", "did_you_mean", "explain", "progress_bar", "add_param_arguments", "params_from_args", "flag_name", "real", "number",
            "TABLE_ALPHAS", "UNFINISHED", "one_line_errors", "as_flag_message", "add_output_arguments",
            "table_indices", "params_line", "PLOT_SUFFIXES", "check_outputs", "check_output",
            "write_outputs"]
@@ -24,10 +25,94 @@ _CHOICES = {"eps_law": EPS_LAWS, "loss": LOSSES}
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``prog: error: message``, exit status 2, no usage dump."""
+    """The parser of every command: one-line errors, whole flag names only, a hint for near misses.
+
+    * an error is one line, ``prog: error: message``, exit status 2, no usage dump; a message that does not
+      say what is allowed (``(allowed: ...)``) or suggest a flag ends with ``(see --help)``;
+    * ``allow_abbrev=False``: ``--n`` is not silently taken for ``--non-robust-only``;
+    * an unknown flag gets "did you mean ...?" from the parser's own flags (and those of its subcommands),
+      case-insensitively first (``--alpha-f`` -> ``--alpha-F``, ``--k`` -> ``--K``), then by similarity;
+    * argparse's "invalid choice: 'x' (choose from 'a', 'b')" reads "(allowed: a, b)", with a hint when the
+      value is a near miss of a choice.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def _all_option_strings(self) -> list[str]:
+        """Every flag of this parser and of its subcommands' parsers (a subcommand's unknown flags are
+        reported by the parser at the top)."""
+        out: list[str] = []
+        todo, seen = [self], set()
+        while todo:
+            parser = todo.pop()
+            if id(parser) in seen:
+                continue
+            seen.add(id(parser))
+            for action in parser._actions:
+                out.extend(s for s in action.option_strings if s.startswith("--"))
+                if isinstance(action, argparse._SubParsersAction):
+                    todo.extend(action.choices.values())
+        return list(dict.fromkeys(out))
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {explain(message, self._all_option_strings())}\n")
+
+
+def did_you_mean(word: str, candidates) -> list[str]:
+    """Close matches of ``word`` among ``candidates``, at most three: those equal to it but for case and
+    those it abbreviates; failing both, the most similar (difflib)."""
+    import difflib
+
+    candidates = list(dict.fromkeys(candidates))
+    same_case = [c for c in candidates if c.lower() == word.lower()]
+    lower = {c.lower(): c for c in candidates}
+    starts = [c for c in candidates if c.lower().startswith(word.lower())] if len(word) > 2 else []
+    close = [lower[m] for m in difflib.get_close_matches(word.lower(), list(lower), n=3, cutoff=0.7)]
+    return list(dict.fromkeys(same_case + starts or close))[:3]
+
+
+_RANGE = re.compile(r"(?P<name>\S+) must lie in (?P<allowed>.+), got (?P<value>[^,]+)$")
+_ONE_OF = re.compile(r"(?P<name>\S+) must be one of (?P<choices>.+), got (?P<value>\S+)$")
+_CHOICE = re.compile(r"invalid choice: (?P<value>'[^']*'|\S+) \(choose from (?P<choices>.*)\)$")
+
+
+def explain(message: str, flags) -> str:
+    """The one-line error of a parser: argparse's message with the allowed values or a near-miss hint."""
+    m = _CHOICE.search(message)
+    if m:
+        choices = [c.strip().strip("'") for c in m.group("choices").split(", ")]
+        value = m.group("value").strip("'")
+        hint = did_you_mean(value, choices)
+        message = (message[:m.start()] + f"invalid choice {value!r} (allowed: {', '.join(choices)}"
+                   + (f"; did you mean {' or '.join(hint)}?)" if hint else ")"))
+    elif _RANGE.search(message):  # the library's "x must lie in [lo, hi] (why), got v"
+        m = _RANGE.search(message)
+        allowed = m.group("allowed")
+        why = re.fullmatch(r"(?P<interval>.*?[\]\)]) \((?P<why>.*)\)", allowed)
+        if why:
+            allowed = f"{why.group('interval')}; {why.group('why')}"
+        message = message[:m.start()] + f"{m.group('name')} = {m.group('value')} is out of range (allowed: {allowed})"
+    elif _ONE_OF.search(message):  # the library's "x must be one of a, b, got 'c'"
+        m = _ONE_OF.search(message)
+        choices = m.group("choices").split(", ")
+        hint = did_you_mean(m.group("value").strip("'"), choices)
+        message = (message[:m.start()] + f"{m.group('name')} {m.group('value')} is not allowed (allowed: "
+                   f"{m.group('choices')}" + (f"; did you mean {' or '.join(hint)}?)" if hint else ")"))
+    elif message.startswith("unrecognized arguments: "):
+        hints = []
+        for token in message[len("unrecognized arguments: "):].split():
+            name = token.split("=", 1)[0]
+            if name.startswith("-") and name not in flags:
+                close = did_you_mean(name if name.startswith("--") else "-" + name, flags)
+                if close:
+                    hints.append(f"{name}: did you mean {' or '.join(close)}?")
+        if hints:
+            message = f"{message} ({'; '.join(hints)})"
+    if "(allowed" not in message and "did you mean" not in message:
+        message += " (see --help)"
+    return message
 
 
 def flag_name(field_name: str) -> str:
@@ -255,3 +340,56 @@ def write_outputs(args: argparse.Namespace, write, plot=None) -> None:
         plot(args.plot)
         if not args.quiet:
             print(f"wrote {args.plot}")
+
+
+class _NoBar:
+    """What :func:`progress_bar` returns when there is nothing to show."""
+
+    n = 0
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s="", refresh=True):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def progress_bar(total, desc: str, *, show: bool = True, unit: str = "it", **kwargs):
+    """A tqdm bar on stderr (``show=False``, e.g. under ``--quiet``, or tqdm not installed: a bar that does
+    nothing).  ``total`` may be a float (alpha of an ODE, seconds); ``bar.update(x)`` moves it by x."""
+    if not show:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm comes with the mc/empirical/sweep extras; the ODE commands run without it
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True, **kwargs)
+
+
+class AlphaProgress:
+    """Progress of an ODE solver along alpha: wraps the right-hand side ``f(alpha, y)`` and moves the bar to
+    the largest alpha the solver has reached (the solution is unchanged: only ``alpha`` is read)."""
+
+    def __init__(self, f, alpha_end: float, desc: str = "ODE", show: bool = True):
+        self.f, self.reached = f, 0.0
+        self.bar = progress_bar(float(alpha_end), desc, show=show, unit="alpha",
+                                bar_format="{desc}: {percentage:3.0f}%|{bar}| alpha {n:.4g}/{total:.4g} "
+                                           "[{elapsed}<{remaining}]")
+
+    def __call__(self, alpha, y):
+        if alpha > self.reached:
+            self.bar.update(float(alpha) - self.reached)
+            self.reached = float(alpha)
+        return self.f(alpha, y)
+
+    def close(self):
+        self.bar.close()

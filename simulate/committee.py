@@ -36,8 +36,8 @@ from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, St
                               rhs, state_names, unpack)
 from theory.params import ParameterError
 
-from .cli import (ArgumentParser, add_output_arguments, check_outputs, flag_name, number, one_line_errors, real,
-                  table_indices, write_outputs)
+from .cli import (AlphaProgress, ArgumentParser, add_output_arguments, check_outputs, flag_name, number,
+                  one_line_errors, progress_bar, real, table_indices, write_outputs)
 from .ode import default_alphas
 from .provenance import provenance, save_figure, write_result
 
@@ -101,9 +101,10 @@ class CommitteeTrajectory:
 
 def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = None, test_steps: int | None = None,
               test_step: float | None = None, rtol: float = 1e-6, atol: float = 1e-8, method: str = "RK45",
-              error_alphas=None, nodes: int | None = None, **variant) -> CommitteeTrajectory:
+              error_alphas=None, nodes: int | None = None, progress: bool = False, **variant) -> CommitteeTrajectory:
     """Solve the ODEs from the initial state of ``params``; E and S on ``error_alphas`` (default: all of
-    ``alphas``; NaN elsewhere).  ``variant`` passes deliberately wrong variants to :func:`theory.committee.rhs`."""
+    ``alphas``; NaN elsewhere).  ``variant`` passes deliberately wrong variants to :func:`theory.committee.rhs`;
+    ``progress`` shows tqdm bars (alpha reached, then the errors) on stderr."""
     if not isinstance(params, CommitteeParams):
         raise ParameterError(f"params must be a CommitteeParams, got {type(params).__name__}")
     alphas = np.asarray(default_alphas() if alphas is None else alphas, dtype=float).ravel()
@@ -122,8 +123,11 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
     y0 = pack(params.initial_state())
     nfev = 0
     if alphas[-1] > 0:
-        sol = solve_ivp(lambda _a, y: rhs(y, params, nodes, **variant), (0.0, alphas[-1]), y0, method=method,
-                        t_eval=alphas, rtol=rtol, atol=atol)
+        fun = AlphaProgress(lambda _a, y: rhs(y, params, nodes, **variant), alphas[-1], "ODE", show=progress)
+        try:
+            sol = solve_ivp(fun, (0.0, alphas[-1]), y0, method=method, t_eval=alphas, rtol=rtol, atol=atol)
+        finally:
+            fun.close()
         if not sol.success:
             raise RuntimeError(f"ODE solver failed: {sol.message}")
         Y = sol.y.T
@@ -134,8 +138,10 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
         np.round(alphas, 9), np.round(np.asarray(error_alphas, float), 9))
     E = np.full(alphas.size, np.nan)
     S = np.full(alphas.size, np.nan)
-    for i in np.flatnonzero(want):
-        E[i], S[i] = errors(unpack(Y[i], params.K, params.D), params, eps_test, steps, step)
+    with progress_bar(int(want.sum()), "E and S", show=progress and bool(want.any()), unit="alpha") as bar:
+        for i in np.flatnonzero(want):
+            E[i], S[i] = errors(unpack(Y[i], params.K, params.D), params, eps_test, steps, step)
+            bar.update()
     info = {"method": method, "rtol": rtol, "atol": atol, "nfev": nfev, "nodes": nodes, **variant}
     return CommitteeTrajectory(params, eps_test, alphas, Y, E, S, (steps, step), info)
 
@@ -291,15 +297,17 @@ def main(argv=None) -> int:
 
 def _run(args: argparse.Namespace, params: CommitteeParams, alphas: np.ndarray) -> int:
     traj0 = integrate(params, alphas, eps_test=args.eps_test, test_steps=args.test_steps, test_step=args.test_step,
-                      rtol=args.rtol, atol=args.atol, method=args.method, error_alphas=[])
+                      rtol=args.rtol, atol=args.atol, method=args.method, error_alphas=[], progress=not args.quiet)
     # E and S (the costly part) on the rows that are printed, and on the whole grid for a plot or a file
     every = args.out is not None or args.plot is not None
     want = traj0.alpha if every else traj0.alpha[_shown(traj0)]
     E = np.full(traj0.alpha.size, np.nan)
     S = np.full(traj0.alpha.size, np.nan)
-    for i, a in enumerate(traj0.alpha):
-        if np.any(np.abs(want - a) < 1e-12):
+    rows = [i for i, a in enumerate(traj0.alpha) if np.any(np.abs(want - a) < 1e-12)]
+    with progress_bar(len(rows), "E and S", show=not args.quiet, unit="alpha") as bar:
+        for i in rows:
             E[i], S[i] = errors(traj0.state(i), params, traj0.eps_test, *traj0.test_attack)
+            bar.update()
     traj = CommitteeTrajectory(params, traj0.eps_test, traj0.alpha, traj0.y, E, S, traj0.test_attack, traj0.solver)
     if not args.quiet:
         print(f"# soft committee machine, large-N ODEs: {header(params)}; S at eps_test={traj.eps_test:g} "

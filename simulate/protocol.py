@@ -181,8 +181,9 @@ def best_constant(prob: Problem, scan: int = 41) -> tuple[float, float]:
     return float(grid[i]), float(vals[i])
 
 
-def optimise(prob: Problem, starts=None, maxiter: int = 300) -> dict[str, Any]:
-    """L-BFGS-B from several starts; returns the best schedule with its objective and gradient."""
+def optimise(prob: Problem, starts=None, maxiter: int = 300, after_start=None) -> dict[str, Any]:
+    """L-BFGS-B from several starts; returns the best schedule with its objective and gradient
+    (``after_start()`` is called after each start: progress)."""
     if starts is None:
         starts = [np.zeros(prob.segments), np.full(prob.segments, prob.eps_max),
                   np.full(prob.segments, 0.5 * prob.eps_max)]
@@ -196,6 +197,8 @@ def optimise(prob: Problem, starts=None, maxiter: int = 300) -> dict[str, Any]:
                      "message": str(res.message)})
         if best is None or res.fun < best.fun:
             best = res
+        if after_start is not None:
+            after_start()
     u = np.clip(best.x, 0.0, prob.eps_max)
     J, g = evaluate(prob, u)
     return {"u": u, "J": J, "grad": g, "runs": runs}
@@ -335,17 +338,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def solve(prob: Problem, mc: dict[str, Any] | None = None, log=print, scan: int = 41) -> dict[str, Any]:
-    """Optimal, best constant and standard schedules with ODE objectives, Pontryagin checks and the MC."""
+def solve(prob: Problem, mc: dict[str, Any] | None = None, log=print, scan: int = 41,
+          progress: bool = False) -> dict[str, Any]:
+    """Optimal, best constant and standard schedules with ODE objectives, Pontryagin checks and the MC;
+    ``progress`` shows a tqdm bar over the stages on stderr."""
+    from .cli import progress_bar
+
     t0 = time.perf_counter()
+    bar = progress_bar(6 + (3 if mc is not None else 0), "protocol", show=progress, unit="stage")
+    bar.set_postfix_str("best constant eps")
     e_c, J_c = best_constant(prob, scan=scan)
+    bar.update()
     log(f"best constant eps = {e_c:.5f}: J = {J_c:.6f}")
     starts = [np.zeros(prob.segments), np.full(prob.segments, prob.eps_max), np.full(prob.segments, e_c)]
-    opt = optimise(prob, starts=starts)
+    bar.set_postfix_str("optimal schedule (L-BFGS-B from 3 starts)")
+    opt = optimise(prob, starts=starts, after_start=bar.update)
     log(f"optimal schedule: J = {opt['J']:.6f}")
     t_opt = time.perf_counter() - t0
     J_std = evaluate(prob, 0.0, grad=False)
+    bar.set_postfix_str("Pontryagin's conditions")
     pmp = pontryagin(prob, opt["u"], grad_forward=opt["grad"])
+    bar.update()
+    bar.set_postfix_str("trajectories")
     schedules = {"optimal": opt["u"], "best_constant": np.full(prob.segments, e_c),
                  "standard": np.zeros(prob.segments)}
     out: dict[str, Any] = {
@@ -357,10 +371,13 @@ def solve(prob: Problem, mc: dict[str, Any] | None = None, log=print, scan: int 
         "classification": classify(prob, opt["u"]), "pontryagin": pmp, "optimise_wall_s": t_opt,
         "trajectories": {k: trajectory(prob, v) for k, v in schedules.items()},
     }
+    bar.update()
     if mc is not None:
         res = {}
         for k, v in schedules.items():
+            bar.set_postfix_str(f"Monte Carlo, {k} schedule (N = {mc['N']}, {mc['replicas']} replicas)")
             res[k] = mc_objective(prob, v, mc["N"], mc["replicas"], mc["seed"])
+            bar.update()
             log(f"MC {k}: {res[k]['mean']:.5f} ± {res[k]['se']:.5f}")
         diffs = {}
         for a, b in (("optimal", "best_constant"), ("optimal", "standard"), ("best_constant", "standard")):
@@ -369,6 +386,7 @@ def solve(prob: Problem, mc: dict[str, Any] | None = None, log=print, scan: int 
         out["mc"] = {"N": mc["N"], "replicas": mc["replicas"], "seed": mc["seed"], "engine": "reduced",
                      "objective": {k: {kk: vv for kk, vv in r.items() if kk != "values"} for k, r in res.items()},
                      "paired_differences": diffs}
+    bar.close()
     out["wall_s"] = time.perf_counter() - t0
     return out
 
@@ -388,7 +406,7 @@ def main(argv=None) -> int:
         parser.error(str(err).replace("alpha_F", "--alpha-F").replace("eps_max", "--eps-max"))
     log = (lambda s: None) if args.quiet else print
     mc = None if args.no_mc else {"N": args.mc_N, "replicas": args.mc_replicas, "seed": args.mc_seed}
-    out = solve(prob, mc, log)
+    out = solve(prob, mc, log, progress=not args.quiet)
     if not args.quiet:
         print(report(out))
     if args.out is not None:

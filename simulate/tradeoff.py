@@ -225,11 +225,22 @@ def bridge_mc_error(params: Params, R: float, b: float, N: int, structure: str, 
 # ---------------------------------------------------------------------------------------------
 # Tables.
 # ---------------------------------------------------------------------------------------------
+def _cases(a_values, p0_values, progress: bool, desc: str):
+    """The (a, p0) pairs of a table, through a tqdm bar on stderr when ``progress``."""
+    from .cli import progress_bar
+
+    cases = list(itertools.product(a_values, p0_values))
+    with progress_bar(len(cases), desc, show=progress, unit="row") as bar:
+        for case in cases:
+            yield case
+            bar.update()
+
+
 def lp_table(d: int, a_values, p0_values, eps_inf: float | None, eps_1: float, *, grid=(481, 241, 8),
-             targets=FRONTIER_TARGETS) -> list[dict]:
+             targets=FRONTIER_TARGETS, progress: bool = False) -> list[dict]:
     """One row per (a, p0): budgets, coupling bound and the linear frontier (lower, upper) at the targets."""
     rows = []
-    for a, p0 in itertools.product(a_values, p0_values):
+    for a, p0 in _cases(a_values, p0_values, progress, "lp frontier"):
         model = LpModel(d=d, a=a, p0=p0)
         e_inf = 2.0 * model.eta if eps_inf is None else eps_inf
         fr = frontier(model, Threat("linf", e_inf), Threat("l1", eps_1), targets=targets,
@@ -245,9 +256,9 @@ def lp_table(d: int, a_values, p0_values, eps_inf: float | None, eps_1: float, *
 
 
 def ring_table(d: int, a_values, p0_values, eps_inf: float | None, t: int, *, grid=(481, 241),
-               targets=FRONTIER_TARGETS) -> list[dict]:
+               targets=FRONTIER_TARGETS, progress: bool = False) -> list[dict]:
     rows = []
-    for a, p0 in itertools.product(a_values, p0_values):
+    for a, p0 in _cases(a_values, p0_values, progress, "ring frontier"):
         model = RingModel(d=d, a=a, p0=p0)
         e_inf = 2.0 * model.eta if eps_inf is None else eps_inf
         fr = ring_frontier(model, Threat("linf", e_inf), Threat("rt", t), targets=targets, n_theta=grid[0],
@@ -399,7 +410,7 @@ def _run(parser, args) -> int:
             if args.n_tau < 0:
                 parser.error(f"--n-tau must be >= 0, got {args.n_tau}")
             rows = lp_table(args.d, args.a, args.p0, args.eps_inf, args.eps_1,
-                            grid=(args.n_theta, args.n_psi, args.n_tau))
+                            grid=(args.n_theta, args.n_psi, args.n_tau), progress=not args.quiet)
             say(f"# l_inf vs l_1 (Tramer & Boneh 2019 distribution), d = {args.d}; bound: acc_inf + acc_1 <= bound"
                   " for EVERY classifier; F: max acc_1 s.t. acc_inf >= t over linear classifiers, "
                   "sym = (x0, z) family, lin = explicit linear (lower bound), env = concave envelope (upper bound)")
@@ -425,7 +436,8 @@ def _run(parser, args) -> int:
             _check_grid(parser, args)
             if args.t < 0:
                 parser.error(f"--t must be >= 0, got {args.t}")
-            rows = ring_table(args.d, args.a, args.p0, args.eps_inf, args.t, grid=(args.n_theta, args.n_psi))
+            rows = ring_table(args.d, args.a, args.p0, args.eps_inf, args.t, grid=(args.n_theta, args.n_psi),
+                              progress=not args.quiet)
             say(f"# l_inf vs rotation-translation (ring image, d = {args.d} pixels, shifts |k| <= {args.t}); bound: "
                   "acc_inf + acc_rt <= bound for EVERY classifier; F over sign(w0 x0 + wz z + c): lin = achieved, "
                   "env = concave envelope")

@@ -71,7 +71,7 @@ def test_cli_writes_table_and_json(tmp_path, data_dir, capsys):
     out = tmp_path / "eval.json"
     rc = main(["--weights", str(tmp_path / "ck.pt"), "--data-dir", str(data_dir), "--threats", "linf,l1,rt",
                "--eps", "linf=0.1,l1=2,rt=5/1", "--strength", "train", "--test-limit", "6", "--batch-size", "3",
-               "--threads", "1", "--sanity", "4", "--out", str(out), "--quiet"])
+               "--threads", "1", "--sanity", "4", "--out", str(out)])
     assert rc == 0
     table = capsys.readouterr().out
     assert "union" in table and "linf" in table

@@ -148,3 +148,21 @@ def test_empirical_figure_reads_result_tables(tmp_path, monkeypatch):
         assert list(npz["t0/rows"]) == ["Nat", "max"]
         np.testing.assert_allclose(npz["t0/acc"][1], [0.8, 0.4, 0.3, 0.5, 0.25, 0.4])
         np.testing.assert_allclose(npz["t0/curve/max/linf/acc"], [0.8, 0.4])
+
+
+def test_readme_redraws_every_image_in_docs():
+    """`python -m figures readme` covers every PNG in docs/img and every image the README and docs show."""
+    import re
+    from pathlib import Path
+
+    from figures.__main__ import README_FIGURES, _register_optional
+
+    _register_optional()
+    root = Path(__file__).resolve().parent.parent
+    shown = set()
+    for md in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        shown |= set(re.findall(r"img/([\w-]+)\.png", md.read_text()))
+    in_docs = {p.stem for p in (root / "docs" / "img").glob("*.png")}
+    assert shown <= set(README_FIGURES) | {n for n in shown if n.endswith("_supplement")}, shown - set(README_FIGURES)
+    assert in_docs <= {*README_FIGURES, *(f"{n}_supplement" for n in README_FIGURES)}, in_docs
+    assert set(README_FIGURES) <= set(REGISTRY)

@@ -35,7 +35,7 @@ def test_ring_and_bridge(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, word", [
-    (["lp", "--p0", "1.5"], "p0"), (["lp", "--a", "-1"], "a must"), (["lp", "--eps-1", "-2"], "--eps-1"),
+    (["lp", "--p0", "1.5"], "p0"), (["lp", "--a", "-1"], "--a: a = -1"), (["lp", "--eps-1", "-2"], "--eps-1"),
     (["lp", "--d", "0"], "--d"), (["ring", "--d", "7"], "even"), (["ring", "--t", "-1"], "--t"),
     (["bridge", "--rho", "-1"], "rho"), (["lp", "--n-theta", "2"], "n-theta"),
 ])
