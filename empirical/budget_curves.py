@@ -7,7 +7,7 @@ For every trained run under ``--runs`` (one folder per scheme, each with ``model
 ``python -m empirical.reproduce``) and every threat of ``--threats``, the robust accuracy on the first
 ``--test-limit`` test images at each budget of ``--eps`` (the common budget syntax with a name repeated
 once per budget; budget 0 is the clean accuracy), under the evaluation module's attacks of strength
-``--strength`` (default 'eval': APGD-CE then APGD-T).  The JSON has, per table row,
+``--strength`` (default 'eval': APGD-CE, APGD-T, FAB-T, Square).  The JSON has, per table row,
 {threat: {"eps": [...], "accuracy": [...]}}, with provenance; ``figures`` draws it beside the table.
 """
 
@@ -59,7 +59,9 @@ def build_parser():
                         "[default: the dataset's four per threat, DEFAULT_BUDGETS]")
     p.add_argument("--test-limit", type=ranged("test_limit"), default=100, metavar="N",
                    help="test images (the first N) [default: 100]")
-    p.add_argument("--strength", default="eval", choices=("train", "eval"), help="attacks [default: eval]")
+    p.add_argument("--strength", default="eval", choices=("train", "apgd", "eval"),
+                   help="attacks: eval (AutoAttack's standard suite), apgd (APGD-CE + APGD-T only), train "
+                        "[default: eval]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=100, metavar="N", help="[default: 100]")
     p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
     return state_ranges(p)

@@ -4,7 +4,9 @@
 
 Definitions (RobustBench / Tramer & Boneh 2019 conventions): example i is *robust to threat j* when it is
 correctly classified clean AND at the point returned by threat j's evaluation attack (``attack_for(threat,
-"eval")``: APGD-CE then APGD-T for l_p balls, full grid for rotation-translation). Then
+strength)``; ``--strength eval``, the default: AutoAttack's standard suite APGD-CE, APGD-T, FAB-T, Square for
+l_p balls, full grid for rotation-translation; ``--strength apgd``: APGD-CE + APGD-T only, cheaper, and blind
+to gradient masking). Then
 
     clean accuracy     = mean_i clean_i
     threat-j accuracy  = mean_i M_ij
@@ -14,7 +16,12 @@ correctly classified clean AND at the point returned by threat j's evaluation at
 so union <= every single-threat accuracy <= clean accuracy by construction. Budgets default to the
 literature's (:data:`empirical.threats.DEFAULT_BUDGETS`); ``--eps linf=0.2,l1=8,rt=30/3`` overrides them
 (the budget syntax of every empirical command, :mod:`empirical.cli`).
-The JSON written by ``--out`` holds the summary, the matrix itself and provenance.
+The JSON written by ``--out`` holds the summary (with the strength that produced it), the matrix itself, the
+per-example attack log and provenance. The attack log (:func:`attack_log`) says, for every example and threat,
+which attack of the suite broke it first ("apgd-ce", "apgd-t", "fab-t", "square"; "robust" if none did,
+"clean_wrong" if the clean image is misclassified), with the test-set index of every example: union accuracy
+is the fraction of examples that are "robust" under every threat, and the examples that FAB-T and Square
+decided are those that name them.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["robustness_matrix", "clean_correct", "summarize", "format_table", "load_model", "main"]
+__all__ = ["robustness_matrix", "robustness_matrix_and_log", "attack_log", "clean_correct", "summarize",
+           "format_table", "load_model", "main"]
 
 
 def _batches(n: int, batch_size: int):
@@ -51,9 +59,20 @@ def robustness_matrix(model, x, y, threats, strength: str = "eval", batch_size: 
     Runs in batches of ``batch_size`` on ``device`` (default: the model's); random draws come from
     ``generator`` (None: a CPU generator seeded with 0, so repeated calls agree). Results on CPU.
     """
+    return robustness_matrix_and_log(model, x, y, threats, strength, batch_size, generator, device, attacks,
+                                     quiet)[0]
+
+
+def robustness_matrix_and_log(model, x, y, threats, strength: str = "eval", batch_size: int = 256,
+                              generator: torch.Generator | None = None, device=None, attacks=None,
+                              quiet: bool = True):
+    """(M, first, names): M as :func:`robustness_matrix`; ``first`` int64 [n, k] the index (in ``names[j]``,
+    the attacks of threat j's suite in order) of the attack that first broke example i under threat j, -1 if
+    none did, -2 if the clean example is misclassified."""
     from tqdm import tqdm
 
     from .attacks import attack_for
+    from .attacks.worst_of import CLEAN_WRONG, ROBUST, WorstOf
 
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
@@ -68,17 +87,44 @@ def robustness_matrix(model, x, y, threats, strength: str = "eval", batch_size: 
         raise ValueError("attacks and threats must have the same length")
     clean = clean_correct(model, x, y, batch_size, device)
     M = torch.zeros(len(x), len(threats), dtype=torch.bool)
+    first = torch.full((len(x), len(threats)), ROBUST, dtype=torch.long)
+    names = [a.names() if isinstance(a, WorstOf) else [a.name.replace("_", "-")] for a in attacks]
     total = len(threats) * ((len(x) + batch_size - 1) // batch_size)
     with tqdm(total=total, disable=quiet, desc="attacks", unit="batch", dynamic_ncols=True) as bar:
         for j, attack in enumerate(attacks):
             bar.set_postfix(threat=getattr(threats[j], "name", str(j)))
             for s in _batches(len(x), batch_size):
                 xb, yb = x[s].to(device), y[s].to(device)
-                xa = attack(model, xb, yb, generator=generator)
+                if isinstance(attack, WorstOf):
+                    xa, fb = attack.perturb_log(model, xb, yb, generator=generator)
+                else:
+                    xa = attack(model, xb, yb, generator=generator)
+                    fb = None
                 with torch.no_grad():
-                    M[s, j] = (model(xa).argmax(1) == yb).cpu() & clean[s]
+                    still = (model(xa).argmax(1) == yb).cpu()
+                M[s, j] = still & clean[s]
+                if fb is None:
+                    fb = torch.where(still, ROBUST, 0)
+                # the clean prediction decides "clean_wrong" (the same as in M)
+                first[s, j] = torch.where(clean[s], torch.where(still, ROBUST, fb.clamp_min(0)), CLEAN_WRONG)
                 bar.update(1)
-    return M
+    return M, first, names
+
+
+def attack_log(first: torch.Tensor, names, threat_names, index=None) -> dict:
+    """The per-example attack log as JSON-ready data: {"example_index": [test-set index per example],
+    "attacks": {threat: [attack names in order]}, "first_broken_by": {threat: [attack name, "robust" or
+    "clean_wrong" per example]}, "broken_by_attack": {threat: {attack: count}}}."""
+    n = first.shape[0]
+    index = list(range(n)) if index is None else [int(i) for i in index]
+    out = {"example_index": index, "attacks": {}, "first_broken_by": {}, "broken_by_attack": {}}
+    for j, t in enumerate(threat_names):
+        col = first[:, j].tolist()
+        labels = [("robust" if c == -1 else "clean_wrong" if c == -2 else names[j][c]) for c in col]
+        out["attacks"][t] = list(names[j])
+        out["first_broken_by"][t] = labels
+        out["broken_by_attack"][t] = {a: labels.count(a) for a in names[j]}
+    return out
 
 
 def summarize(clean_correct: torch.Tensor, matrix: torch.Tensor, names) -> dict:
@@ -151,6 +197,7 @@ DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg")
 
 
 def build_parser():
+    from .attacks import STRENGTHS
     from .cli import ArgumentParser, add_common, eps_type, number, path_type, ranged, state_ranges
     from .models import MODELS
 
@@ -166,7 +213,9 @@ def build_parser():
                    help="comma-separated: linf, l2, l1, rt, affine:<a>:<b>[:beta] [default: linf,l1,l2,rt]")
     p.add_argument("--eps", type=eps_type, default={}, metavar="BUDGETS",
                    help="budgets, e.g. linf=0.2,l1=8,rt=30/3 [default: the dataset's]")
-    p.add_argument("--strength", default="eval", choices=("train", "eval"), help="attacks [default: eval]")
+    p.add_argument("--strength", default="eval", choices=STRENGTHS,
+                   help="attacks: eval (AutoAttack's standard suite: APGD-CE, APGD-T, FAB-T, Square), apgd (APGD-CE + "
+                        "APGD-T only: quicker, blind to gradient masking), train (the training attacks) [default: eval]")
     p.add_argument("--test-limit", type=ranged("test_limit"), default=1000, metavar="N",
                    help="evaluate on the first N test images [default: 1000]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=250, metavar="N", help="[default: 250]")
@@ -209,10 +258,12 @@ def main(argv=None) -> int:
     model = model.to(device)
     t0 = time.time()
     clean = clean_correct(model, x, y, args.batch_size, device)
-    M = robustness_matrix(model, x, y, threats, args.strength, args.batch_size, make_generator(args.seed), device,
-                          quiet=args.quiet)
+    M, first, attack_names = robustness_matrix_and_log(model, x, y, threats, args.strength, args.batch_size,
+                                                       make_generator(args.seed), device, quiet=args.quiet)
     summary = summarize(clean, M, names)
+    summary["strength"] = args.strength
     if not args.quiet:
+        print(f"strength: {args.strength}")
         print(summary_table(summary))
     checks = {}
     if args.sanity > 0:
@@ -232,6 +283,7 @@ def main(argv=None) -> int:
         write_json(args.out, {
             "summary": summary, "threats": names, "gradient_masking_warnings": checks,
             "clean_correct": clean.int().tolist(), "robust_matrix": M.int().tolist(),
+            "attack_log": attack_log(first, attack_names, names),
             "provenance": provenance(
                 params={"weights": str(args.weights), "model": arch, "dataset": args.dataset, "n_test": len(x),
                         "threats": {n: repr(t) for n, t in zip(names, threats)},

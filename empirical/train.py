@@ -68,7 +68,10 @@ SCHEDULES = ("cyclic", "piecewise", "constant")
 AMP = ("auto", "on", "off")
 AUGMENT = ("auto", "crop_flip", "none")
 #: Fields that only decide the final evaluation (a finished run may be evaluated again with others).
-EVAL_FIELDS = ("test_limit", "eval_threats", "eval_batch_size")
+EVAL_FIELDS = ("test_limit", "eval_threats", "eval_batch_size", "eval_strength")
+#: Strengths of the final evaluation (empirical.attacks.STRENGTHS): apgd (APGD-CE + APGD-T) or eval (the full
+#: AutoAttack standard suite; empirical.evaluate and the tables use it).
+EVAL_STRENGTHS = ("apgd", "eval")
 
 
 class ConfigError(ValueError):
@@ -103,6 +106,7 @@ class TrainConfig:
     test_limit: int = 0
     eval_threats: tuple[str, ...] | None = None
     eval_batch_size: int = 200
+    eval_strength: str = "apgd"
     augment: str = "auto"
     eps_warmup: float = 0.0
 
@@ -119,6 +123,8 @@ class TrainConfig:
         datasets = [d for d in DATASETS if d in PRESETS]
         need("dataset", self.dataset in datasets, f"must be one of {datasets}, got {self.dataset!r}")
         need("scheme", self.scheme in SCHEMES, f"must be one of {list(SCHEMES)}, got {self.scheme!r}")
+        need("eval_strength", self.eval_strength in EVAL_STRENGTHS,
+             f"must be one of {list(EVAL_STRENGTHS)}, got {self.eval_strength!r}")
         for name in ("threats", "eval_threats"):
             value = getattr(self, name)
             if value is None:
@@ -214,6 +220,8 @@ FIELD_HELP = {
     "test_limit": "evaluate on the first N test images at the end (0: no evaluation)",
     "eval_threats": "threats of the final evaluation",
     "eval_batch_size": "batch size of the final evaluation",
+    "eval_strength": "attacks of the final evaluation: apgd (APGD-CE + APGD-T, quick) or eval (the full AutoAttack "
+                     "standard suite: + FAB-T and Square; what empirical.evaluate reports)",
     "augment": "data augmentation: auto (random crop with 4-pixel padding + horizontal flip on CIFAR-10, "
                "none on MNIST), crop_flip, none",
     "eps_warmup": "fraction of the run over which the training budgets grow linearly from 0 to their value "
@@ -251,7 +259,8 @@ def _field_argument(f) -> dict[str, Any]:
     from .schemes import SCHEMES
 
     choices = {"dataset": [d for d in DATASETS if d in PRESETS], "scheme": list(SCHEMES), "model": MODELS,
-               "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP, "augment": AUGMENT}
+               "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP, "augment": AUGMENT,
+               "eval_strength": EVAL_STRENGTHS}
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     shown = DEFAULT_TEXT.get(f.name, "the dataset's preset" if f.name in PRESETS["mnist"] else default)
     kw: dict[str, Any] = {"dest": f.name, "default": default, "help": f"{FIELD_HELP[f.name]} [default: {shown}]"}
@@ -637,10 +646,11 @@ def evaluate_model(model, cfg: TrainConfig, data_dir, dev, *, quiet: bool = True
     clean = clean_correct(model, x, y, cfg.eval_batch_size, dev)
     threats = cfg.threat_objects(names)
     t0 = time.perf_counter()
-    matrix = robustness_matrix(model, x, y, threats, strength="eval", batch_size=cfg.eval_batch_size,
+    matrix = robustness_matrix(model, x, y, threats, strength=cfg.eval_strength, batch_size=cfg.eval_batch_size,
                                generator=stream_generator(cfg.seed, "evaluation"), device=dev, quiet=quiet)
     summary = summarize(clean, matrix, list(names))
     summary.update({"n_test": int(x.shape[0]), "threats": list(names), "eval_seconds": time.perf_counter() - t0,
+                    "strength": cfg.eval_strength,
                     "threat_budgets": {t.name: t.eps for t in threats},
                     "clean_correct": clean.int().tolist(), "matrix": matrix.int().tolist()})
     return summary

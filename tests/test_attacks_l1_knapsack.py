@@ -111,7 +111,7 @@ def test_apgd_l1_reaches_knapsack_optimum(kind, eps):
 
 
 def test_eval_suite_l1_reaches_knapsack_optimum_from_faces():
-    gap = _worst_gap(attack_for(L1Ball(eps=10.0), "eval", restarts=1), "faces", 10.0)
+    gap = _worst_gap(attack_for(L1Ball(eps=10.0), "apgd", restarts=1), "faces", 10.0)
     assert gap <= ATTACK_OPTIMUM_RTOL, f"eval suite l1: worst relative gap {gap:.4f}"
 
 

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from empirical.attacks import ATTACKS, APGD, APGDT, PGD, SLIDE, attack_for, get_attack  # noqa: E402
+from empirical.attacks import ATTACKS, APGD, APGDT, FABT, PGD, SLIDE, Square, attack_for, get_attack  # noqa: E402
 from empirical.attacks.apgd import checkpoints  # noqa: E402
 from empirical.attacks.losses import get_loss, margin  # noqa: E402
 from empirical.threats import (AffineCombination, L1Ball, L2Ball, LinfBall, RotationTranslation,  # noqa: E402
@@ -107,11 +107,11 @@ def _tiny_cnn(seed=0):
 
 
 _THREAT_FOR = {"pgd": ["linf", "l2", "l1"], "slide": ["l1"], "apgd": ["linf", "l2", "l1"], "rt_grid": ["rt"],
-               "apgd_t": ["linf", "l2", "l1"], "square": ["linf", "l2"],
+               "apgd_t": ["linf", "l2", "l1"], "square": ["linf", "l2", "l1"], "fab_t": ["linf", "l2", "l1"],
                "rt_random": ["rt"], "affine": ["affine:linf:l1:0.5", "affine:rt:linf:0.5"],
                "msd": [("linf", "l2", "l1")]}
 _SMALL = {"pgd": dict(steps=5), "slide": dict(steps=5), "apgd": dict(steps=5),
-          "apgd_t": dict(steps=5, n_target_classes=2), "square": dict(n_queries=20), "rt_grid": dict(n_angles=5, n_shifts=3),
+          "apgd_t": dict(steps=5, n_target_classes=2), "square": dict(n_queries=20), "fab_t": dict(steps=5, n_target_classes=2), "rt_grid": dict(n_angles=5, n_shifts=3),
           "rt_random": dict(k=4), "affine": dict(steps=5, restarts=2), "msd": dict(steps=5)}
 
 
@@ -155,13 +155,26 @@ def test_registry_and_defaults():
         get_attack("cw", get_threat("linf"))
     assert isinstance(attack_for(get_threat("linf"), "train"), PGD)
     ev = attack_for(get_threat("l1"), "eval")
-    assert all(isinstance(a, APGD) for a in ev.attacks)
-    # AutoAttack's standard suite: APGD-CE (l_1: 5 restarts, 3/2/1 eps schedule) then APGD-T.
-    ce, tg = ev.attacks
+    # AutoAttack's standard suite: APGD-CE (l_1: 5 restarts, 3/2/1 eps schedule), APGD-T, FAB-T, Square-5000.
+    ce, tg, fab, sq = ev.attacks
+    assert ev.names() == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert type(ce) is APGD and ce.loss == "ce" and ce.restarts == 5 and ce.use_largereps
     assert isinstance(tg, APGDT) and tg.n_target_classes == 5 and tg.use_largereps
-    ce_inf, tg_inf = attack_for(get_threat("linf"), "eval").attacks
+    assert isinstance(fab, FABT) and (fab.steps, fab.n_target_classes, fab.restarts) == (100, 9, 1)
+    assert isinstance(sq, Square) and (sq.n_queries, sq.p_init, sq.restarts) == (5000, 0.8, 1)
+    ce_inf, tg_inf, fab_inf, sq_inf = attack_for(get_threat("linf"), "eval").attacks
     assert ce_inf.restarts == 1 and not ce_inf.use_largereps and tg_inf.n_target_classes == 9
+    assert (fab_inf.alpha_max, fab_inf.eta, fab_inf.beta) == (0.1, 1.05, 0.9)
+    # the cheaper named level: the APGD pair only
+    assert [type(a) for a in attack_for(get_threat("l2"), "apgd").attacks] == [APGD, APGDT]
+    # overrides reach the attacks that take them; one that none takes is an error
+    ev2 = attack_for(get_threat("linf"), "eval", steps=7, n_queries=11, eps=0.1)
+    assert [getattr(a, "steps", None) for a in ev2.attacks][:3] == [7, 7, 7] and ev2.attacks[3].n_queries == 11
+    assert all(a.threat.eps == 0.1 for a in ev2.attacks)
+    with pytest.raises(ValueError, match="no attack"):
+        attack_for(get_threat("linf"), "eval", n_querys=11)
+    with pytest.raises(ValueError, match="strength"):
+        attack_for(get_threat("linf"), "full")
     assert get_attack("pgd", get_threat("linf"), eps=0.1).threat.eps == 0.1
     with pytest.raises(ValueError, match="steps"):
         get_attack("pgd", get_threat("linf"), steps=0)

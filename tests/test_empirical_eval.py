@@ -135,7 +135,7 @@ def test_sanity_checks_flag_masked_model_and_pass_linear_model():
         ym = masked(x).argmax(1)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        found = gradient_masking_warnings(masked, x, ym, get_threat("linf", eps=0.2), generator=g)
+        found = gradient_masking_warnings(masked, x, ym, get_threat("linf", eps=0.2), generator=g, n_queries=1000)
     assert any(w_.startswith("large_budget") for w_ in found) or any(w_.startswith("gradient_free") for w_ in found)
     # The gradient-free Square attack breaks points that APGD-CE + APGD-T (zero gradients) left robust.
     assert any(w_.startswith("square") for w_ in found), found
