@@ -4,8 +4,9 @@ For logits z = W x + b and a point x far enough inside the box (x in [0.35, 0.65
 l_p ball of radius eps iff for every class t != y: (w_y - w_t).x + b_y - b_t > eps |w_y - w_t|_q (q the dual
 norm of p), because the worst perturbation for the pair (y, t) is the dual-norm maximiser. That closed form is
 independent of the attacks. APGD-T (whose targets are the top clean logits) must break every non-robust point
-and none of the robust ones; Square (gradient-free, l_inf and l_2) must break every point whose worst margin is
-clearly negative. A deliberately weak variant (APGD-T with 2 steps of size eps / 10) must miss some points.
+and none of the robust ones; Square (gradient-free, l_inf) must break every point whose worst margin is
+clearly negative (l_2 and l_1: tests/test_attacks_fab_square.py, on a model with spatially smooth weights: on
+these i.i.d. 4 x 4 weights the paper's l_2 windows of side >= 3 cover most of the image). A deliberately weak variant (APGD-T with 2 steps of size eps / 10) must miss some points.
 """
 
 import math
@@ -73,7 +74,7 @@ def test_weak_apgd_t_misses_points():
     assert int((robust & (worst < -1e-6)).sum()) > 0, "the weak variant passed: the test cannot tell"
 
 
-@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("norm", ["linf"])
 def test_square_breaks_the_clearly_breakable_points(norm):
     model, x, y, worst, eps = _setup(norm)
     threat = get_threat(norm, eps=eps)

@@ -95,3 +95,14 @@ MULTINORM_PLAIN_BIAS_C = 1.0
 # measured < 0.25/N for R), and the uninformative x_0 adds a field term w0 x_0 with E[w0^2] = O(1/N).
 # c = 1 leaves a factor 4.
 MULTINORM_STD_BIAS_C = 1.0
+
+# FAB-T against the closed-form minimal perturbation of a linear model (tests/test_attacks_fab_square.py).
+# FAB's overshoot eta = 1.05 and backward step beta = 0.9 approach the boundary from outside: on the linear
+# fixture every returned norm lies 0.52 % above the optimum (l_2 and l_inf, measured); the issue asks for 1 %.
+FAB_RTOL = 0.01
+# l_1 (the box binds; optimum by linear programming): FAB's l_1 projections move one or two coordinates per step
+# and the iterate zigzags between box faces; measured at most 2.1 % above the optimum over 100 point-target pairs.
+FAB_L1_RTOL = 0.03
+# Square (500 queries) on the smooth linear fixture: the worst missed relative margin measured -0.21 (l_2);
+# every point whose worst margin is below this fraction of eps |w_y - w_t|_q must be broken.
+SQUARE_MARGIN_FRACTION = {"l2": 0.4, "linf": 0.4, "l1": 0.5}
