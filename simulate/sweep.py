@@ -570,7 +570,7 @@ def build_parser(params_cls: type = Params) -> argparse.ArgumentParser:
 
 def _engine_params_cls(argv) -> type:
     """The parameter dataclass of the engine named by --engine in ``argv`` (theory.Params if none or unknown)."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = ArgumentParser(add_help=False)
     pre.add_argument("--engine", default="ode")
     known, _ = pre.parse_known_args(argv)
     return ENGINES[known.engine].params_cls if known.engine in ENGINES else Params

@@ -60,7 +60,12 @@ def _import(name: str):
 def _parser_of(name: str, monkeypatch) -> argparse.ArgumentParser:
     mod = _import(name)
 
+    original = argparse.ArgumentParser.parse_known_args
+
     def catch(self, args=None, namespace=None):
+        if not self.add_help:  # a pre-parser that picks what the main parser offers (simulate.sweep's engine)
+            assert isinstance(self, ArgumentParser) and not self.allow_abbrev, f"{name}: pre-parser {type(self)}"
+            return original(self, args, namespace)
         raise _Caught(self)
 
     with monkeypatch.context() as m:
