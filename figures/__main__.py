@@ -18,7 +18,7 @@ def _register_optional() -> None:
 
     for mod in ("figures.finite_size", "figures.tradeoffs", "figures.mnist_bridge", "figures.empirical_results",
                 "figures.phase", "figures.protocol",
-                "figures.committee"):
+                "figures.committee", "figures.multinorm"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

@@ -331,3 +331,23 @@ def test_sweep_engine(tmp_path):
     assert np.array_equal(got["union"].values, direct.mean("union")[1:])
     assert np.array_equal(got["w0_alpha_se"].values, direct.se("w0")[1:])
     ds.close()
+
+
+def test_figure_quick_plots_the_simulation(tmp_path):
+    """figures.multinorm --quick: the image is written and its Monte Carlo points are run_multinorm_mc's."""
+    pytest.importorskip("matplotlib")
+    from figures.core import run_figure
+    from figures.multinorm import multinorm_params
+    import figures.multinorm  # noqa: F401  (registers the figure)
+    paths = run_figure("multinorm", quick=True, out_dir=tmp_path, log=lambda s: None)
+    assert all(p.stat().st_size > 10_000 for p in paths)
+    prm = multinorm_params(True)
+    with np.load(tmp_path / "quick" / "multinorm.npz") as npz:
+        data = {k: npz[k] for k in npz.files}
+    k = SCHEMES.index("max")
+    seed = int(np.random.SeedSequence([prm["seed"], k]).generate_state(1, np.uint64)[0])
+    alphas = np.unique(np.concatenate([prm["mc_alphas"], prm["law_alphas"]]))
+    res = run_multinorm_mc(MultinormParams(scheme="max"), prm["d"], prm["replicas"], alphas, seed, progress=False)
+    assert np.array_equal(data["max/mc_acc_union"], 1.0 - res.mean("union"))
+    assert np.array_equal(data["max/mc_w0_se"], res.se("w0"))
+    assert data["adv_inf/mc_hist"].shape == (len(prm["law_alphas"]), prm["u_bins"][2] - 1)
