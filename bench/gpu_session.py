@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 THREATS = ("linf", "l1", "l2")
+#: Exit status of collect when a stage is unfinished (the project's "unfinished, run again").
+PARTIAL = 75
 ROW = {"max": "max", "msd": "MSD"}
 #: The fully serialised device: two processes at once each run at half speed.
 SERIAL_CONTENTION = 2.0
@@ -140,13 +142,17 @@ def collect(runs: Path, out: Path, params: dict, budget: float | None, started: 
         "plan": _read(runs / "plan.json"),
         "train": {}, "eval": {},
     }
+    strength = params.get("strength", "eval")
     for s in schemes:
         session["train"][s] = _training(runs, s, out)
         session["eval"][s] = {}
+        # the evaluations of this strength, of the final model (or of the checkpoint of a run stopped early)
+        kind = "model" if session["train"][s]["status"] == "complete" else "checkpoint"
         for t in THREATS:
-            ev = _read(runs / f"eval_{s}_{t}.json")
+            stem = runs / f"eval_{s}_{strength}_{kind}_{t}"
+            ev = _read(stem.with_suffix(".json"))
             session["eval"][s][t] = ev if ev is not None else {"missing": True,
-                                                               "log_tail": _tail(runs / f"eval_{s}_{t}.log")}
+                                                               "log_tail": _tail(stem.with_suffix(".log"))}
     evaluated = [(s, t) for s in schemes for t in THREATS if "missing" not in session["eval"][s][t]]
     # complete: every artefact is there, whichever call made it (the stages of every call are kept, each
     # with the start time of its call; a resumed session may follow calls that ran out of time)
@@ -159,25 +165,34 @@ def collect(runs: Path, out: Path, params: dict, budget: float | None, started: 
     trained = ", ".join(f"{s} {session['train'][s]['status']}" for s in schemes)
     print(f"session {session['status']}: {len(evaluated)} of {len(schemes) * len(THREATS)} evaluations, "
           f"training {trained}; wrote {out / 'session.json'}")
-    return session, 0 if complete else (75 if evaluated else 1)
+    return session, 0 if complete else (PARTIAL if evaluated else 1)
 
 
 # --------------------------------------------------------------------------------------------------- table
 def _attacks_label(evals: dict) -> str:
-    """The attacks of the evaluation, read off the attack descriptions that empirical.evaluate records."""
+    """The attacks of the evaluation: the attack log's names (empirical.evaluate), else those read off the
+    recorded attack descriptions (APGD, APGDT, ...)."""
     found, strength = {}, None
+
+    def key(name: str) -> str:
+        return name.upper().replace("-", "").replace("APGDCE", "APGD")
+
     for ev in evals.values():
         params = ((ev or {}).get("provenance") or {}).get("params") or {}
         strength = params.get("strength", strength)
+        for names in ((ev or {}).get("attack_log") or {}).get("attacks", {}).values():
+            for name in names:
+                found.setdefault(key(name), name)
         for text in (params.get("attacks") or {}).values():
             for name in re.findall(r"\b([A-Z][A-Za-z0-9]*)\((?:Linf|L1|L2)Ball", text):
-                found.setdefault(name, None)
+                if name != "WorstOf":
+                    found.setdefault(key(name), name)
     if not found:
         return "no evaluation"
-    names = [n for n in found if n != "WorstOf"]
-    full = any(n.upper().startswith(("FAB", "SQUARE")) for n in names)
-    return (f"strength {strength!r}: {' + '.join(names)}"
-            + ("" if full else " (the APGD pair: APGD-CE + APGD-T, not the full suite with FAB-T and Square)"))
+    full = "FABT" in found or "SQUARE" in found
+    return (f"strength {strength!r}: {' + '.join(found.values())}"
+            + (" (AutoAttack's standard suite)" if full
+               else " (the APGD pair: APGD-CE + APGD-T, not the full suite with FAB-T and Square)"))
 
 
 def table_rows(session: dict) -> list[dict]:
@@ -207,7 +222,9 @@ def table_rows(session: dict) -> list[dict]:
         cols = {t: [bool(v[0]) and bool(c) for v, c in zip(evals[t]["robust_matrix"], clean)] for t in present}
         n = len(clean)
         per = {t: sum(col) / n for t, col in cols.items()}
-        row.update(n_test=n, clean=sum(clean) / n, per_threat=per, average=sum(per.values()) / len(per))
+        row.update(n_test=n, clean=sum(clean) / n, per_threat=per, average=sum(per.values()) / len(per),
+                   first_broken_by={t: (evals[t].get("attack_log") or {}).get("broken_by_attack", {}).get(t)
+                                    for t in present})
         if len(present) == len(THREATS):
             union = sum(all(col[i] for col in cols.values()) for i in range(n)) / n
             row.update(union=union, union_se=math.sqrt(union * (1 - union) / n))
@@ -250,9 +267,10 @@ def table(session: dict) -> dict:
             f"evaluation {attacks}\n" + _format(rows, published))
     return {
         "note": "MNIST 'max' and MSD trained on one device within one command (bench/gpu_session.sh); "
-                f"session status {session.get('status')!r}. Published unions: Tramer & Boneh 2019 report about 50% "
-                "for 'max' (their abstract: 'merely 50%'); the MSD figure is the project's PUBLISHED value "
-                "(empirical.reproduce), both measured before l_1-APGD existed.",
+                f"session status {session.get('status')!r}. Published unions (empirical.reproduce.PUBLISHED), both "
+                "measured before l_1-APGD existed: Tramer & Boneh 2019 about 50% for 'max' (their abstract: 'merely "
+                "50%'); MSD 58.4% (Maini, Wong & Kolter 2020; issue 25 quotes 58.7%: the two were not re-checked "
+                "against the paper's table here).",
         "device": dev, "evaluation_attacks": attacks, "rows": rows, "published_union": published,
         "bench_rows": bench.get("rows"), "bench_table_text": bench.get("table_text"),
         "bench_complete": bench.get("complete"), "plan": session.get("plan"), "stages": session.get("stages"),

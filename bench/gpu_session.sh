@@ -40,11 +40,12 @@
 #   GPU_BENCH_S=90           limit of (a); GPU_CONTENTION_BATCHES=40, GPU_CONTENTION_S=45 for the side-by-side
 #   GPU_TRAIN_LIMIT=60000    training images; GPU_BATCH_SIZE=100; GPU_MAX_EPOCHS=30; GPU_EPS_WARMUP=0.2
 #   GPU_MODEL=mnist_cnn      the CNN of Madry et al. / Tramer & Boneh / Maini et al.
-#   GPU_EVAL_S=150           seconds kept for (c); GPU_FINAL_S=25 kept for the summary
+#   GPU_EVAL_S=180           seconds kept for (c); GPU_FINAL_S=25 kept for the summary
 #   GPU_STARTUP_S=20         seconds a training process needs before its first step and after its last
 #                            (its --time-limit is the time left minus this; the plan subtracts it too)
-#   GPU_TEST_LIMIT=1000      test images; GPU_EVAL_BATCH=500
-#   GPU_STRENGTH=eval        attacks of empirical.evaluate --strength (eval: APGD-CE + APGD-T per l_p ball)
+#   GPU_TEST_LIMIT=1000      test images; GPU_EVAL_BATCH=1000 (one batch per threat: fewer Python loops)
+#   GPU_STRENGTH=eval        attacks of empirical.evaluate --strength: eval, AutoAttack's standard suite
+#                            (APGD-CE, APGD-T, FAB-T, Square); apgd, the APGD pair only (labelled so)
 #   GPU_SEED=0
 # CPU rehearsal (tiny sizes; docs/gpu.md has the command and its log).
 #
@@ -88,11 +89,11 @@ BATCH_SIZE=${GPU_BATCH_SIZE:-100}
 MAX_EPOCHS=${GPU_MAX_EPOCHS:-30}
 EPS_WARMUP=${GPU_EPS_WARMUP:-0.2}
 MODEL=${GPU_MODEL:-mnist_cnn}
-EVAL_S=${GPU_EVAL_S:-150}
+EVAL_S=${GPU_EVAL_S:-180}
 FINAL_S=${GPU_FINAL_S:-25}
 STARTUP=${GPU_STARTUP_S:-20}
 TEST_LIMIT=${GPU_TEST_LIMIT:-1000}
-EVAL_BATCH=${GPU_EVAL_BATCH:-500}
+EVAL_BATCH=${GPU_EVAL_BATCH:-1000}
 STRENGTH=${GPU_STRENGTH:-eval}
 SEED=${GPU_SEED:-0}
 SCHEMES="max msd"
@@ -217,19 +218,22 @@ stage train $rc $(( $(date +%s) - t )) "empirical.train max and msd at once (75:
 # ---- c. evaluation: each model against each threat --------------------------------------------------
 t=$(date +%s)
 eval_model() {  # eval_model SCHEME: the threats one after the other, each skipped if done
-    local s=$1 w
-    if [ -f "$RUNS/train_$s/model.pt" ]; then w="$RUNS/train_$s/model.pt"
-    elif [ -f "$RUNS/train_$s/checkpoint.pt" ]; then w="$RUNS/train_$s/checkpoint.pt"; log "c. $s: unfinished run, evaluating its checkpoint"
+    local s=$1 w kind
+    if [ -f "$RUNS/train_$s/model.pt" ]; then w="$RUNS/train_$s/model.pt"; kind=model
+    elif [ -f "$RUNS/train_$s/checkpoint.pt" ]; then
+        w="$RUNS/train_$s/checkpoint.pt"; kind=checkpoint
+        rm -f "$RUNS"/eval_"${s}_${STRENGTH}"_checkpoint_*.json  # an earlier call may have evaluated an older one
+        log "c. $s: unfinished run, evaluating its checkpoint"
     else log "c. $s: no model to evaluate"; return 1; fi
     for th in $THREATS; do
-        [ -f "$RUNS/eval_${s}_$th.json" ] && continue
+        local f="$RUNS/eval_${s}_${STRENGTH}_${kind}_$th"
+        [ -f "$f.json" ] && continue
         local lim=$(( $(left) - FINAL_S ))
         limited "$lim" "$PY" -m empirical.evaluate --weights "$w" --dataset mnist --threats "$th" --eps "$EPS" \
             --strength "$STRENGTH" --test-limit "$TEST_LIMIT" --batch-size "$EVAL_BATCH" --seed "$SEED" \
-            --device "$DEVICE" --threads "$THREADS" --data-dir "$DATA" --out "$RUNS/eval_${s}_$th.json" --quiet \
-            > "$RUNS/eval_${s}_$th.log" 2>&1
+            --device "$DEVICE" --threads "$THREADS" --data-dir "$DATA" --out "$f.json" --quiet > "$f.log" 2>&1
         local r=$?
-        log "c. $s $th: rc $r"; [ $r -ne 0 ] && tail -n 3 "$RUNS/eval_${s}_$th.log"
+        log "c. $s $th: rc $r"; [ $r -ne 0 ] && tail -n 3 "$f.log"
         [ $r -ne 0 ] && return $r
     done
     return 0

@@ -91,6 +91,12 @@ def test_table_union_and_standard_error_against_numpy():
     assert row["union"] <= min(row["per_threat"].values()) and row["epochs"] == 3
     label = GS._attacks_label(session["eval"]["max"])
     assert "APGD + APGDT" in label and "not the full suite" in label
+    ev = session["eval"]["max"]["linf"]
+    ev["attack_log"] = {"attacks": {"linf": ["apgd-ce", "apgd-t", "fab-t", "square"]}}
+    ev["provenance"]["params"]["attacks"]["linf"] = ("WorstOf(LinfBall(eps=0.3), attacks=['APGD(LinfBall(eps=0.3))', "
+                                                    "'APGDT(LinfBall(eps=0.3))', 'FABT(LinfBall(eps=0.3))', 'Square(LinfBall(eps=0.3))'])")
+    label = GS._attacks_label({"linf": ev})
+    assert label == "strength 'eval': apgd-ce + apgd-t + fab-t + square (AutoAttack's standard suite)", label
 
 
 def test_table_leaves_out_the_union_of_a_missing_threat_and_refuses_disagreeing_evaluations():
@@ -132,3 +138,26 @@ def test_a_run_stopped_early_is_read_from_its_checkpoint_and_labelled(tmp_path):
     (row,) = GS.table_rows(session)
     assert row["epochs"] == pytest.approx(1.25) and row["epochs_planned"] == 4 and row["train_status"] == "partial"
     assert "1.25/4*" in GS._format([row], {})
+
+
+def test_collect_reads_the_evaluations_of_the_session_strength_only(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    runs.mkdir()
+    (runs / "bench.json").write_text(json.dumps({"rows": [], "complete": True}))
+    session, _ = _session(np.random.default_rng(4))
+    for s in ("max", "msd"):
+        (runs / f"train_{s}").mkdir()
+        (runs / f"train_{s}" / "result.json").write_text(json.dumps({"train_seconds": 1.0, "config": {"epochs": 2},
+                                                                     "device": "cpu", "step_losses": [1.0] * 50}))
+        (runs / f"train_{s}" / "model.pt").write_bytes(b"weights")
+        for t in GS.THREATS:
+            (runs / f"eval_{s}_apgd_model_{t}.json").write_text(json.dumps(session["eval"]["max"][t]))
+    out.mkdir()
+    data, rc = GS.collect(runs, out, {"strength": "eval"}, 540, None)
+    assert rc == 1 and data["status"] == "failed"  # only 'apgd' evaluations exist
+    data, rc = GS.collect(runs, out, {"strength": "apgd"}, 540, None)
+    assert rc == 0 and data["status"] == "complete"
+    assert (out / "msd_model.pt").read_bytes() == b"weights" and "step_losses" not in data["train"]["max"]["result"]
+    (runs / "eval_msd_apgd_model_l1.json").unlink()
+    data, rc = GS.collect(runs, out, {"strength": "apgd"}, 540, None)
+    assert rc == GS.PARTIAL and data["status"] == "partial" and data["eval"]["msd"]["l1"]["missing"]
