@@ -1,18 +1,22 @@
-"""Robust accuracy of one model under three evaluations, on the same test images: this project's evaluation
-before the AutoAttack-standard rewrite ("old", run from an export of that commit), its evaluation now ("new",
-``attack_for(threat, "eval")``), and the reference AutoAttack (APGD-CE + APGD-T, its standard settings per norm:
-l_inf / l_2 one APGD-CE restart and 9 APGD-T targets; l_1 five APGD-CE restarts, 5 targets, use_largereps), run
-from a fetched copy of fra31/auto-attack outside the repository (never vendored).
+"""Robust accuracy of one model under several evaluations, on the same test images:
+
+* ``new``: this project's evaluation, ``attack_for(threat, "eval")`` (AutoAttack's standard suite: APGD-CE,
+  APGD-T, FAB-T, Square), with its per-example attack log and the CPU seconds of each attack; the row ``apgd``
+  of the table (the cheaper level ``attack_for(threat, "apgd")``, APGD-CE + APGD-T) is the same run stopped
+  after its first two attacks (the suite runs them first, on the same generator, so the result is identical);
+* ``apgd``: the cheaper level run on its own;
+* ``ref``: the reference AutoAttack ``version='standard'`` (APGD-CE, APGD-T, FAB-T, Square; its settings per
+  norm), run from a fetched copy of fra31/auto-attack outside the repository (never vendored);
+* ``ref_pair``: the reference's APGD-CE + APGD-T only, at the standard version's settings;
+* ``old``: an export of an older commit of this project (``--old-tree``).
 
     # one suite per process (they can run side by side), then the table:
-    python bench/eval_vs_autoattack.py run --suite new --model runs/adv_linf_3ep/model.pt --n 1000 --out runs/eva_new.json
+    python bench/eval_vs_autoattack.py run --suite new --model runs/adv_linf_1ep/model.pt --n 1000 --out runs/eva_new.json
     python bench/eval_vs_autoattack.py run --suite ref --ref /work/ref/auto-attack ... --out runs/eva_ref.json
-    python bench/eval_vs_autoattack.py run --suite old --old-tree /work/ref/old ... --out runs/eva_old.json
-    python bench/eval_vs_autoattack.py merge runs/eva_old.json runs/eva_new.json runs/eva_ref.json \\
-        --out results/mnist_eval_vs_autoattack.json
+    python bench/eval_vs_autoattack.py merge runs/eva_new.json runs/eva_ref.json --out results/mnist_eval_vs_autoattack.json
 
 Each suite records, per threat, the per-example robust flags (clean-correct AND still correct at the returned
-point, every returned point checked to lie in ball ∩ box), the accuracy and the wall time of the attack.
+point, every returned point checked to lie in ball ∩ box), the accuracy and the CPU and wall time of the attack.
 """
 
 from __future__ import annotations
@@ -28,22 +32,30 @@ THREATS = {"linf": 0.3, "l2": 2.0, "l1": 10.0}
 AA_NORM = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 
 
-def _suite_attack(suite: str, name: str, eps: float, model, device, ref_path):
+def _suite_attack(suite: str, name: str, eps: float, model, device, ref_path, seed: int = 0):
     """A callable (x, y) -> x_adv for the suite."""
     import torch
 
-    if suite in ("new", "old"):
+    if suite in ("new", "old", "apgd"):
         from empirical.attacks import attack_for
         from empirical.threats import get_threat
 
-        atk = attack_for(get_threat(name, eps=eps), "eval")
-        gen = torch.Generator().manual_seed(0)
-        return (lambda x, y: atk(model, x, y, generator=gen)), repr(atk)
+        atk = attack_for(get_threat(name, eps=eps), "apgd" if suite == "apgd" else "eval")
+        gen = torch.Generator().manual_seed(seed)
+        if suite == "old":
+            return (lambda x, y: atk(model, x, y, generator=gen)), repr(atk), None
+        return (lambda x, y: atk.perturb_log(model, x, y, generator=gen)), repr(atk), atk
     sys.path.insert(0, str(ref_path))
     from autoattack import AutoAttack
 
+    if suite == "ref":
+        aa = AutoAttack(model, norm=AA_NORM[name], eps=eps, version="standard", device=str(device), seed=seed,
+                        verbose=False)
+        desc = f"AutoAttack version='standard' ({', '.join(aa.attacks_to_run)}), seed {seed}"
+        return (lambda x, y: aa.run_standard_evaluation(x, y, bs=len(x))), desc, None
+
     aa = AutoAttack(model, norm=AA_NORM[name], eps=eps, version="custom", attacks_to_run=["apgd-ce", "apgd-t"],
-                    device=str(device), seed=0, verbose=False)
+                    device=str(device), seed=seed, verbose=False)
     # The standard version's settings (autoattack.py, set_version('standard')) for these two attacks.
     aa.apgd.n_restarts, aa.apgd_targeted.n_restarts = 1, 1
     aa.apgd_targeted.n_target_classes = 9
@@ -52,8 +64,8 @@ def _suite_attack(suite: str, name: str, eps: float, model, device, ref_path):
         aa.apgd.n_restarts = 5
         aa.apgd_targeted.n_target_classes = 5
     desc = (f"AutoAttack apgd-ce (restarts {aa.apgd.n_restarts}, largereps {aa.apgd.use_largereps}) + apgd-t "
-            f"(targets {aa.apgd_targeted.n_target_classes}), n_iter 100, seed 0")
-    return (lambda x, y: aa.run_standard_evaluation(x, y, bs=len(x))), desc
+            f"(targets {aa.apgd_targeted.n_target_classes}), n_iter 100, seed {seed}")
+    return (lambda x, y: aa.run_standard_evaluation(x, y, bs=len(x))), desc, None
 
 
 def run(args) -> int:
@@ -85,16 +97,20 @@ def run(args) -> int:
     names = args.threats.split(",")
     # taken once, before any attack runs: the git SHA of the code this process imported (a later commit in the
     # same checkout must not be recorded for it)
-    prov = provenance(params=vars(args), seeds={"attack_generator": 0, "autoattack_seed": 0})
+    prov = provenance(params=vars(args), seeds={"attack_generator": args.seed, "autoattack_seed": args.seed})
     for name in names:
         eps = THREATS[name]
-        attack, desc = _suite_attack(args.suite, name, eps, model, "cpu", args.ref)
+        attack, desc, suite_obj = _suite_attack(args.suite, name, eps, model, "cpu", args.ref, args.seed)
         threat = get_threat(name, eps=eps)
         t0 = time.process_time(), time.time()
-        xa_all = []
+        xa_all, first_all = [], []
         for i in range(0, len(x), args.batch_size):
             xb, yb = x[i:i + args.batch_size], y[i:i + args.batch_size]
-            xa_all.append(attack(xb, yb).detach().float())
+            res = attack(xb, yb)
+            if isinstance(res, tuple):
+                res, fb = res
+                first_all.append(fb)
+            xa_all.append(res.detach().float())
         cpu_s, wall_s = time.process_time() - t0[0], time.time() - t0[1]
         xa = torch.cat(xa_all)
         inside = threat.contains(xa, x, rtol=1e-4)
@@ -105,6 +121,15 @@ def run(args) -> int:
                                 "wall_seconds": wall_s, "cpu_seconds": cpu_s,
                                 "all_points_in_set": bool(inside.all()), "n_outside": int((~inside).sum()),
                                 "robust": robust.int().tolist()}
+        if suite_obj is not None:
+            from empirical.evaluate import attack_log
+
+            first = torch.cat(first_all)[:, None]
+            log = attack_log(first, [suite_obj.names()], [name])
+            out["threats"][name].update({
+                "attacks": log["attacks"][name], "first_broken_by": log["first_broken_by"][name],
+                "broken_by_attack": log["broken_by_attack"][name],
+                "cpu_seconds_per_attack": dict(zip(suite_obj.names(), suite_obj.cpu_seconds))})
         print(f"{args.suite} {name} {eps:g}: accuracy {robust.float().mean():.3f}  wall {wall_s:.0f} s  "
               f"cpu {cpu_s:.0f} s  in set: {bool(inside.all())}", flush=True)
         # rewritten after every threat, so a long run leaves the finished threats behind
@@ -113,54 +138,89 @@ def run(args) -> int:
     return 0
 
 
+def _rows_of(d: dict, name: str, rec: dict) -> dict:
+    """{row: record} of one run file's threat: the suite itself, and for ``new`` also its APGD-pair prefix."""
+    seed = d["provenance"]["params"].get("seed", 0)
+    base = {"n": d["n"], "clean_on_these_images": d["clean"], "seed": seed,
+            "git_sha": d["provenance"]["git_sha"], "all_points_in_set": rec["all_points_in_set"]}
+    out = {d["suite"]: {**base, "accuracy": rec["accuracy"], "cpu_seconds": rec["cpu_seconds"],
+                        "wall_seconds": rec["wall_seconds"], "attack": rec["attack"], "robust": rec["robust"],
+                        **({"broken_by_attack": rec["broken_by_attack"]} if "broken_by_attack" in rec else {})}}
+    if d["suite"] == "new" and "first_broken_by" in rec:
+        robust = [int(v not in ("clean_wrong", "apgd-ce", "apgd-t")) for v in rec["first_broken_by"]]
+        per = rec["cpu_seconds_per_attack"]
+        out["apgd (prefix of new)"] = {**base, "accuracy": sum(robust) / len(robust), "robust": robust,
+                                       "cpu_seconds": per["apgd-ce"] + per["apgd-t"], "wall_seconds": None,
+                                       "attack": "the first two attacks of the new suite (APGD-CE + APGD-T)"}
+    return out
+
+
 def merge(args) -> int:
-    """One table from run files (several per suite allowed, one threat each or more; n may differ per threat)."""
+    """One table from run files (several per suite and seed allowed, one threat each or more)."""
+    import math
+
     from simulate.provenance import provenance, write_json
 
-    per = {}  # (suite, threat) -> (run file dict, threat record)
+    cells = {}  # (row, threat) -> [records over seeds]
     files = {}
     for p in args.files:
         d = json.loads(Path(p).read_text())
         files[p] = {k: v for k, v in d.items() if k != "threats"}
         for name, rec in d["threats"].items():
-            per[(d["suite"], name)] = (d, rec)
-    suites = [s for s in ("old", "new", "ref") if any(k[0] == s for k in per)]
-    names = [n for n in THREATS if all((s, n) in per for s in suites)]
-    rows = {}
-    lines = [f"{'suite':6s} " + " ".join(f"{n + ' (n=' + str(per[(suites[0], n)][0]['n']) + ')':>16s} {'cpu s':>6s}"
-                                         for n in names)]
-    for s in suites:
-        rows[s] = {n: {"accuracy": per[(s, n)][1]["accuracy"], "n": per[(s, n)][0]["n"],
-                       "clean_on_these_images": per[(s, n)][0]["clean"],
-                       "cpu_seconds": per[(s, n)][1]["cpu_seconds"], "wall_seconds": per[(s, n)][1]["wall_seconds"],
-                       "attack": per[(s, n)][1]["attack"], "all_points_in_set": per[(s, n)][1]["all_points_in_set"],
-                       "git_sha": per[(s, n)][0]["provenance"]["git_sha"]} for n in names}
-        lines.append(f"{s:6s} " + " ".join(f"{per[(s, n)][1]['accuracy']:16.3f} {per[(s, n)][1]['cpu_seconds']:6.0f}"
-                                          for n in names))
-    checks = {}
-    if "new" in suites and "ref" in suites:
+            for row, r in _rows_of(d, name, rec).items():
+                cells.setdefault((row, name), []).append(r)
+    order = ["old", "apgd (prefix of new)", "apgd", "new", "ref_pair", "ref"]
+    rows = [r for r in order if any(k[0] == r for k in cells)]
+    names = [n for n in THREATS if any(k[1] == n for k in cells)]
+    table, lines = {}, []
+    lines.append(f"{'row':22s} " + " ".join(f"{n:>28s}" for n in names))
+    for r in rows:
+        table[r] = {}
+        parts = []
         for n in names:
-            a, b = per[("new", n)][1]["robust"], per[("ref", n)][1]["robust"]
-            if len(a) != len(b):
+            recs = cells.get((r, n))
+            if not recs:
+                parts.append(f"{'-':>28s}")
                 continue
-            diff = 100 * (sum(a) - sum(b)) / len(a)
-            nn, rr = per[("new", n)][1], per[("ref", n)][1]
-            checks[n] = {"new_minus_ref_points": diff, "goal_met": diff <= 0.5,
-                         "robust_new_broken_by_ref": sum(1 for u, v in zip(a, b) if u and not v),
-                         "robust_ref_broken_by_new": sum(1 for u, v in zip(a, b) if v and not u),
-                         # CPU seconds of the process: the fair cost on a shared machine (wall time is noise there)
-                         "cpu_ratio_new_over_ref": nn["cpu_seconds"] / max(rr["cpu_seconds"], 1e-9),
-                         "wall_ratio_new_over_ref": nn["wall_seconds"] / max(rr["wall_seconds"], 1e-9)}
-    table = {"note": args.note, "rows": rows, "new_vs_ref": checks, "table_text": "\n".join(lines),
-             "runs": {p: {**f, "threats": {n: {k: v for k, v in r.items()}
-                                             for (s, n), (d, r) in per.items() if d["provenance"] == f["provenance"]}}
-                      for p, f in files.items()},
-             "provenance": provenance(params={"files": args.files})}
-    write_json(args.out, table)
-    print(table["table_text"])
+            accs = [c["accuracy"] for c in recs]
+            m = sum(accs) / len(accs)
+            nn = recs[0]["n"]
+            se = math.sqrt(max(m * (1 - m), 1e-12) / nn)
+            cpu = sum(c["cpu_seconds"] for c in recs) / len(recs)
+            table[r][n] = {"accuracy_mean": m, "accuracy_per_seed": {str(c["seed"]): c["accuracy"] for c in recs},
+                           "spread": max(accs) - min(accs), "standard_error": se, "n": nn,
+                           "clean_on_these_images": recs[0]["clean_on_these_images"], "cpu_seconds_mean": cpu,
+                           "cpu_seconds_per_seed": {str(c["seed"]): c["cpu_seconds"] for c in recs},
+                           "attack": recs[0]["attack"], "all_points_in_set": all(c["all_points_in_set"] for c in recs),
+                           "git_sha": sorted({c["git_sha"] for c in recs}),
+                           **({"broken_by_attack": {str(c["seed"]): c["broken_by_attack"] for c in recs}}
+                              if "broken_by_attack" in recs[0] else {})}
+            parts.append(f"{100 * m:6.1f}% ±{100 * se:4.1f} ({len(recs)} seed{'s' if len(recs) > 1 else ''}) "
+                         f"{cpu:5.0f} s")
+        lines.append(f"{r:22s} " + " ".join(parts))
+    checks = {}
+    for n in names:
+        b, c = cells.get(("new", n)), cells.get(("ref", n))
+        if not b or not c:
+            continue
+        mb = sum(x["accuracy"] for x in b) / len(b)
+        mc = sum(x["accuracy"] for x in c) / len(c)
+        cb = sum(x["cpu_seconds"] for x in b) / len(b)
+        cc = sum(x["cpu_seconds"] for x in c) / len(c)
+        same = [(x, y) for x in b for y in c if x["seed"] == y["seed"] and len(x["robust"]) == len(y["robust"])]
+        checks[n] = {"new_minus_ref_points": 100 * (mb - mc), "goal_met": 100 * (mb - mc) <= 0.5,
+                     "cpu_ratio_new_over_ref": cb / max(cc, 1e-9),
+                     "robust_new_broken_by_ref": {str(x["seed"]): sum(1 for u, v in zip(x["robust"], y["robust"])
+                                                                       if u and not v) for x, y in same},
+                     "robust_ref_broken_by_new": {str(x["seed"]): sum(1 for u, v in zip(x["robust"], y["robust"])
+                                                                       if v and not u) for x, y in same}}
+    out = {"note": args.note, "rows": table, "new_vs_ref": checks, "table_text": "\n".join(lines),
+           "runs": {p: f for p, f in files.items()}, "provenance": provenance(params={"files": args.files})}
+    write_json(args.out, out)
+    print(out["table_text"])
     for n, c in checks.items():
         print(f"{n}: new - ref = {c['new_minus_ref_points']:+.1f} points (goal <= +0.5: {c['goal_met']}), "
-              f"cpu new/ref {c['cpu_ratio_new_over_ref']:.2f}, wall new/ref {c['wall_ratio_new_over_ref']:.2f}")
+              f"cpu new/ref {c['cpu_ratio_new_over_ref']:.2f}")
     return 0
 
 
@@ -170,7 +230,8 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python bench/eval_vs_autoattack.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--suite", choices=("old", "new", "ref"), required=True)
+    r.add_argument("--suite", choices=("old", "apgd", "new", "ref", "ref_pair"), required=True)
+    r.add_argument("--seed", type=int, default=0, help="attack seed (our generator and AutoAttack's seed)")
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--arch", default=None)
     r.add_argument("--n", type=int, default=1000)
@@ -192,7 +253,7 @@ def main(argv=None) -> int:
         bad = [t for t in args.threats.split(",") if t not in THREATS]
         if bad:
             p.error(f"--threats must be names from {list(THREATS)}, got {bad}")
-        if args.suite == "ref" and not (args.ref / "autoattack" / "autopgd_base.py").is_file():
+        if args.suite in ("ref", "ref_pair") and not (args.ref / "autoattack" / "autopgd_base.py").is_file():
             p.error(f"--ref {args.ref} holds no fra31/auto-attack checkout (autoattack/autopgd_base.py)")
         if args.suite == "old" and not (args.old_tree / "empirical" / "attacks" / "apgd.py").is_file():
             p.error(f"--old-tree {args.old_tree} holds no empirical/attacks/apgd.py")

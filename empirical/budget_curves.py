@@ -32,6 +32,18 @@ ROW_OF = {"natural": "Nat", "adv_linf": "Adv_inf", "adv_l1": "Adv_1", "adv_l2": 
           "max": "max", "msd": "MSD", "sat": "SAT", "mng_ac": "MNG-AC"}
 
 
+def _suite_names(strength: str, threats) -> dict:
+    """The attacks of the suite per threat (recorded beside the strength: what 'eval' means changes over time)."""
+    from .attacks import attack_for
+    from .attacks.worst_of import WorstOf
+
+    out = {}
+    for t in threats:
+        a = attack_for(get_threat(t), strength)
+        out[t] = a.names() if isinstance(a, WorstOf) else [a.name]
+    return out
+
+
 def budget_curve(model, x, y, threat: str, budgets, dataset: str, strength: str, seed: int,
                  batch_size: int) -> dict:
     """Robust accuracy at each budget (the first entry, budget 0, is the clean accuracy)."""
@@ -113,7 +125,7 @@ def main(argv=None) -> int:
         if not args.quiet:
             print(row, {t: [round(a, 3) for a in c["accuracy"]] for t, c in curves[row].items()}, flush=True)
     params = {"runs": str(args.runs), "dataset": args.dataset, "n_test": int(x.shape[0]),
-              "strength": args.strength, "budgets": {t: budgets[t] for t in threats}, "threats": threats}
+              "strength": args.strength, "attacks": _suite_names(args.strength, threats), "budgets": {t: budgets[t] for t in threats}, "threats": threats}
     write_json(args.out, {"curves": curves, "params": params,
                           "provenance": provenance(params=params, seeds={"seed": args.seed})})
     return 0

@@ -141,7 +141,8 @@ def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
         if left() < EVAL_RESERVE:
             return {"key": key, "unfinished": "evaluation not started: out of --time-limit"}
         rc = _run([sys.executable, "-m", "empirical.train", *common, "--evaluate-only", "--quiet",
-                   "--test-limit", str(args.test_limit), "--eval-threats", "linf,l1,l2"], out / "log.txt")
+                   "--test-limit", str(args.test_limit), "--eval-threats", "linf,l1,l2", "--eval-strength", "eval"],
+                   out / "log.txt")
         if rc != 0:
             return {"key": key, "error": f"evaluation exited with {rc}; see {out / 'log.txt'}"}
     ev = json.loads((out / "eval.json").read_text())
@@ -266,7 +267,7 @@ def main(argv=None) -> int:
 
     published = PUBLISHED["cifar10" if args.dataset.startswith("cifar") else "mnist"]
     params = {"dataset": args.dataset, "preset": args.preset, "train_flags": base, "test_limit": args.test_limit,
-              "eval_attacks": "evaluation module, strength 'eval' (APGD-CE + APGD-T, AutoAttack standard)",
+              "eval_attacks": "evaluation module, strength 'eval' (AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square)",
               "budgets": {"mnist": {"linf": 0.3, "l1": 10, "l2": 2}, "cifar10": {"linf": 8 / 255, "l1": 12, "l2": 0.5}}
               ["cifar10" if args.dataset.startswith("cifar") else "mnist"]}
     done = [r for r in rows if "error" not in r]

@@ -57,9 +57,13 @@ def results_compute(params: dict) -> dict:
         side = _curves_path(Path(path))
         side_json = json.loads(side.read_text()) if side.exists() else {}
         side_curves = side_json.get("curves", {})
+        sp = side_json.get("params", {})
+        suite = next(iter(sp.get("attacks", {}).values()), None)  # recorded since FAB-T and Square joined 'eval'
         out[f"t{i}/curve_attacks"] = np.array(
-            {"train": "PGD-10 / SLIDE-10 (training-strength)", "eval": "APGD-CE + APGD-T (AutoAttack standard)"}
-            .get(side_json.get("params", {}).get("strength"), "as in the table"))
+            " + ".join(a.upper() for a in suite) if suite else
+            {"train": "PGD-10 / SLIDE-10 (training-strength)", "apgd": "APGD-CE + APGD-T",
+             "eval": "APGD-CE + APGD-T (the 'eval' suite before FAB-T and Square joined it)"}
+            .get(sp.get("strength"), "as in the table"))
         for r in rows:
             for threat, curve in {**r.get("budget_curves", {}), **side_curves.get(r["row"], {})}.items():
                 out[f"t{i}/curve/{r['row']}/{threat}/eps"] = np.asarray(curve["eps"], float)

@@ -8,6 +8,8 @@ per-example attack log of the evaluation).
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from .base import Attack
@@ -26,6 +28,8 @@ class WorstOf(Attack):
             raise ValueError("attacks must be a non-empty list")
         super().__init__(attacks[0].threat, attacks[0].loss)
         self.attacks = list(attacks)
+        #: process CPU seconds spent in each attack, summed over the calls of this object
+        self.cpu_seconds = [0.0] * len(self.attacks)
 
     def hyper(self) -> dict:
         return {"attacks": [repr(a) for a in self.attacks]}
@@ -53,9 +57,11 @@ class WorstOf(Attack):
             idx = robust.nonzero().flatten()
             if idx.numel() == 0:
                 break
+            t0 = time.process_time()
             xa = attack(model, x[idx], y[idx], generator)
             with torch.no_grad():
                 still = model(xa).argmax(1) == y[idx]
+            self.cpu_seconds[j] += time.process_time() - t0
             x_adv[idx] = xa.detach()
             robust[idx] = still
             first[idx[~still].cpu()] = j
