@@ -5,7 +5,7 @@
 
 prints a table of alpha, the order parameters (Q_kl for k < l, R_kd, b_k, v_k when it learns), the test error
 E and the adversarial error S at ``--eps-test`` (default: the training eps, or 1 for standard training),
-then the final state, the fixed point reached and its stability.  The conventions are those of
+then the final state (and with ``--fixed-point`` the fixed point reached and its stability).  The conventions are those of
 ``python -m simulate.ode``: flags generated from :class:`theory.committee.CommitteeParams`, ``--out`` CSV
 (provenance in PATH.json) or JSON, ``--plot``, ``--quiet``, one-line errors with exit status 2.
 
@@ -13,11 +13,13 @@ A separate command rather than a model flag on ``simulate.ode``: the two models 
 flags but not the state (R, b against Q, R, b, v of shape K x D), and a flag would make every option of the
 linear command (eps_law, loss, erf_scale, non_robust_only) conditional.
 
-Accuracy: the right-hand side is a Gauss-Hermite average for K <= 2 (theory.committee.GRID_NODES; 1e-9
-for K = 1, ~3e-5 of a drift of 2e-2 for K = 2 with the attack) and a deterministic Sobol average for K >= 3
-(theory.committee.QMC_LOG2; ~0.3 % of the drift at late adversarial xor states, docs/committee.md); the
-integration (RK45, rtol 1e-6, atol 1e-8 by default; LSODA switches to its stiff mode and is 20x slower here)
-adds less.
+Accuracy: the drift's Gaussian average uses the rule of ``--rule`` (default theory.committee.DEFAULT_RULES: a
+Gauss-Hermite product grid for K <= 2, randomised quasi-Monte Carlo with 8 scrambled blocks for K >= 3 and where
+the integrand jumps); ``--quad-error`` prints the estimated relative quadrature error of the drift on each row
+and ``--quad-tol`` refines the rule until the estimate at the start is below the tolerance.  The right-hand
+side runs in a compiled numba kernel when numba is installed (``--backend``; the numpy reference otherwise, the
+same numbers to 1e-12).  Solver: LSODA, rtol 1e-6, atol 1e-8 (fewer CPU seconds than RK45 on the talk and xor
+cases, bench/committee.py).  The fixed point near the final state is searched only with ``--fixed-point``.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from typing import Any
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, State, errors, fixed_point, pack,
-                              rhs, state_names, unpack)
+from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, Rule, State, _sqrt_gram, drift,
+                              drift_error, drift_rule, errors, fixed_point, pack, rule_for, state_names,
+                              unpack)
 from theory.params import ParameterError
 
 from .cli import (AlphaProgress, ArgumentParser, add_output_arguments, check_outputs, flag_name, number,
@@ -42,7 +45,12 @@ from .ode import default_alphas
 from .provenance import provenance, save_figure, write_result
 
 __all__ = ["CommitteeTrajectory", "integrate", "default_eps_test", "main", "add_committee_arguments",
-           "committee_params_from_args", "parse_array"]
+           "committee_params_from_args", "parse_array", "kernel_averages", "make_rhs", "BACKENDS", "refine_rule"]
+
+BACKENDS = ("auto", "numba", "numpy")
+#: default solver: LSODA (switches between Adams and BDF) took fewer CPU seconds than RK45 at equal accuracy on
+#: the talk, xor and the large-learning-rate xor cases (bench/committee.py)
+DEFAULT_METHOD = "LSODA"
 
 _ARRAYS = ("R0", "Q0", "b0", "v0")
 
@@ -99,12 +107,93 @@ class CommitteeTrajectory:
                 "test_attack": {"steps": self.test_attack[0], "step": self.test_attack[1]}, "solver": self.solver}
 
 
+def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_average: bool = True):
+    """:func:`theory.committee.averages` by the compiled kernel (simulate.kernels.committee_drift)."""
+    from .kernels.committee_drift import committee_averages
+
+    mix = p.mixture()
+    Q, R, b, v = state
+    L, P = _sqrt_gram(Q)
+    eps = p.eps if attack_in_average else 0.0
+    return committee_averages(rule.nodes, rule.weights, rule.blocks, np.ascontiguousarray(L),
+                              np.ascontiguousarray(P @ R), np.ascontiguousarray(mix.means @ R.T - b),
+                              np.ascontiguousarray(mix.means, float), mix.priors, mix.variances,
+                              mix.labels.astype(float), np.ascontiguousarray(Q), np.ascontiguousarray(R),
+                              np.ascontiguousarray(b, float), np.ascontiguousarray(v, float), float(eps),
+                              int(p.pgd_steps), float(p.pgd_step))
+
+
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: str = "auto"):
+    """(averages function or None for theory's numpy, name); 'auto' is numba when it imports, else numpy."""
+    if backend not in BACKENDS:
+        raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "numpy" or (backend == "auto" and not _numba_available()):
+        return None, "numpy"
+    if not _numba_available():
+        raise ParameterError("--backend numba needs numba (pip install numba); --backend numpy works without it")
+    return kernel_averages, "numba"
+
+
+def make_rhs(params: CommitteeParams, rule=None, backend: str = "auto", **variant):
+    """The right-hand side f(alpha, y) of the packed state, by the rule and backend (numba or numpy)."""
+    avg, _ = resolve_backend(backend)
+    K, D = params.K, params.D
+
+    def f(_a, y):
+        return pack(drift(unpack(y, K, D), params, rule, backend=avg, **variant))
+
+    return f
+
+
+def refine_rule(rule: str) -> str:
+    """The next finer rule of the same kind: gh:n -> gh:(3n/2), qmc:m -> qmc:(m+1), rqmc:m:r -> rqmc:(m+1):r."""
+    kind, *nums = rule.split(":")
+    if kind == "gh":
+        return f"gh:{int(nums[0]) + max(2, int(nums[0]) // 2)}"
+    if kind == "qmc":
+        return f"qmc:{int(nums[0]) + 1}"
+    return f"rqmc:{int(nums[0]) + 1}:{nums[1]}"
+
+
+def choose_rule(params: CommitteeParams, quad_tol: float, rule=None, backend: str = "auto", max_refinements: int = 6):
+    """The rule, refined from ``rule`` (default: the default rule) until the estimated relative quadrature error
+    of the drift at the initial state is below ``quad_tol``; returns (rule name, estimated error)."""
+    avg, _ = resolve_backend(backend)
+    name = rule_for(params, rule).name
+    st = params.initial_state()
+    for _ in range(max_refinements + 1):
+        y, err = drift_error(st, params, name, backend=avg)
+        scale = float(np.max(np.abs(y)))
+        rel = float(np.max(err)) / scale if scale > 0 else 0.0
+        if rel <= quad_tol:
+            break
+        name = refine_rule(name)
+    return name, rel
+
+
 def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = None, test_steps: int | None = None,
-              test_step: float | None = None, rtol: float = 1e-6, atol: float = 1e-8, method: str = "RK45",
-              error_alphas=None, nodes: int | None = None, progress: bool = False, **variant) -> CommitteeTrajectory:
+              test_step: float | None = None, rtol: float = 1e-6, atol: float = 1e-8, method: str = DEFAULT_METHOD,
+              error_alphas=None, nodes: int | str | None = None, rule: int | str | None = None,
+              backend: str = "auto", quad_tol: float | None = None, quad_error_alphas=(), progress: bool = False,
+              **variant) -> CommitteeTrajectory:
     """Solve the ODEs from the initial state of ``params``; E and S on ``error_alphas`` (default: all of
-    ``alphas``; NaN elsewhere).  ``variant`` passes deliberately wrong variants to :func:`theory.committee.rhs`;
-    ``progress`` shows tqdm bars (alpha reached, then the errors) on stderr."""
+    ``alphas``; NaN elsewhere).
+
+    ``rule`` (or its older name ``nodes``) is the drift's quadrature rule (:func:`theory.committee.drift_rule`;
+    default by K and attack); ``quad_tol`` refines it until the estimated relative error at the initial state is
+    below the tolerance (:func:`choose_rule`); ``quad_error_alphas``: where to estimate the relative quadrature error
+    of the drift (:func:`theory.committee.drift_error`), reported in ``solver['quad_error']`` (NaN elsewhere).
+    ``backend``: 'auto' (numba when available), 'numba' or 'numpy' (theory's reference).  ``variant`` passes
+    deliberately wrong variants to :func:`theory.committee.drift`; ``progress`` shows tqdm bars (alpha reached,
+    then the errors) on stderr."""
     if not isinstance(params, CommitteeParams):
         raise ParameterError(f"params must be a CommitteeParams, got {type(params).__name__}")
     alphas = np.asarray(default_alphas() if alphas is None else alphas, dtype=float).ravel()
@@ -120,10 +209,19 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
     if not (math.isfinite(step) and step > 0):
         raise ParameterError(f"test_step must be finite and > 0, got {step}")
     steps = int(steps)
+    if rule is None:
+        rule = nodes
+    avg, backend_name = resolve_backend(backend)
+    quad_start = None
+    if quad_tol is not None:
+        if not (isinstance(quad_tol, (int, float)) and 0 < quad_tol < 1):
+            raise ParameterError(f"quad_tol must lie in (0, 1), got {quad_tol!r}")
+        rule, quad_start = choose_rule(params, float(quad_tol), rule, backend)
+    rule_name = rule_for(params, rule).name
     y0 = pack(params.initial_state())
     nfev = 0
     if alphas[-1] > 0:
-        fun = AlphaProgress(lambda _a, y: rhs(y, params, nodes, **variant), alphas[-1], "ODE", show=progress)
+        fun = AlphaProgress(make_rhs(params, rule_name, backend, **variant), alphas[-1], "ODE", show=progress)
         try:
             sol = solve_ivp(fun, (0.0, alphas[-1]), y0, method=method, t_eval=alphas, rtol=rtol, atol=atol)
         finally:
@@ -134,6 +232,12 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
         nfev = int(sol.nfev)
     else:
         Y = np.tile(y0, (alphas.size, 1))
+    quad = np.full(alphas.size, np.nan)
+    qwant = np.isin(np.round(alphas, 9), np.round(np.asarray(quad_error_alphas, float), 9))
+    for i in np.flatnonzero(qwant):
+        yq, err = drift_error(unpack(Y[i], params.K, params.D), params, rule_name, backend=avg, **variant)
+        scale = float(np.max(np.abs(yq)))
+        quad[i] = float(np.max(err)) / scale if scale > 0 else 0.0
     want = np.ones(alphas.size, bool) if error_alphas is None else np.isin(
         np.round(alphas, 9), np.round(np.asarray(error_alphas, float), 9))
     E = np.full(alphas.size, np.nan)
@@ -142,7 +246,8 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
         for i in np.flatnonzero(want):
             E[i], S[i] = errors(unpack(Y[i], params.K, params.D), params, eps_test, steps, step)
             bar.update()
-    info = {"method": method, "rtol": rtol, "atol": atol, "nfev": nfev, "nodes": nodes, **variant}
+    info = {"method": method, "rtol": rtol, "atol": atol, "nfev": nfev, "rule": rule_name, "backend": backend_name,
+            "quad_tol": quad_tol, "quad_error_start": quad_start, "quad_error": quad, **variant}
     return CommitteeTrajectory(params, eps_test, alphas, Y, E, S, (steps, step), info)
 
 
@@ -203,10 +308,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--test-step", type=number(float, 0.0, 100.0, lo_open=True, why="in units of eps; beyond 100 every step leaves the ball"), default=None, metavar="X", help="PGD step size of the test attack [pgd_step]")
     run.add_argument("--rtol", type=number(float, 1e-13, 0.1, why="below 1e-13 rounding dominates; above 0.1 the solution is meaningless"), default=1e-6, metavar="X", help="relative tolerance [1e-6]")
     run.add_argument("--atol", type=number(float, 1e-15, 0.1, why="below 1e-15 rounding dominates; above 0.1 the solution is meaningless"), default=1e-8, metavar="X", help="absolute tolerance [1e-8]")
-    run.add_argument("--method", default="RK45", choices=("RK45", "DOP853", "LSODA", "Radau"),
-                     help="scipy.integrate.solve_ivp method [RK45]")
+    run.add_argument("--method", default=DEFAULT_METHOD, choices=("RK45", "DOP853", "LSODA", "Radau", "BDF"),
+                     help=f"scipy.integrate.solve_ivp method [{DEFAULT_METHOD}]")
+    quad = parser.add_argument_group("quadrature of the drift (theory.committee.drift_rule)")
+    quad.add_argument("--rule", type=_rule_arg, default=None, metavar="RULE",
+                      help="'gh:N' (Gauss-Hermite, N per dimension), 'qmc:M' (2^M Sobol points and mirrors) or "
+                           "'rqmc:M:R' (R scrambled Sobol blocks of 2^M points, with a standard error) "
+                           "[by K and attack: theory.committee.DEFAULT_RULES]")
+    quad.add_argument("--quad-tol", type=number(float, 1e-12, 0.5, lo_open=True, why="a relative error estimate: "
+                      "below 1e-12 rounding dominates, above 0.5 the drift is not resolved"), default=None,
+                      metavar="X", help="refine the rule until the estimated relative error of the drift at the "
+                      "initial state is below X [off: the default rule]")
+    quad.add_argument("--quad-error", action="store_true",
+                      help="estimate the relative quadrature error of the drift on the printed rows (column quad_err)")
+    quad.add_argument("--backend", choices=BACKENDS, default="auto",
+                      help="right-hand side: numba kernel or numpy (theory's reference) [auto: numba if installed]")
+    extra = parser.add_argument_group("optional outputs")
+    extra.add_argument("--fixed-point", action="store_true",
+                       help="search a fixed point near the final state and report its stability")
+    extra.add_argument("--no-errors", action="store_true", help="skip E and S (the costly error integrals)")
     add_output_arguments(run, "write the trajectory: .csv (provenance in PATH.json) or .json", plot=True)
     return parser
+
+
+def _rule_arg(text: str) -> str:
+    kind = text.split(":")[0]
+    try:
+        drift_rule(1 if kind != "gh" else 1, text)
+    except ParameterError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _shown(traj: CommitteeTrajectory) -> list[int]:
@@ -215,15 +346,21 @@ def _shown(traj: CommitteeTrajectory) -> list[int]:
 
 def _columns(traj: CommitteeTrajectory) -> list[str]:
     names = [n for n in traj.names if not n.startswith("v[") or traj.params.eta_v > 0]
-    return names + ["E", "S"]
+    if np.any(np.isfinite(traj.E)):
+        names += ["E", "S"]
+    if np.any(np.isfinite(np.asarray(traj.solver.get("quad_error", np.nan), float))):
+        names += ["quad_err"]
+    return names
 
 
 def table(traj: CommitteeTrajectory) -> str:
     cols = _columns(traj)
     series = traj.series()
+    series["quad_err"] = np.asarray(traj.solver.get("quad_error", np.full(traj.alpha.size, np.nan)), float)
     lines = [f"{'alpha':>8} " + " ".join(f"{c:>9}" for c in cols)]
     for i in _shown(traj):
-        lines.append(f"{traj.alpha[i]:8.4g} " + " ".join(f"{series[c][i]:9.5f}" for c in cols))
+        lines.append(f"{traj.alpha[i]:8.4g} " + " ".join(f"{series[c][i]:9.1e}" if c == "quad_err" else
+                                                          f"{series[c][i]:9.5f}" for c in cols))
     return "\n".join(lines)
 
 
@@ -233,11 +370,18 @@ def header(p: CommitteeParams) -> str:
             f"v0={list(p.v0)}")
 
 
-def summary(traj: CommitteeTrajectory) -> str:
+def summary(traj: CommitteeTrajectory, fixed: bool = True) -> str:
     p = traj.params
     i = len(traj.alpha) - 1
+    info = traj.solver
     out = [f"final state at alpha = {traj.alpha[i]:g}: E = {traj.E[i]:.6f}, S(eps_test = {traj.eps_test:g}, "
-           f"{traj.test_attack[0]} steps of {traj.test_attack[1]:g} eps) = {traj.S[i]:.6f}"]
+           f"{traj.test_attack[0]} steps of {traj.test_attack[1]:g} eps) = {traj.S[i]:.6f}",
+           f"drift quadrature: rule {info.get('rule')} ({info.get('backend')} backend)"
+           + (f", estimated relative error at the start {info['quad_error_start']:.2g} (quad_tol "
+              f"{info['quad_tol']:g})" if info.get("quad_tol") is not None else "")
+           + f"; {info.get('method')} rtol {info.get('rtol'):g}, {info.get('nfev')} right-hand sides"]
+    if not fixed:
+        return "\n".join(out)
     fp = fixed_point(traj.y[i], p)
     if fp is None:
         out.append("fixed point: none found from the final state (still moving)")
@@ -291,16 +435,20 @@ def main(argv=None) -> int:
     with contextlib.ExitStack() as stack:
         with one_line_errors(parser):
             alphas = default_alphas(args.alpha_max, args.alpha_step)
+            resolve_backend(args.backend)
             check_outputs(args, stack)
         return _run(args, params, alphas)
 
 
 def _run(args: argparse.Namespace, params: CommitteeParams, alphas: np.ndarray) -> int:
+    shown = alphas[table_indices(alphas, 1e-9)]
     traj0 = integrate(params, alphas, eps_test=args.eps_test, test_steps=args.test_steps, test_step=args.test_step,
-                      rtol=args.rtol, atol=args.atol, method=args.method, error_alphas=[], progress=not args.quiet)
+                      rtol=args.rtol, atol=args.atol, method=args.method, error_alphas=[], rule=args.rule,
+                      backend=args.backend, quad_tol=args.quad_tol, quad_error_alphas=shown if args.quad_error else (),
+                      progress=not args.quiet)
     # E and S (the costly part) on the rows that are printed, and on the whole grid for a plot or a file
     every = args.out is not None or args.plot is not None
-    want = traj0.alpha if every else traj0.alpha[_shown(traj0)]
+    want = np.array([]) if args.no_errors else traj0.alpha if every else traj0.alpha[_shown(traj0)]
     E = np.full(traj0.alpha.size, np.nan)
     S = np.full(traj0.alpha.size, np.nan)
     rows = [i for i, a in enumerate(traj0.alpha) if np.any(np.abs(want - a) < 1e-12)]
@@ -312,8 +460,10 @@ def _run(args: argparse.Namespace, params: CommitteeParams, alphas: np.ndarray) 
     if not args.quiet:
         print(f"# soft committee machine, large-N ODEs: {header(params)}; S at eps_test={traj.eps_test:g} "
               f"({traj.test_attack[0]} PGD steps of {traj.test_attack[1]:g} eps)")
+        if traj.solver["backend"] == "numpy" and args.backend == "auto":
+            print("# note: numba is not installed; the right-hand side runs in numpy (slower, the same numbers)")
         print(table(traj))
-        print(summary(traj))
+        print(summary(traj, fixed=args.fixed_point))
     write_outputs(args, lambda path, run_args: _write(traj, path, run_args), lambda path: _plot(traj, path))
     return 0
 

@@ -78,6 +78,11 @@ COMMITTEE_SYMBOLIC_ATTACK = 5e-5
 COMMITTEE_WRONG_MIN_GAP = 2e-4
 # finite-size allowance c/N of the ODE-vs-MC check for every committee quantity (as simulate.compare's c)
 COMMITTEE_BIAS = 0.5
+# the compiled drift against theory's numpy drift: the same arithmetic summed in another order (rounding, 1e-16
+# per term over ~1e5 nodes), relative to max(1, |drift|)
+COMMITTEE_KERNEL_VS_NUMPY = 1e-12
+# family-wise level of the quadrature test (default rule vs a much finer one, Student-t, Sidak-corrected)
+COMMITTEE_QUAD_FAMILY_LEVEL = 1e-3
 
 # An attack on a linear model against its closed-form optimum (the l_1 fractional knapsack, the l_inf / l_2
 # dual norms): within 1% relative, the acceptance criterion of the attacks (a weaker l_1 step misses by >3%).

@@ -42,9 +42,12 @@ average over the mixture and the fields (the attack inside the average):
 
 Given the cluster, lambda ~ N(R m_c - b, v_c Q) and E[B_d.xi | lambda] = m_cd + (R^T Q^+ (h - R m_c))_d
 (Gaussian conditioning, h = lambda + b), so every average is a K-dimensional Gaussian average over standard
-normal coordinates zeta mapped by a square root of Q (:func:`field_grid`): a Gauss-Hermite product grid for
-K <= 2, a deterministic quasi-Monte Carlo rule for K >= 3 (:func:`drift_nodes`).  For K = 1, v = 1 and s = 1
-the attack is xi - tau eps w and the ODEs are those of :mod:`theory.ode`.
+normal coordinates zeta mapped by a square root of Q (:func:`field_grid`), by a rule of :func:`drift_rule`:
+a Gauss-Hermite product grid ("gh:n") or randomised quasi-Monte Carlo ("rqmc:m:r", r fixed scramblings of a
+Sobol set, whose spread is the standard error of the average).  :func:`drift_error` returns the drift with an
+estimate of its quadrature error (the spread of the scramblings, or the change against a Gauss-Hermite rule of
+higher order).  For K = 1, v = 1 and s = 1 the attack is xi - tau eps w and the ODEs are those of
+:mod:`theory.ode`.
 
 Pure mathematics: numpy and scipy, no randomness, no I/O.
 """
@@ -68,26 +71,36 @@ from .params import ParameterError, Params, check_range
 
 __all__ = ["CommitteeParams", "Mixture", "State", "PRESETS", "COMMITTEE_FIELD_HELP", "mixture", "field_grid",
            "attack_fields", "drift", "rhs", "pack", "unpack", "errors", "test_error", "adversarial_error",
-           "jacobian", "fixed_point", "quadrature_nodes", "qmc_nodes", "drift_nodes", "GRID_NODES", "QMC_LOG2",
-           "ERROR_NODES", "ERROR_QMC_LOG2"]
+           "jacobian", "fixed_point", "quadrature_nodes", "qmc_nodes", "rqmc_nodes", "drift_nodes", "GRID_NODES",
+           "QMC_LOG2", "ERROR_NODES", "ERROR_QMC_LOG2", "Rule", "drift_rule", "default_rule", "drift_error",
+           "drift_from_averages", "averages", "quadrature_error", "rule_for", "may_jump"]
 
 PRESETS = ("talk", "xor")
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SHARED = ("rho", "prior", "v1", "v2", "eta_w", "eta_b", "eps")  # validated by theory.params.Params
 
-#: Gauss-Hermite nodes per dimension of the K-dimensional product grid of the drift for K <= 2, chosen by a
-#: convergence check (docs/committee.md; tests/test_committee_theory.py::test_quadrature_converges): the change
-#: of the drift against a finer grid at generic states is < 1e-15 (K = 1) and 1e-7 / 4e-5 (K = 2, without /
-#: with the attack), against drifts of size 1e-2.
+#: Default rules of the drift's K-dimensional Gaussian average (:func:`default_rule`), without and with the
+#: attack.  Without it the integrand is analytic and a Gauss-Hermite product rule converges exponentially.  With
+#: it the attack direction g/|g| switches between units where their erf'(lambda~_k) ~ exp(-lambda~_k^2) cross, a
+#: transition whose width shrinks like 1/|lambda| in the tails, and where sigma - tau changes sign (sum |v_k| > 1)
+#: the direction flips: the integrand jumps.  Product rules then converge algebraically and for K >= 3 the
+#: average is randomised quasi-Monte Carlo: 8 fixed scramblings (seeds RQMC_SEED + j) of 2^m Sobol points with
+#: their mirror images, whose spread gives the standard error.  Measured errors: docs/committee.md (Quadrature).
+DEFAULT_RULES = {
+    1: ("gh:96", "gh:96"),
+    2: ("gh:64", "gh:128"),  # with a jump (sum |v| > 1 or eta_v > 0): DEFAULT_RULE_JUMP
+    3: ("rqmc:10:8", "rqmc:10:8"),
+    4: ("rqmc:10:8", "rqmc:10:8"),
+}
+DEFAULT_RULE_LARGE_K = ("rqmc:10:8", "rqmc:10:8")  # K >= 5
+#: with the attack and sum_k |v_k| > 1 (or a learning second layer) sigma - tau can vanish and the integrand jumps;
+#: a product rule's change against a finer one then misjudges its error (measured at K = 2: 2e-3 off with a stated
+#: 4e-4), so these cases take the randomised rule, whose standard error stays honest
+DEFAULT_RULE_JUMP = "rqmc:11:8"
+RQMC_SEED = 20261204
+DETERMINISTIC_ERROR_FACTOR = 2.0  # drift_error of a deterministic rule: this times the change against a finer one
+#: Gauss-Hermite nodes per dimension of the former defaults (kept for the tests of the product rule).
 GRID_NODES = {1: 96, 2: 28}
-#: For K >= 3 the drift is a quasi-Monte Carlo average: 2^m points of the (unscrambled, deterministic) Sobol
-#: sequence without the origin, mapped to normal coordinates by the quantile function, and their mirror images
-#: (-zeta), so odd moments vanish exactly.  With the attack the integrand switches sharply between units (the
-#: direction g/|g| follows the unit with the largest erf'(lambda~_k), erf' ~ exp(-lambda^2) in the tails) and a
-#: product Gauss-Hermite rule converges only algebraically: at a K = 4 xor state of the adversarial run
-#: (alpha = 150) 10 nodes per dimension (9,632 after pruning) miss the drift by 10 % of its size, 20 (67,744)
-#: by 1 %; these 16,382 points by 0.3 % (4e-6 against a drift of 4e-3, measured against four scrambled Sobol
-#: sets of 2^19 points) at a quarter of the cost of the 10-node grid per point.
 QMC_LOG2 = {3: 13, 4: 13}
 QMC_LOG2_DEFAULT = 14  # K >= 5
 #: Outer rule of the error integrals (K - 1 dimensions; the last one is done exactly on a line): Gauss-Hermite
@@ -357,21 +370,77 @@ def qmc_nodes(K: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(nodes), np.full(len(nodes), 1.0 / len(nodes))
 
 
+@lru_cache(maxsize=32)
+def rqmc_nodes(K: int, m: int, r: int, seed: int = RQMC_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Randomised quasi-Monte Carlo for E[f(zeta)], zeta ~ N(0, I_K): r blocks, block j the 2^m points of a Sobol
+    set scrambled with seed ``seed + j`` (scipy.stats.qmc, Owen scrambling), mapped by the normal quantile, and
+    their mirror images.  Each block is an unbiased estimate; nodes (r 2^(m+1), K) in block order, weights 1/M."""
+    from scipy.stats import qmc
+
+    blocks = []
+    for j in range(r):
+        z = ndtri(qmc.Sobol(K, scramble=True, seed=seed + j).random_base2(m))
+        blocks.append(np.concatenate([z, -z]))
+    nodes = np.concatenate(blocks)
+    return np.ascontiguousarray(nodes), np.full(len(nodes), 1.0 / len(nodes))
+
+
+class Rule(NamedTuple):
+    """A rule for E[f(zeta)], zeta ~ N(0, I_K): nodes (M, K) and weights (M,) in ``blocks`` consecutive blocks of
+    equal size, each block's weights summing to 1/blocks.  With blocks > 1 every block is an independent
+    randomised estimate (their spread is the rule's standard error)."""
+
+    name: str
+    nodes: np.ndarray
+    weights: np.ndarray
+    blocks: int
+
+
+def may_jump(p: CommitteeParams) -> bool:
+    """Whether the drift's integrand can jump: an attack, and sigma - tau can vanish (sum |v_k| > 1, or v learns)."""
+    return p.eps > 0 and (p.eta_v > 0 or float(np.sum(np.abs(p.v0))) > 1.0 + 1e-12)
+
+
+def default_rule(K: int, eps: float, jump: bool = False) -> str:
+    """The name of the default rule of the drift (DEFAULT_RULES; the second entry when the attack is on;
+    DEFAULT_RULE_JUMP for K <= 2 when the integrand can jump)."""
+    if jump and eps > 0 and K == 2:
+        return DEFAULT_RULE_JUMP
+    return DEFAULT_RULES.get(K, DEFAULT_RULE_LARGE_K)[1 if eps > 0 else 0]
+
+
+def rule_for(p: CommitteeParams, rule: int | str | None = None) -> "Rule":
+    """:func:`drift_rule` for the parameters (the default depends on K, the attack and :func:`may_jump`)."""
+    return drift_rule(p.K, default_rule(p.K, p.eps, may_jump(p)) if rule is None else rule, p.eps)
+
+
+def drift_rule(K: int, rule: int | str | None = None, eps: float = 1.0) -> Rule:
+    """Parse a rule: ``None`` the default (:func:`default_rule`); an integer n or ``"gh:n"`` the product
+    Gauss-Hermite grid with n nodes per dimension; ``"qmc:m"`` the deterministic Sobol rule with 2^m points and
+    mirrors; ``"rqmc:m:r"`` r scrambled Sobol blocks of 2^m points and mirrors (:func:`rqmc_nodes`)."""
+    if rule is None:
+        rule = default_rule(K, eps)
+    if not isinstance(rule, str):
+        if isinstance(rule, bool) or int(rule) != rule or int(rule) < 1:
+            raise ParameterError(f"quadrature rule must be an integer >= 1, 'gh:N', 'qmc:M' or 'rqmc:M:R', got {rule!r}")
+        rule = f"gh:{int(rule)}"
+    kind, *nums = rule.split(":")
+    sizes = {"gh": (1, 1, 4096), "qmc": (1, 1, 24), "rqmc": (2, 1, 24)}
+    if kind not in sizes or len(nums) != sizes[kind][0] or not all(x.isdigit() and int(x) >= 1 for x in nums) \
+            or int(nums[0]) > sizes[kind][2] or (kind == "rqmc" and not 2 <= int(nums[1]) <= 64):
+        raise ParameterError(f"quadrature rule must be 'gh:N' (1 <= N <= 4096), 'qmc:M' or 'rqmc:M:R' (1 <= M <= 24, "
+                             f"2 <= R <= 64), got {rule!r}")
+    if kind == "gh":
+        return Rule(rule, *quadrature_nodes(K, int(nums[0])), 1)
+    if kind == "qmc":
+        return Rule(rule, *qmc_nodes(K, int(nums[0])), 1)
+    return Rule(rule, *rqmc_nodes(K, int(nums[0]), int(nums[1])), int(nums[1]))
+
+
 def drift_nodes(K: int, n: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The rule of the drift's K-dimensional Gaussian average: ``None`` the default (Gauss-Hermite
-    ``GRID_NODES[K]`` per dimension for K <= 2, :func:`qmc_nodes` with 2^``QMC_LOG2[K]`` points for K >= 3); an
-    integer n or ``"gh:n"`` the product Gauss-Hermite grid with n nodes per dimension; ``"qmc:m"`` the
-    quasi-Monte Carlo rule with 2^m points."""
-    if n is None:
-        if K in GRID_NODES:
-            return quadrature_nodes(K, GRID_NODES[K])
-        return qmc_nodes(K, QMC_LOG2.get(K, QMC_LOG2_DEFAULT))
-    if isinstance(n, str):
-        kind, _, num = n.partition(":")
-        if kind not in ("gh", "qmc") or not num.isdigit() or int(num) < 1:
-            raise ParameterError(f"quadrature rule must be an integer, 'gh:N' or 'qmc:M', got {n!r}")
-        return quadrature_nodes(K, int(num)) if kind == "gh" else qmc_nodes(K, int(num))
-    return quadrature_nodes(K, int(n))
+    """Nodes and weights of :func:`drift_rule` (the default: the rule with the attack)."""
+    r = drift_rule(K, n)
+    return r.nodes, r.weights
 
 
 def _sqrt_gram(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -441,13 +510,13 @@ def attack_fields(lam, tau, Q, v, eps: float, steps: int = 1, step: float = 1.0)
     return c, lt
 
 
-def _averages(state: State, p: CommitteeParams, n: int | None = None, attack_in_average: bool = True):
-    """The data averages of the drift: <e_k y_d>, <e_k u_l>, <v_c e_k e_l>, <e_k>, <(sigma~-tau) erf(lambda~_k)>."""
+def averages(state: State, p: CommitteeParams, rule: Rule, attack_in_average: bool = True):
+    """The data averages of the drift per block of the rule: <e_k y_d> (B, K, D), <e_k u_l> (B, K, K),
+    <v_c e_k e_l> (B, K, K), <e_k> (B, K), <(sigma~-tau) erf(lambda~_k)> (B, K), each block's weights scaled to 1."""
     mix = p.mixture()
-    K = p.K
-    nodes, weights = drift_nodes(K, n)
     Q, R, b, v = state
-    lam, hbar = field_grid(state, mix, nodes)
+    B = rule.blocks
+    lam, hbar = field_grid(state, mix, rule.nodes)
     tau = mix.labels[:, None]
     eps = p.eps if attack_in_average else 0.0
     c, lt = attack_fields(lam, tau, Q, v, eps, p.pgd_steps, p.pgd_step)
@@ -456,25 +525,21 @@ def _averages(state: State, p: CommitteeParams, n: int | None = None, attack_in_
     e = err[..., None] * v * _TWO_OVER_SQRT_PI * np.exp(-lt * lt)  # (C, M, K)
     u = lt + b
     y = hbar + c @ R
-    W = (mix.priors[:, None] * weights[None])  # (C, M)
+    C, M, K = e.shape
+    W = (mix.priors[:, None] * rule.weights[None] * B).reshape(C, B, M // B)  # (C, B, M/B)
+    e, u, y, err = (a.reshape(C, B, M // B, -1) for a in (e, u, y, err[..., None]))
     We = W[..., None] * e
-    A = np.einsum("cmk,cmd->kd", We, y)
-    EU = np.einsum("cmk,cml->kl", We, u)
-    EE = np.einsum("cmk,cml->kl", We * mix.variances[:, None, None], e)
-    Eb = We.sum(axis=(0, 1))
-    Ev = np.einsum("cm,cmk->k", W * err, erf(lt))
+    A = np.einsum("cbmk,cbmd->bkd", We, y)
+    EU = np.einsum("cbmk,cbml->bkl", We, u)
+    EE = np.einsum("cbmk,cbml->bkl", We * mix.variances[:, None, None, None], e)
+    Eb = We.sum(axis=(0, 2))
+    Ev = np.einsum("cbm,cbmk->bk", W * err[..., 0], erf(lt).reshape(C, B, M // B, K))
     return A, EU, EE, Eb, Ev
 
 
-def drift(state: State, p: CommitteeParams, n: int | None = None, *, renormalise: bool = True,
-          attack_in_average: bool = True) -> State:
-    """(dQ, dR, db, dv)/dalpha at ``state`` (the ODEs of the module docstring).
-
-    ``renormalise=False`` drops the terms from the renormalisation |w_k| = 1 and ``attack_in_average=False``
-    averages over the clean fields: both are deliberately wrong variants for the tests.
-    """
+def drift_from_averages(state: State, p: CommitteeParams, A, EU, EE, Eb, Ev, *, renormalise: bool = True) -> State:
+    """(dQ, dR, db, dv)/dalpha from the averages of one block (the ODEs of the module docstring)."""
     Q, R, b, v = state
-    A, EU, EE, Eb, Ev = _averages(state, p, n, attack_in_average)
     eta = p.eta_w
     d, ee = np.diag(EU), np.diag(EE)
     dR = -eta * A
@@ -486,7 +551,66 @@ def drift(state: State, p: CommitteeParams, n: int | None = None, *, renormalise
     return State(dQ, dR, p.eta_b * Eb, -p.eta_v * Ev)
 
 
-def rhs(y, p: CommitteeParams, n: int | None = None, **variant) -> np.ndarray:
+def _block_drifts(state: State, p: CommitteeParams, rule: Rule, renormalise: bool, attack_in_average: bool,
+                  backend=None) -> np.ndarray:
+    """Packed drift of every block of the rule, (B, n); ``backend`` computes :func:`averages` (another
+    implementation of the same function, e.g. a compiled kernel)."""
+    avg = (backend or averages)(state, p, rule, attack_in_average)
+    return np.array([pack(drift_from_averages(state, p, *(a[j] for a in avg), renormalise=renormalise))
+                     for j in range(rule.blocks)])
+
+
+def drift(state: State, p: CommitteeParams, n: int | str | None = None, *, renormalise: bool = True,
+          attack_in_average: bool = True, backend=None) -> State:
+    """(dQ, dR, db, dv)/dalpha at ``state`` (the ODEs of the module docstring), the averages by the rule ``n``
+    (:func:`drift_rule`; the mean of its blocks).
+
+    ``renormalise=False`` drops the terms from the renormalisation |w_k| = 1 and ``attack_in_average=False``
+    averages over the clean fields: both are deliberately wrong variants for the tests.
+    """
+    rule = rule_for(p, n)
+    avg = (backend or averages)(state, p, rule, attack_in_average)
+    # the drift is linear in the averages: the mean over the blocks first
+    return drift_from_averages(state, p, *(a.mean(axis=0) for a in avg), renormalise=renormalise)
+
+
+def unpack_drift(y, K: int, D: int) -> State:
+    """:func:`unpack` for a drift (the diagonal of dQ is 0)."""
+    st = unpack(y, K, D)
+    dQ = st.Q.copy()
+    np.fill_diagonal(dQ, 0.0)
+    return State(dQ, st.R, st.b, st.v)
+
+
+def drift_error(state: State, p: CommitteeParams, n: int | str | None = None, *, backend=None,
+                **variant) -> tuple[np.ndarray, np.ndarray]:
+    """The packed drift by the rule ``n`` and an estimate of its quadrature error per entry.
+
+    Randomised rules ("rqmc:m:r"): the standard error of the mean of the r blocks (std/sqrt(r); the error over
+    it follows Student's t with r - 1 degrees of freedom).  Deterministic rules ("gh:n", "qmc:m"): twice the change
+    against the rule of higher order ("gh:(n + n/2)", "qmc:(m+1)"), which bounds the error of the coarser rule
+    while the rules converge at least like n^-1.7 (error(n) = change/(1 - (2/3)^p) <= 2 change).
+    """
+    rule = rule_for(p, n)
+    ren, att = variant.get("renormalise", True), variant.get("attack_in_average", True)
+    blocks = _block_drifts(state, p, rule, ren, att, backend)
+    y = blocks.mean(axis=0)
+    if rule.blocks > 1:
+        return y, blocks.std(axis=0, ddof=1) / math.sqrt(rule.blocks)
+    kind, num = rule.name.split(":")
+    finer = f"gh:{int(num) + max(2, int(num) // 2)}" if kind == "gh" else f"qmc:{int(num) + 1}"
+    y2 = _block_drifts(state, p, drift_rule(p.K, finer, p.eps), ren, att, backend).mean(axis=0)
+    return y, DETERMINISTIC_ERROR_FACTOR * np.abs(y - y2)
+
+
+def quadrature_error(state: State, p: CommitteeParams, n: int | str | None = None, *, backend=None) -> float:
+    """max |error estimate| / max |drift| of :func:`drift_error` (0 for a vanishing drift)."""
+    y, err = drift_error(state, p, n, backend=backend)
+    scale = float(np.max(np.abs(y)))
+    return float(np.max(err)) / scale if scale > 0 else 0.0
+
+
+def rhs(y, p: CommitteeParams, n: int | str | None = None, **variant) -> np.ndarray:
     """The drift on the packed state vector (:func:`pack`)."""
     return pack(drift(unpack(y, p.K, p.D), p, n, **variant))
 
