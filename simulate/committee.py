@@ -124,11 +124,10 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
 
 
 def _numba_available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether numba is installed (found without importing it: the command starts without numba)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
 
 
 def resolve_backend(backend: str = "auto"):
