@@ -76,10 +76,10 @@ def main(argv=None) -> int:
             continue
         bar.update()
         if readme:
-            png = next(p for p in paths if p.suffix == ".png")
-            with atomic_write(args.docs / png.name, "wb") as fh:
-                fh.write(png.read_bytes())
-            log(f"[{name}] copied to {args.docs / png.name}")
+            for png in (p for p in paths if p.suffix == ".png"):  # the figure and its supplements
+                with atomic_write(args.docs / png.name, "wb") as fh:
+                    fh.write(png.read_bytes())
+                log(f"[{name}] copied to {args.docs / png.name}")
     bar.close()
     if skipped and not args.quiet:
         print(f"skipped {len(skipped)} figure(s): {', '.join(skipped)}")

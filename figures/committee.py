@@ -10,7 +10,7 @@ from simulate.committee import integrate
 from simulate.mc_committee import table_cases
 from theory.committee import CommitteeParams
 
-from .core import FigureSpec, register
+from .core import MEASURED, PALETTE, FigureSpec, register, series_colors
 
 
 def _mc_available() -> bool:
@@ -55,32 +55,53 @@ def _compute(params: dict) -> dict:
 
 def _plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     cases = list(params["cases"])
     p0 = CommitteeParams(**params["cases"][cases[0]])
     K, D = p0.K, p0.D
-    groups = [("R", [f"R[{k + 1},{d + 1}]" for k in range(K) for d in range(D)]),
-              ("Q (k < l)", [f"Q[{k + 1},{l + 1}]" for k in range(K) for l in range(k + 1, K)]),
-              ("b", [f"b[{k + 1}]" for k in range(K)]), ("E and S", ["E", "S"])]
-    fig, axes = plt.subplots(len(cases), 4, figsize=(17, 4 * len(cases)), constrained_layout=True, squeeze=False)
+    groups = [("overlaps R[k, d] = w_k . B_d", [f"R[{k + 1},{d + 1}]" for k in range(K) for d in range(D)]),
+              ("overlaps Q[k, l] = w_k . w_l (k < l)", [f"Q[{k + 1},{l + 1}]" for k in range(K) for l in range(k + 1, K)]),
+              ("biases b[k]", [f"b[{k + 1}]" for k in range(K)]),
+              (f"test error E, adversarial error S (eps_test = {params['eps_test']:g})", ["E", "S"])]
+    fig, axes = plt.subplots(len(cases), 4, figsize=(17, 3.7 * len(cases) + 1.2), constrained_layout=True,
+                             squeeze=False)
     a = data["alpha"]
+    mc = params["mc"]
     for row, case in enumerate(cases):
+        kind = "standard" if case.endswith("standard") else "adversarial"
         for col, (title, names) in enumerate(groups):
             ax = axes[row, col]
+            colors = [PALETTE["E"], PALETTE["S"]] if names == ["E", "S"] else series_colors(len(names))
             for j, n in enumerate(names):
                 y = data[f"{case}/{n}"]
                 ok = np.isfinite(y)
-                ax.plot(a[ok], y[ok], "-", color=f"C{j % 10}", lw=1.2, label=n)
+                ax.plot(a[ok], y[ok], "-", color=colors[j], lw=1.3, label=n)
                 if f"{case}/mc_{n}_mean" in data:
                     ax.errorbar(data[f"{case}/mc_alpha"], data[f"{case}/mc_{n}_mean"], yerr=data[f"{case}/mc_{n}_se"],
-                                fmt="o", ms=3, color=f"C{j % 10}", capsize=2)
-            ax.set_title(f"{case}: {title}" + (f" (S at eps={params['eps_test']:g})" if title.startswith("E") else ""),
-                         fontsize=9)
-            ax.legend(fontsize=6, ncol=2)
+                                color=colors[j], **MEASURED)
+            ax.set_title(title, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"{kind} training\n(eps = {CommitteeParams(**params['cases'][case]).eps:g})")
             if row == len(cases) - 1:
                 ax.set_xlabel(r"$\alpha$ = steps/N")
-    fig.suptitle(f"Soft committee machine, preset {params['preset']}, K = {K}: ODE (lines) and Monte Carlo "
-                 f"(points, N = {params['mc']['N']}, {params['mc']['replicas']} replicas, exact PGD in N dimensions)")
+                # the components' legend under each column, outside the data
+                handles = [Line2D([], [], color=colors[j], lw=1.5, label=n) for j, n in enumerate(names)]
+                if names == ["E", "S"]:
+                    handles = [Line2D([], [], color=colors[0], lw=1.5, label="E (clean)"),
+                               Line2D([], [], color=colors[1], lw=1.5, label=f"S (PGD, eps = {params['eps_test']:g})")]
+                ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=7,
+                          frameon=False)
+    style = [Line2D([], [], color="k", lw=1.3, label="ODE (N -> infinity)")]
+    if any(k.endswith("_mean") for k in data):
+        style.append(Line2D([], [], color="k", marker="o", ms=3.5, ls="",
+                            label=f"Monte Carlo: N = {mc['N']}, mean ± s.e. of {mc['replicas']} runs, exact PGD in "
+                                  "N dimensions"))
+    fig.legend(handles=style, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    what = ("the talk's data (prior 0.7, rho 2)" if params["preset"] == "talk" else
+            "the xor mixture (four clusters, no linear classifier beats chance)")
+    fig.suptitle(f"Two-layer soft committee machine, K = {K} hidden units, on {what}: standard (top) vs "
+                 f"adversarial (bottom) training", fontsize=11)
     return fig
 
 

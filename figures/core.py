@@ -22,12 +22,54 @@ import numpy as np  # noqa: E402
 from simulate.provenance import atomic_write, provenance, to_jsonable, write_json  # noqa: E402
 from theory.params import stable_key  # noqa: E402
 
-__all__ = ["FigureSpec", "REGISTRY", "register", "Unavailable", "OUT_DIR", "run_figure", "param_key", "DOCS_DIR"]
+__all__ = ["FigureSpec", "REGISTRY", "register", "Unavailable", "OUT_DIR", "run_figure", "param_key", "DOCS_DIR",
+           "PALETTE", "THREAT_COLORS", "MEASURED", "series_colors", "legend_below"]
 
 #: default output folders, relative to the current folder (never the package's own location, so running
 #: from elsewhere cannot overwrite a checkout's files)
 OUT_DIR = Path("figures") / "out"
 DOCS_DIR = Path("docs") / "img"
+
+
+#: One palette for every figure: the same thing in the same colour everywhere; a theory curve and the
+#: measurement of the same thing share the colour (theory a line, measurement points with error bars).
+PALETTE = {
+    "standard": "#1f77b4",       # standard training (eps = 0)
+    "adversarial": "#d62728",    # adversarial training (fixed eps), and the optimal schedule
+    "best_constant": "#ff7f0e",  # the best constant budget of a protocol
+    "random": "#9467bd",         # random budgets (eps drawn per example)
+    "non_robust": "#2ca02c",     # non-robust-only updates
+    "reference": "#000000",      # bounds and optima (best linear classifier, coupling bound)
+    "bayes": "#7f7f7f",          # Bayes error, zero lines
+    "E": "#404040",              # test error E where E and S share a panel
+    "S": "#8c564b",              # adversarial error S where E and S share a panel
+}
+#: threats of the empirical figures, and the clean / union accuracies
+THREAT_COLORS = {"clean": "#7f7f7f", "linf": "#1f77b4", "l1": "#ff7f0e", "l2": "#2ca02c", "union": "#d62728",
+                 "rt": "#8c564b"}
+#: how a measurement is drawn: points with standard-error bars
+MEASURED = dict(fmt="o", ms=3.5, capsize=2, elinewidth=0.9)
+
+
+def series_colors(n: int) -> list:
+    """n distinguishable colours for the components of one order parameter (R[k, d], Q[k, l], b[k])."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def legend_below(fig, handles=None, labels=None, ncol: int = 4, **kwargs):
+    """A figure legend under the panels (outside the data); constrained layout makes room for it."""
+    if handles is None:
+        handles, labels = [], []
+        for ax in fig.axes:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels and not lab.startswith("_"):
+                    handles.append(h)
+                    labels.append(lab)
+    return fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=kwargs.pop("fontsize", 8),
+                      frameon=False, **kwargs)
 
 
 class Unavailable(RuntimeError):
@@ -40,7 +82,7 @@ class FigureSpec:
     description: str
     params: Callable[[bool], dict[str, Any]]  # quick -> the parameters that determine the data
     compute: Callable[[dict[str, Any]], dict[str, np.ndarray]]
-    plot: Callable[[dict[str, np.ndarray], dict[str, Any]], "plt.Figure"]
+    plot: Callable[[dict[str, np.ndarray], dict[str, Any]], Any]  # a Figure, or {name suffix: Figure}
     requires: tuple[str, ...] = field(default_factory=tuple)  # importable modules needed
 
 
@@ -120,7 +162,11 @@ def run_figure(name: str, quick: bool = False, out_dir: Path | None = None, forc
         log(f"[{name}] computed data -> {out_dir / (name + '.npz')}")
     else:
         log(f"[{name}] reused data (same parameters) from {out_dir / (name + '.npz')}")
-    fig = spec.plot(data, params)
-    paths = save_figure(fig, name, out_dir)
+    figs = spec.plot(data, params)
+    if not isinstance(figs, dict):  # a plot may return {suffix: figure}: the main figure and supplements
+        figs = {"": figs}
+    paths = []
+    for suffix, fig in figs.items():
+        paths += save_figure(fig, name + suffix, out_dir)
     log(f"[{name}] wrote {', '.join(str(p) for p in paths)}")
     return paths

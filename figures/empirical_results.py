@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import FigureSpec, Unavailable, register
+from .core import MEASURED, THREAT_COLORS, FigureSpec, Unavailable, register, series_colors
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 THREATS = ("linf", "l1", "l2")
+NAMES = {"linf": "l_inf", "l1": "l_1", "l2": "l_2"}
 
 
 def _tables(results_dir: Path) -> list[Path]:
@@ -36,92 +37,116 @@ def results_params(quick: bool) -> dict:
     # the key follows the files' provenance, so new results are picked up
     stamps = {p.name: json.loads(p.read_text()).get("provenance", {}).get("created")
               for p in paths + [_curves_path(q) for q in paths] if p.exists()}
-    return {"tables": [str(p) for p in paths], "stamps": stamps}
+    return {"tables": [str(p) for p in paths], "stamps": stamps, "layout": 2}  # layout: what compute() stores
 
 
 def results_compute(params: dict) -> dict:
-    out = {"n_tables": np.array(len(params["tables"]))}
-    for i, path in enumerate(params["tables"]):
+    """The tables measured with the current evaluation; a table or curve file marked stale is not drawn
+    beside them (its name and reason go into the figure's footnote)."""
+    out = {}
+    skipped = []
+    i = 0
+    for path in params["tables"]:
         t = json.loads(Path(path).read_text())
+        if t.get("stale"):
+            skipped.append(f"{Path(path).name} (stale: measured with the previous evaluation)")
+            continue
         rows = [r for r in t["rows"] if "error" not in r]
+        tp = t.get("params", {})
+        n_test = int(tp.get("test_limit", tp.get("eval_limit", 0)) or 0)  # tables before the rename: eval_limit
         out[f"t{i}/rows"] = np.array([r["row"] for r in rows])
         out[f"t{i}/acc"] = np.array([[r["clean"], *(r["per_threat"].get(k, np.nan) for k in THREATS), r["union"],
                                       r["average"]] for r in rows], float).reshape(-1, 6)
+        out[f"t{i}/n"] = np.array([int(r.get("n_test") or n_test) for r in rows])
         pub = t.get("published_union", {})
         out[f"t{i}/published"] = np.array([pub.get(r["row"], {}).get("union", np.nan) for r in rows], float)
-        params = t.get("params", {})
-        n_test = params.get("test_limit", params.get("eval_limit", "?"))  # tables before the rename: eval_limit
-        stale = "\nSTALE: measured with the previous evaluation attacks" if t.get("stale") else ""
-        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {params.get('dataset', '?')}, {n_test} test images{stale}")
+        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {tp.get('dataset', '?')}, first {n_test} test images")
         out[f"t{i}/note"] = np.array(t.get("note", ""))
         side = _curves_path(Path(path))
         side_json = json.loads(side.read_text()) if side.exists() else {}
-        side_curves = side_json.get("curves", {})
+        if side_json.get("stale"):
+            skipped.append(f"{side.name} (stale: measured with the training attacks)")
+            side_json = {}
         sp = side_json.get("params", {})
         suite = next(iter(sp.get("attacks", {}).values()), None)  # recorded since FAB-T and Square joined 'eval'
+        out[f"t{i}/curve_n"] = np.array(int(sp.get("n_test", 0)))
         out[f"t{i}/curve_attacks"] = np.array(
             " + ".join(a.upper() for a in suite) if suite else
             {"train": "PGD-10 / SLIDE-10 (training-strength)", "apgd": "APGD-CE + APGD-T",
              "eval": "APGD-CE + APGD-T (the 'eval' suite before FAB-T and Square joined it)"}
             .get(sp.get("strength"), "as in the table"))
         for r in rows:
-            for threat, curve in {**r.get("budget_curves", {}), **side_curves.get(r["row"], {})}.items():
+            for threat, curve in side_json.get("curves", {}).get(r["row"], {}).items():
                 out[f"t{i}/curve/{r['row']}/{threat}/eps"] = np.asarray(curve["eps"], float)
                 out[f"t{i}/curve/{r['row']}/{threat}/acc"] = np.asarray(curve["accuracy"], float)
+        i += 1
+    if i == 0:
+        raise Unavailable("every results/*_table.json is marked stale: re-measure with python -m empirical.reproduce")
+    out["n_tables"] = np.array(i)
+    out["skipped"] = np.array(skipped, dtype=str)
     return out
 
 
-def results_plot(data: dict, params: dict):
-    import textwrap
+def _se(p, n):
+    """Binomial standard error of an accuracy p measured on n images."""
+    p = np.asarray(p, float)
+    return np.sqrt(np.clip(p * (1 - p), 0, None) / np.maximum(n, 1))
 
+
+def results_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
 
     n = int(data["n_tables"])
     has_curves = [any(k.startswith(f"t{i}/curve/") for k in data) for i in range(n)]
-    ncols = 1 + max(has_curves, default=False) * len(THREATS)
-    fig, axes = plt.subplots(n, ncols, figsize=(6.5 + 4 * (ncols - 1), 4.6 * n), squeeze=False,
-                             constrained_layout=True)
-    labels = ["clean", "l_inf", "l_1", "l_2", "union", "average"]
-    for i in range(n):
-        ax = axes[i, 0]
-        rows, acc = data[f"t{i}/rows"], data[f"t{i}/acc"]
+    fig = plt.figure(figsize=(19, 5.3 * n + 0.6), constrained_layout=True)
+    subfigs = np.atleast_1d(fig.subfigures(n, 1))
+    labels = ["clean", "l_inf", "l_1", "l_2", "union"]
+    keys = ["clean", "linf", "l1", "l2", "union"]
+    for i, sub in enumerate(subfigs):
+        ncols = 1 + 3 * has_curves[i]
+        axes = np.atleast_1d(sub.subplots(1, ncols, gridspec_kw={"width_ratios": [2.2] + [1] * (ncols - 1)}))
+        ax = axes[0]
+        rows, acc, nimg = data[f"t{i}/rows"], data[f"t{i}/acc"], data[f"t{i}/n"]
         x = np.arange(len(rows))
         width = 0.8 / 5
         for j in range(5):
-            ax.bar(x + (j - 2) * width, acc[:, j], width, label=labels[j],
-                   color=["0.6", "C0", "C1", "C2", "C3"][j])
+            ax.bar(x + (j - 2) * width, acc[:, j], width, yerr=_se(acc[:, j], nimg), capsize=1.5,
+                   error_kw={"elinewidth": 0.7}, label=labels[j], color=THREAT_COLORS[keys[j]])
         pub = data[f"t{i}/published"]
         ok = np.isfinite(pub)
         if ok.any():
-            ax.plot(x[ok] + 2 * width, pub[ok], "k*", ms=10, label="published union")
-        ax.set_xticks(x, rows, rotation=30)
+            ax.plot(x[ok] + 2 * width, pub[ok], "k*", ms=10, label="published union (full budget)")
+        ax.set_xticks(x, rows)
         ax.set_ylim(0, 1)
-        ax.set_ylabel("accuracy")
-        ax.set_title(str(data[f"t{i}/title"]), fontsize=9)
-        ax.legend(fontsize=7, ncol=3)
-        note = str(data[f"t{i}/note"])
-        if note:
-            ax.text(0.0, -0.32, "\n".join(textwrap.wrap(note, 95)), transform=ax.transAxes, fontsize=6.5,
-                    va="top")
+        ax.set_ylabel("accuracy (± binomial s.e.)")
+        ax.set_title("accuracy per threat and union, per training scheme", fontsize=10)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=6, fontsize=8, frameon=False)
+        colors = dict(zip(rows, series_colors(len(rows))))
+        ncurve = int(data[f"t{i}/curve_n"])
         for j, threat in enumerate(THREATS, start=1):
             if ncols == 1:
                 break
-            ax = axes[i, j]
-            drawn = 0
+            ax = axes[j]
             for row in rows:
                 key = f"t{i}/curve/{row}/{threat}"
                 if f"{key}/eps" in data:
-                    ax.plot(data[f"{key}/eps"], data[f"{key}/acc"], "o-", ms=3, label=str(row))
-                    drawn += 1
-            ax.set_xlabel(f"{threat} budget")
+                    a = data[f"{key}/acc"]
+                    ax.errorbar(data[f"{key}/eps"], a, yerr=_se(a, ncurve), color=colors[row], label=str(row),
+                                lw=1, **{**MEASURED, "fmt": "o-"})
+            ax.set_xlabel(f"{NAMES[threat]} budget eps")
             ax.set_ylim(0, 1)
-            ax.set_title(f"accuracy vs {threat} budget\n(attacks: {data.get(f't{i}/curve_attacks', '')})",
-                         fontsize=8)
-            if drawn:
-                ax.legend(fontsize=6)
-            else:  # this table has no X_budget_curves.json beside it
-                ax.text(0.5, 0.5, "no budget curves for this table\n(python -m empirical.budget_curves)",
-                        transform=ax.transAxes, ha="center", va="center", fontsize=7)
+            ax.set_title(f"accuracy vs {NAMES[threat]} budget (± s.e.)", fontsize=10)
+        if ncols > 1:
+            axes[2].legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=5, fontsize=8, frameon=False)
+        curves = (f"; budget curves: {ncurve} images, {data[f't{i}/curve_attacks']}" if ncols > 1 else
+                  "; no current budget curves for this table")
+        sub.suptitle(str(data[f"t{i}/title"]) + curves, fontsize=10)
+    skipped = [str(s) for s in np.atleast_1d(data.get("skipped", np.array([], dtype=str)))]
+    title = ("Multi-perturbation training on MNIST (l_inf 0.3, l_1 10, l_2 2; evaluation APGD-CE + APGD-T): "
+             "robustness to l_inf does not carry over to l_1 and vice versa; 'max' and MSD hold both only partly")
+    if skipped:
+        title += "\nnot drawn: " + "; ".join(skipped)
+    fig.suptitle(title, fontsize=11)
     return fig
 
 

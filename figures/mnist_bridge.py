@@ -20,7 +20,7 @@ import numpy as np
 from simulate.ode import integrate
 from theory import Params
 
-from .core import FigureSpec, Unavailable, register
+from .core import MEASURED, PALETTE, FigureSpec, Unavailable, legend_below, register
 
 _RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 RESULTS = _RESULTS_DIR / "online_mnist37.json"
@@ -101,62 +101,77 @@ def bridge_compute(params: dict) -> dict:
     return out
 
 
+def _log_spaced(alpha, n: int = 14) -> np.ndarray:
+    """Indices of about n grid points spread evenly in log(1 + alpha) (the axis is logarithmic)."""
+    targets = np.expm1(np.linspace(0.0, np.log1p(float(alpha[-1])), n))
+    return np.unique([int(np.argmin(np.abs(alpha - t))) for t in targets])
+
+
 def bridge_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     rows = len(data["names"])
-    fig, axes = plt.subplots(rows, 3, figsize=(16, 4.2 * rows), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(rows, 3, figsize=(16, 4.0 * rows + 1.0), constrained_layout=True, squeeze=False)
     for j in range(rows):
         prefix = "" if j == 0 else f"r{j}/"
         name = str(data["names"][j])
         eps_values = data[f"{prefix}eps_values"]
-        for ax, eps in zip(axes[j, :2], eps_values):
-            k = f"{prefix}eps{eps:g}"
-            a = data[f"{k}/alpha"]
-            for q, color, label in (("E", "C0", "test error E"),
-                                    ("S", "C3", f"adversarial error S (eps={float(data[prefix + 'eps_test']):g})")):
-                ax.fill_between(a, data[f"{k}/{q}_mean"] - data[f"{k}/{q}_se"], data[f"{k}/{q}_mean"] + data[f"{k}/{q}_se"],
-                                color=color, alpha=0.25)
-                ax.plot(a, data[f"{k}/{q}_mean"], color=color, lw=2, label=f"{name}: {label}")
+        eps_test = float(data[prefix + "eps_test"])
+        for ax, q in zip(axes[j, :2], ("E", "S")):
+            for eps in eps_values:
+                k = f"{prefix}eps{eps:g}"
+                color = PALETTE["standard" if eps == 0 else "adversarial"]
+                a = data[f"{k}/alpha"]
+                sel = _log_spaced(a)
+                ax.errorbar(a[sel], data[f"{k}/{q}_mean"][sel], yerr=data[f"{k}/{q}_se"][sel], color=color,
+                            **MEASURED)
                 if f"{k}/structured_{q}" in data:
-                    ax.plot(a, data[f"{k}/structured_{q}"], "-", color="k", lw=1,
-                            label="structured theory (fitted means, covariance)" if q == "E" else None)
+                    ax.plot(a, data[f"{k}/structured_{q}"], "-", color=color, lw=1.5)
                 if f"{k}/mc_alpha" in data:
                     ma = data[f"{k}/mc_alpha"]
-                    sel = slice(None, None, max(1, len(ma) // 20))
-                    ax.errorbar(ma[sel], data[f"{k}/mc_{q}_mean"][sel], yerr=data[f"{k}/mc_{q}_se"][sel], fmt="o",
-                                ms=3, color=color, mfc="white",
-                                label="Monte Carlo of the fitted Gaussian mixture (its own random w(0))" if q == "E" else None)
-                ax.plot(data[f"{k}/ode_alpha"], data[f"{k}/ode_along_B_{q}"], "--", color=color, lw=1,
-                        label=f"isotropic ODE, variances along B: {q}")
-                ax.plot(data[f"{k}/ode_alpha"], data[f"{k}/ode_per_coordinate_{q}"], ":", color=color, lw=1,
-                        label=f"isotropic ODE, variance per coordinate: {q}")
-            ax.set_title(f"{name}: " + ("standard training" if eps == 0 else f"adversarial training, eps = {eps:g}"),
+                    msel = _log_spaced(ma)
+                    ax.errorbar(ma[msel], data[f"{k}/mc_{q}_mean"][msel], yerr=data[f"{k}/mc_{q}_se"][msel],
+                                color=color, mfc="white", **{**MEASURED, "fmt": "D", "ms": 3})
+                ax.plot(data[f"{k}/ode_alpha"], data[f"{k}/ode_along_B_{q}"], "--", color=color, lw=0.9)
+            ax.set_title(f"{name}: " + ("test error E" if q == "E" else f"adversarial error S (eps_test = {eps_test:g})"),
                          fontsize=10)
             ax.set_xlabel(r"$\alpha$ = steps/N")
-            ax.set_ylabel("error")
-        axes[j, 0].legend(fontsize=6)
+            ax.set_xscale("symlog", linthresh=1.0)
         ax = axes[j, 2]
         k = f"{prefix}eps{eps_values[0]:g}"
         if f"{k}/hist_plus_edges" in data:
             from scipy.stats import norm
 
-            for c, color in (("plus", "C2"), ("minus", "C4")):
+            for c, color in (("plus", "#2ca02c"), ("minus", "#9467bd")):
                 edges, counts = data[f"{k}/hist_{c}_edges"], data[f"{k}/hist_{c}_counts"]
                 M, Q, n = data[f"{k}/hist_{c}_MQ"]
                 width = np.diff(edges)
-                ax.stairs(counts / (n * width), edges, color=color, label=f"data, tau={'+1' if c == 'plus' else '-1'}")
+                ax.stairs(counts / (n * width), edges, color=color, label=f"data, tau = {'+1' if c == 'plus' else '-1'}")
                 x = np.linspace(edges[0], edges[-1], 400)
-                ax.plot(x, norm.pdf(x, M, np.sqrt(Q)), "--", color=color, lw=1, label="Gaussian N(w.mu, w'Sigma w)")
+                ax.plot(x, norm.pdf(x, M, np.sqrt(Q)), "--", color=color, lw=1,
+                        label=f"Gaussian N(w.mu, w'Sigma w), tau = {'+1' if c == 'plus' else '-1'}")
             ax.set_yscale("log")
             ax.set_ylim(bottom=1e-4)
-            ax.set_xlabel("local field h = w.xi of the final w (test split, standard training)")
-            ax.legend(fontsize=7)
-            ax.set_title(f"{name}: where Gaussian equivalence breaks (tails)", fontsize=10)
+            ax.set_xlabel("local field h = w.xi of the final w (test split)")
+            ax.set_ylabel("density")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7, frameon=False)
+            ax.set_title(f"{name}, standard training: the field's tails are not Gaussian", fontsize=10)
         else:
             ax.set_axis_off()
-    fig.suptitle("Online linear erf classifier on real image pairs (mean ± s.e. over seeds) beside the theory of the "
-                 "Gaussian mixture fitted to the same data", fontsize=10)
+    axes[0, 0].set_ylabel("error")
+    handles = [Line2D([], [], color=PALETTE["standard"], lw=2, label="standard training (eps = 0)"),
+               Line2D([], [], color=PALETTE["adversarial"], lw=2,
+                      label=f"adversarial training (eps = {float(data['eps_values'][-1]):g})"),
+               Line2D([], [], color="k", marker="o", ms=3.5, ls="", label="online training on the images (mean ± s.e. "
+                                                                          "over seeds)"),
+               Line2D([], [], color="k", lw=1.5, label="structured theory (fitted means and covariance)"),
+               Line2D([], [], color="k", marker="D", ms=3, mfc="white", ls="",
+                      label="Monte Carlo of the fitted Gaussian mixture (± s.e.)"),
+               Line2D([], [], color="k", ls="--", lw=0.9, label="isotropic ODE (variances along B)")]
+    legend_below(fig, handles, [h.get_label() for h in handles], ncol=3)
+    fig.suptitle("Online linear erf classifier on real image pairs beside the theory of the Gaussian mixture fitted "
+                 "to the same data: the structured theory follows the data far closer than the isotropic ODE", fontsize=11)
     return fig
 
 

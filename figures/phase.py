@@ -58,9 +58,66 @@ def phase_compute(params: dict) -> dict:
     return data
 
 
+def _region_colors():
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    rcolors = ListedColormap(["#bbbbbb", "#f2f2f2", "#fdd49e", "#74c476", "#de2d26"])
+    return rcolors, BoundaryNorm([-1.5, -0.5, 0.5, 1.5, 2.5, 3.5], rcolors.N)
+
+
 def phase_plot(data: dict, params: dict):
+    """The main figure (fixed budget: how much adversarial training changes S and E, and the regions) and
+    the supplement (every quantity for the fixed, random and non-robust-only budgets)."""
+    return {"": _main_plot(data, params), "_supplement": _supplement_plot(data, params)}
+
+
+def _main_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
-    from matplotlib.colors import BoundaryNorm, ListedColormap, TwoSlopeNorm
+    from matplotlib.colors import TwoSlopeNorm
+
+    from simulate.sweep import REGION_NAMES
+
+    rcolors, rnorm = _region_colors()
+    cols = [("dS", f"S - S(standard), eps_test = {params['eps_test']:g}"), ("dE", "E - E(standard), clean error"),
+            ("region", "where adversarial training helps")]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.6), constrained_layout=True)
+    for r, plane in enumerate(PLANES):
+        key = f"{plane}/fixed"
+        x, e = data[key + "/x"], data[key + "/eps"]
+        axis = PLANES[plane][0]
+        for c, (q, title) in enumerate(cols):
+            ax = axes[r, c]
+            z = data[f"{key}/{q}"].T  # rows: eps
+            if q == "region":
+                ax.pcolormesh(x, e, z, cmap=rcolors, norm=rnorm, shading="nearest", rasterized=True)
+                st = data[f"{key}/stable"].T
+                ax.contourf(x, e, (st == 2).astype(float), levels=[0.5, 1.5], colors="none", hatches=["///"])
+            else:
+                lim = float(np.nanmax(np.abs(data[f"rho_eps/fixed/{q}"]))) or 1.0  # one scale per column
+                lim = max(lim, float(np.nanmax(np.abs(data[f"prior_eps/fixed/{q}"]))))
+                im = ax.pcolormesh(x, e, z, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), shading="nearest",
+                                   rasterized=True)
+                if r == 1:
+                    fig.colorbar(im, ax=axes[:, c], shrink=0.6, location="bottom",
+                                 label=f"{q[1:]}(adversarial) - {q[1:]}(standard)")
+            ax.set_title(title if r == 0 else "", fontsize=10)
+            ax.set_xlabel(axis + (" (prior 0.7)" if plane == "rho_eps" else " (rho 2)"))
+            if c == 0:
+                ax.set_ylabel("training budget eps")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=rcolors(rnorm(k))) for k in (2, 1, 3, 0)]
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="k", hatch="///"))
+    labels = [REGION_NAMES[k] + {2: ": S and E both lower", 1: ": S lower, E higher", 3: ": S higher",
+                                 0: ": |dS| < 1e-3"}[k] for k in (2, 1, 3, 0)]
+    labels.append("marginal fixed point (collapse to a constant classifier)")
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False, title="regions")
+    fig.suptitle(f"Adversarial minus standard training after alpha_F = {params['alpha_F']:g} (ODE, fixed budget): "
+                 "blue = adversarial training lower", fontsize=11)
+    return fig
+
+
+def _supplement_plot(data: dict, params: dict):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
 
     from simulate.sweep import REGION_NAMES
 
@@ -70,8 +127,7 @@ def phase_plot(data: dict, params: dict):
               "dE": "E - E(standard)", "dS": "S - S(standard)", "region": "region",
               "ev_max": "max Re eigenvalue at the fixed point"}
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.3 * len(cols), 2.6 * len(rows)), constrained_layout=True)
-    rcolors = ListedColormap(["#bbbbbb", "#f2f2f2", "#fdd49e", "#74c476", "#de2d26"])
-    rnorm = BoundaryNorm([-1.5, -0.5, 0.5, 1.5, 2.5, 3.5], rcolors.N)
+    rcolors, rnorm = _region_colors()
     for r, (plane, kind) in enumerate(rows):
         key = f"{plane}/{kind}"
         x, e = data[key + "/x"], data[key + "/eps"]
@@ -105,7 +161,7 @@ def phase_plot(data: dict, params: dict):
                 ax.set_ylabel(f"{KIND_LABEL[kind]}\ntraining eps", fontsize=7)
             ax.set_xlabel(axis, fontsize=7)
             ax.tick_params(labelsize=6)
-    fig.suptitle("Adversarial vs standard training after alpha_F = "
+    fig.suptitle("Supplement: adversarial vs standard training after alpha_F = "
                  f"{params['alpha_F']:g} (ODE); rows: (rho, eps) at prior 0.7 and (prior, eps) at rho 2; "
                  "hatched: marginal fixed point (collapse to a constant classifier)", fontsize=9)
     return fig

@@ -9,7 +9,7 @@ from simulate.scenarios import EPS_TEST, TALK_N, TALK_SCENARIOS
 from theory import (Params, adversarial_error, bayes_error, best_linear_adversarial_error, drift,
                     fixed_points)
 
-from .core import FigureSpec, register
+from .core import MEASURED, PALETTE, FigureSpec, legend_below, register, series_colors
 
 NAMES = list(TALK_SCENARIOS)
 
@@ -61,25 +61,30 @@ def scenarios_compute(params: dict) -> dict:
 def scenarios_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5), constrained_layout=True, sharex=True)
-    labels = {"R": "R", "b": "b", "E": "test error E", "S": f"adversarial error S (eps={params['eps_test']:g})"}
+    fig, axes = plt.subplots(2, 4, figsize=(15, 6.8), constrained_layout=True, sharex=True)
+    labels = {"R": "overlap R with the cluster axis", "b": "bias b", "E": "test error E",
+              "S": f"adversarial error S (eps_test = {params['eps_test']:g})"}
+    mc = params["mc"]
     for row, scen in enumerate(("scenario1", "scenario2")):
         prior = params["scenarios"][f"{scen}-standard"]["prior"]
         for col, q in enumerate(("R", "b", "E", "S")):
             ax = axes[row, col]
-            for kind, style, color in (("standard", "--", "C0"), ("adversarial", "-", "C3")):
+            for kind, style in (("standard", "--"), ("adversarial", "-")):
                 name = f"{scen}-{kind}"
-                ax.plot(data["alpha"], data[f"{name}/{q}"], style, color=color, label=f"{kind} (ODE)")
+                color = PALETTE[kind]
+                ax.plot(data["alpha"], data[f"{name}/{q}"], style, color=color, lw=1.6,
+                        label=f"{kind} training, ODE (N -> infinity)")
                 if f"{name}/mc_{q}_mean" in data:
                     ax.errorbar(data["mc_alpha"], data[f"{name}/mc_{q}_mean"], yerr=data[f"{name}/mc_{q}_se"],
-                                fmt="o", ms=3.5, color=color, capsize=2,
-                                label=f"{kind} (MC, N={params['mc']['N']})")
-            ax.set_title(f"prior {prior:g}: {labels[q]}", fontsize=9)
+                                color=color, label=f"{kind} training, Monte Carlo (N = {mc['N']}, mean ± s.e. of "
+                                                   f"{mc['replicas']} runs)", **MEASURED)
+            extra = " (0 by symmetry; the points are noise)" if q == "b" and prior == 0.5 else ""
+            ax.set_title(f"prior {prior:g}: {labels[q]}{extra}", fontsize=9)
             if row == 1:
                 ax.set_xlabel(r"$\alpha$ = steps/N")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Online training in the Gaussian mixture (rho=2, v=1, eta_w=0.04, eta_b=0.2): "
-                 "standard vs adversarial (eps=1)")
+    legend_below(fig, ncol=2)
+    fig.suptitle("Learning curves of online training in the two-cluster mixture (rho = 2, v = 1, eta_w = 0.04, "
+                 "eta_b = 0.2): standard vs adversarial training (eps = 1)", fontsize=11)
     return fig
 
 
@@ -112,16 +117,26 @@ def robustness_compute(params: dict) -> dict:
 def robustness_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True, sharey=True)
     for ax, (scen, prior) in zip(axes, (("scenario1", 0.5), ("scenario2", 0.7))):
-        ax.plot(data["eps"], data[f"{scen}-standard/S"], "--", color="C0", label="standard training")
-        ax.plot(data["eps"], data[f"{scen}-adversarial/S"], "-", color="C3", label="adversarial training (eps=1)")
-        ax.plot(data["eps"], data[f"prior{prior}/best"], ":", color="k", label="best unit-norm linear")
-        ax.axhline(float(data[f"prior{prior}/bayes"]), color="grey", lw=0.8, label="Bayes error (clean)")
-        ax.set_title(f"prior {prior:g}, state at alpha = {params['alpha_end']:g}")
+        std, adv = data[f"{scen}-standard/S"], data[f"{scen}-adversarial/S"]
+        # standard training drawn wide and light underneath, so that it stays visible where the two coincide
+        ax.plot(data["eps"], std, "-", color=PALETTE["standard"], lw=5, alpha=0.35, label="standard training")
+        ax.plot(data["eps"], adv, "--", color=PALETTE["adversarial"], lw=1.6, label="adversarial training (eps = 1)")
+        ax.plot(data["eps"], data[f"prior{prior}/best"], ":", color=PALETTE["reference"], lw=1.4,
+                label="best unit-norm linear classifier at each eps")
+        ax.axhline(float(data[f"prior{prior}/bayes"]), color=PALETTE["bayes"], lw=0.9, label="Bayes error (clean)")
+        gap = float(np.max(np.abs(std - adv)))
+        if gap < 1e-2:
+            ax.text(0.03, 0.97, f"equal priors: both trainings reach the same state\n(R -> 1, b = 0); the "
+                                f"curves coincide (max gap {gap:.0e})", transform=ax.transAxes, va="top",
+                    fontsize=8)
+        ax.set_title(f"prior {prior:g}: S(eps) of the state at alpha = {params['alpha_end']:g} (ODE)", fontsize=10)
         ax.set_xlabel("test budget eps")
     axes[0].set_ylabel("adversarial error S(eps)")
-    axes[0].legend(fontsize=8)
+    legend_below(fig, ncol=4)
+    fig.suptitle("Robustness after training (rho = 2, v = 1): adversarial training trades clean error for robustness "
+                 "only when the priors differ", fontsize=11)
     return fig
 
 
@@ -171,26 +186,38 @@ def phase_compute(params: dict) -> dict:
 
 def phase_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     labels = list(params["variants"])
-    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 4.3), constrained_layout=True,
+    colors = series_colors(len(params["starts"]))
+    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 4.9), constrained_layout=True,
                              sharey=True)
     for i, (ax, label) in enumerate(zip(np.atleast_1d(axes), labels)):
         ax.streamplot(data["R_grid"], data["b_grid"], data[f"v{i}/dR"], data[f"v{i}/db"], density=0.8,
-                      color="0.7", linewidth=0.6)
+                      color="0.75", linewidth=0.6)
         for j in range(len(params["starts"])):
             tr = data[f"v{i}/traj{j}"]
-            ax.plot(tr[0], tr[1], "-", color=f"C{j}", lw=1.2)
-            ax.plot(tr[0, 0], tr[1, 0], "o", color=f"C{j}", ms=3)
+            ax.plot(tr[0], tr[1], "-", color=colors[j], lw=1.4)
+            ax.plot(tr[0, 0], tr[1, 0], "o", color=colors[j], ms=4)
+            ax.plot(tr[0, -1], tr[1, -1], "s", color=colors[j], ms=4, mfc="white", clip_on=False, zorder=4)
         for R, b, stable in data[f"v{i}/fp"]:
-            ax.plot(R, b, "*" if stable else "x", color="k", ms=11 if stable else 8)
+            ax.plot(R, b, "*" if stable else "X", color="k", ms=13 if stable else 9, clip_on=False, zorder=5)
         ax.set_title(label, fontsize=10)
-        ax.set_xlabel("R")
-        ax.set_xlim(-1, 1)
+        ax.set_xlabel("R (overlap with the cluster axis)")
+        ax.set_xlim(-1.0, 1.0)
         ax.set_ylim(*params["b_range"])
-    np.atleast_1d(axes)[0].set_ylabel("b")
-    fig.suptitle(f"Phase portraits of (R, b), prior {params['base']['prior']:g}, eps {params['base']['eps']:g}: "
-                 "flow, trajectories, fixed points (star stable)")
+    np.atleast_1d(axes)[0].set_ylabel("b (bias)")
+    handles = [Line2D([], [], color=colors[j], marker="o", ms=4, label=f"trajectory from (R, b) = ({R0:g}, {b0:g})")
+               for j, (R0, b0) in enumerate(params["starts"])]
+    handles += [Line2D([], [], ls="", marker="s", mfc="white", color="k", ms=4,
+                       label=f"where it is at alpha = {params['alpha_max']:g}"),
+                Line2D([], [], ls="", marker="*", color="k", ms=11, label="stable fixed point"),
+                Line2D([], [], ls="", marker="X", color="k", ms=8, label="unstable fixed point"),
+                Line2D([], [], color="0.75", label="flow of the ODE (dR/dalpha, db/dalpha)")]
+    legend_below(fig, handles, [h.get_label() for h in handles], ncol=4)
+    fig.suptitle(f"Phase portraits of (R, b) under adversarial training, prior {params['base']['prior']:g}, "
+                 f"eps {params['base']['eps']:g}: flow, trajectories, fixed points; far below b = 0 the dynamics "
+                 "are slow", fontsize=11)
     return fig
 
 
