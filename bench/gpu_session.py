@@ -25,7 +25,6 @@ attacks, and the published union accuracies beside it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -281,7 +280,9 @@ def table(session: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python bench/gpu_session.py", description=__doc__.split("\n\n")[0])
+    from simulate.cli import ArgumentParser  # one-line errors, whole flag names only
+
+    p = ArgumentParser(prog="python bench/gpu_session.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("plan", help="epochs per scheme from the bench")
     a.add_argument("--runs", type=Path, required=True)

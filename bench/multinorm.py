@@ -35,6 +35,7 @@ import numba  # noqa: E402
 
 from simulate.kernels import multinorm as K  # noqa: E402
 from simulate.multinorm.mc import LOSS_CODES, RENORM_EVERY, initial_weights  # noqa: E402
+from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 from simulate.provenance import provenance, write_json  # noqa: E402
 from theory.multinorm import SCHEMES, MultinormParams  # noqa: E402
 
@@ -52,7 +53,7 @@ def _median_time(fn, repeats):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--d", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=300, help="steps per replica per timing [300]")
     parser.add_argument("--repeats", type=int, default=3)

@@ -69,14 +69,14 @@ def results_compute(params: dict) -> dict:
             side_json = {}
         sp = side_json.get("params", {})
         suite = next(iter(sp.get("attacks", {}).values()), None)  # recorded since FAB-T and Square joined 'eval'
-        out[f"t{i}/curve_n"] = np.array(int(sp.get("n_test", 0)))
+        out[f"t{i}/curve_n"] = np.array(int(sp.get("n_test", n_test)))  # a row's own curves: the table's images
         out[f"t{i}/curve_attacks"] = np.array(
             " + ".join(a.upper() for a in suite) if suite else
             {"train": "PGD-10 / SLIDE-10 (training-strength)", "apgd": "APGD-CE + APGD-T",
              "eval": "APGD-CE + APGD-T (the 'eval' suite before FAB-T and Square joined it)"}
             .get(sp.get("strength"), "as in the table"))
         for r in rows:
-            for threat, curve in side_json.get("curves", {}).get(r["row"], {}).items():
+            for threat, curve in {**r.get("budget_curves", {}), **side_json.get("curves", {}).get(r["row"], {})}.items():
                 out[f"t{i}/curve/{r['row']}/{threat}/eps"] = np.asarray(curve["eps"], float)
                 out[f"t{i}/curve/{r['row']}/{threat}/acc"] = np.asarray(curve["accuracy"], float)
         i += 1

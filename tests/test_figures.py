@@ -141,6 +141,8 @@ def test_empirical_figure_reads_result_tables(tmp_path, monkeypatch):
              "provenance": {"created": "now"}}
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "mnist_test_table.json").write_text(json.dumps(table))
+    stale = {**table, "stale": "measured with the previous attacks"}
+    (tmp_path / "results" / "mnist_old_table.json").write_text(json.dumps(stale))
     monkeypatch.setattr(er, "RESULTS_DIR", tmp_path / "results")
     paths = run_figure("empirical", quick=True, out_dir=tmp_path / "out", log=lambda s: None)
     assert all(p.stat().st_size > 5000 for p in paths)
@@ -148,6 +150,8 @@ def test_empirical_figure_reads_result_tables(tmp_path, monkeypatch):
         assert list(npz["t0/rows"]) == ["Nat", "max"]
         np.testing.assert_allclose(npz["t0/acc"][1], [0.8, 0.4, 0.3, 0.5, 0.25, 0.4])
         np.testing.assert_allclose(npz["t0/curve/max/linf/acc"], [0.8, 0.4])
+        assert int(npz["n_tables"]) == 1 and "t1/rows" not in npz.files  # the stale table is not drawn
+        assert [s.split(" ")[0] for s in npz["skipped"]] == ["mnist_old_table.json"]
 
 
 def test_readme_redraws_every_image_in_docs():
