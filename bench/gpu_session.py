@@ -262,8 +262,12 @@ def table(session: dict) -> dict:
     bench = session.get("bench") or {}
     attacks = _attacks_label({f"{s}_{t}": e for s, ev in session["eval"].items() for t, e in ev.items()
                               if "missing" not in e})
+    prm = session.get("params") or {}
     text = (f"MNIST, l_inf 0.3 / l_1 10 / l_2 2, device {dev.get('cuda_device_name') or dev.get('requested_device')}, "
-            f"evaluation {attacks}\n" + _format(rows, published))
+            f"evaluation {attacks}\n"
+            f"training: {prm.get('model')}, {prm.get('train_limit')} images, batch {prm.get('batch_size')}, budgets "
+            f"warmed up over {prm.get('eps_warmup')} of the steps; {prm.get('test_limit')} test images\n"
+            + _format(rows, published))
     return {
         "note": "MNIST 'max' and MSD trained on one device within one command (bench/gpu_session.sh); "
                 f"session status {session.get('status')!r}. Published unions (empirical.reproduce.PUBLISHED), both "

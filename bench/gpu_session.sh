@@ -21,7 +21,7 @@
 #   bash bench/gpu_session.sh --prepare      # copies the 4 MNIST IDX files (11 MB) to .gpu_carry/mnist
 #                                            # and the commit to .gpu_carry/GIT_SHA (the copy has no .git)
 # Then one device call (tool `run`):
-#   command:   OUT=$OUT bash bench/gpu_session.sh
+#   command:   bash bench/gpu_session.sh      (the tool sets OUT)
 #   carry:     [".gpu_carry"]
 #   timeout_s: 600           (the script stops itself at GPU_BUDGET_S = 540 s)
 # The runs live under runs/gpu_session (git-ignored, kept on a warm machine): the same command again
