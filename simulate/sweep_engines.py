@@ -364,3 +364,106 @@ from .multinorm import sweep_engine as _multinorm_sweep_engine  # noqa: E402,F40
 
 # keep the field list importable for the CLI
 PARAM_FIELDS = tuple(f.name for f in fields(Params))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Committee machine engine
+# ---------------------------------------------------------------------------------------------------
+def _committee_sweep_params():
+    """CommitteeParams whose as_dict() gives the initial arrays as JSON text (the data set's scalar coordinates)."""
+    global _COMMITTEE_SWEEP_PARAMS
+    if _COMMITTEE_SWEEP_PARAMS is None:
+        import json
+
+        from theory.committee import CommitteeParams
+
+        class CommitteeSweepParams(CommitteeParams):
+            def as_dict(self):
+                d = super().as_dict()
+                for k in ("R0", "Q0", "b0", "v0"):
+                    d[k] = json.dumps(d[k])
+                return d
+
+        _COMMITTEE_SWEEP_PARAMS = CommitteeSweepParams
+    return _COMMITTEE_SWEEP_PARAMS
+
+
+_COMMITTEE_SWEEP_PARAMS = None
+
+
+class CommitteeEngine(SweepEngine):
+    """The committee machine's large-N ODEs (:func:`simulate.committee.integrate`) at one point per task.
+
+    Grid axes: fields of :class:`theory.committee.CommitteeParams` (K, eps, eta_w, eta_b, eta_v, rho, prior, ...).
+    Initial arrays (R0, Q0, b0, v0) that do not fit a point's K are replaced by the preset's defaults for that K.
+    Outputs over alpha: E, S (at ``eps_test``; NaN without ``errors``) and Rmax = max_kd |R_kd|; per point: the
+    first alpha of the grid where E < ``plateau_E`` (the end of the plateau; NaN if not reached), the number of
+    right-hand sides, and with ``quad_error`` the estimated relative quadrature error of the drift at the end.
+    """
+
+    name = "committee"
+    default_chunk = 1
+    defaults = {"alphas": [200.0], "eps_test": 1.0, "rtol": 1e-6, "atol": 1e-8, "errors": True, "plateau_E": 0.4,
+                "quad_error": False, "throttle": 0.0}
+
+    @property
+    def params_cls(self):
+        return _committee_sweep_params()
+
+    def check_options(self, options):
+        opts = super().check_options(options)
+        for name in ("rtol", "atol"):
+            if not 0 < float(opts[name]) < 1:
+                raise ParameterError(f"--{name} must lie in (0, 1), got {opts[name]}")
+        if not float(opts["eps_test"]) >= 0:
+            raise ParameterError(f"--eps-test must be >= 0, got {opts['eps_test']}")
+        if not 0 < float(opts["plateau_E"]) < 1:
+            raise ParameterError(f"--plateau-E must lie in (0, 1), got {opts['plateau_E']}")
+        return opts
+
+    def params_of(self, point):
+        import json
+
+        cls = self.params_cls
+        vals = {k: v for k, v in point.items() if k in set(cls.field_names())}
+        vals = {k: (json.loads(v) if k in ("R0", "Q0", "b0", "v0") and isinstance(v, str) else v)
+                for k, v in vals.items()}
+        K = int(float(vals.get("K", 2)))
+        fits = {"R0": lambda a: len(a) == K, "Q0": lambda a: len(a) == K, "b0": lambda a: len(a) == K,
+                "v0": lambda a: len(a) == K}
+        for name, ok in fits.items():
+            if vals.get(name) is not None and not ok(vals[name]):
+                vals[name] = None
+        return cls(**vals)
+
+    def outputs(self, options):
+        return {"E": ("alpha",), "S": ("alpha",), "Rmax": ("alpha",), "alpha_plateau_end": (), "nfev": (),
+                "quad_error": ()}
+
+    def coords(self, options):
+        return {"alpha": _alphas(options)}
+
+    def compute(self, points, options):
+        from .committee import integrate
+
+        alphas = _alphas(options)
+        grid = np.concatenate([[0.0], alphas])
+        out = {name: np.full((len(points),) + ((alphas.size,) if dims else ()), np.nan)
+               for name, dims in self.outputs(options).items()}
+        for i, pt in enumerate(points):
+            p = self.params_of(pt)
+            tr = integrate(p, grid, eps_test=float(options["eps_test"]), rtol=float(options["rtol"]),
+                           atol=float(options["atol"]), error_alphas=alphas if options["errors"] else [],
+                           quad_error_alphas=[alphas[-1]] if options["quad_error"] else ())
+            R = tr.y[1:, [j for j, n in enumerate(tr.names) if n.startswith("R")]]
+            out["E"][i], out["S"][i], out["Rmax"][i] = tr.E[1:], tr.S[1:], np.max(np.abs(R), axis=1)
+            below = np.flatnonzero(tr.E[1:] < float(options["plateau_E"]))
+            out["alpha_plateau_end"][i] = alphas[below[0]] if below.size else np.nan
+            out["nfev"][i] = tr.solver["nfev"]
+            out["quad_error"][i] = tr.solver["quad_error"][-1]
+        if options["throttle"]:
+            time.sleep(float(options["throttle"]))
+        return out
+
+
+register_engine(CommitteeEngine())

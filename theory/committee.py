@@ -189,7 +189,7 @@ class CommitteeParams:
     with unit diagonal.
     """
 
-    preset: str = "talk"
+    preset: str = dataclasses.field(default="talk", metadata={"choices": PRESETS})
     K: int = 2
     rho: float = 2.0
     prior: float = 0.5
