@@ -111,3 +111,11 @@ FAB_L1_RTOL = 0.03
 # Square (500 queries) on the smooth linear fixture: the worst missed relative margin measured -0.21 (l_2);
 # every point whose worst margin is below this fraction of eps |w_y - w_t|_q must be broken.
 SQUARE_MARGIN_FRACTION = {"l2": 0.4, "linf": 0.4, "l1": 0.5}
+
+# The multinorm theory (tests/test_multinorm_theory.py).  128-point Gauss-Hermite field averages against the
+# closed forms of theory.gaussian: observed < 1e-12 (64 points: 3e-8).
+MULTINORM_QUADRATURE = 1e-12
+# The particle (quantile) solver against the moment ODE where the law stays Gaussian: the particle differences
+# are exact on a linear X(s), so only the integrators' tolerances (rtol 1e-11) and the trapezoid weights of the
+# moments (exact for a piecewise-linear X(s)) separate them.
+MULTINORM_REDUCTION = 1e-8

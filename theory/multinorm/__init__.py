@@ -10,3 +10,6 @@ from .params import SCHEMES, MultinormParams, ParameterError, check_d
 
 __all__ = ["MultinormParams", "SCHEMES", "ParameterError", "check_d", "State", "accuracies", "errors", "shifts",
            "accuracy_at_shift", "state_from_weights", "ERROR_KEYS", "ACCURACY_KEYS"]
+from .solve import METHODS, solve, time_solve  # noqa: E402
+
+__all__ += ["solve", "time_solve", "METHODS"]

@@ -1,0 +1,272 @@
+"""Solvers of the large-d theory: (w0, b) coupled to the Fokker-Planck equation of rho(u) (docs/multinorm.md).
+
+``solve(params, alphas, d, method=...)``:
+
+- 'fv'         finite volumes for rho (:class:`theory.multinorm.laws.FiniteVolumes`)
+- 'particles'  deterministic quantile particles (:class:`theory.multinorm.laws.Quantiles`); the two check
+               each other (tests/test_multinorm_theory.py)
+- 'moments'    the exact reduction where rho stays Gaussian (std, adv_2: the drift is linear in u): an ODE for
+               (w0, b, mean, variance)
+- 'gauss_closure'  the Gaussian closure applied to every scheme (E sign u and E|u| of N(mean, variance)); exact
+               only for std and adv_2 (a deliberately incomplete model, for comparison)
+- 'no_diffusion'   the particles without the eta_w^2 diffusion term (each weak weight follows its mean drift;
+               a deliberately incomplete model, for comparison)
+
+Switching.  Two right-hand sides are discontinuous in the state and are solved in Filippov's sense (the
+chattering of the per-example choice averages out in the large-d limit): 'max' switches between its l_inf
+and l_1 modes on the sign of Delta_inf - Delta_1 (ties to l_inf), and at d = inf the l_1 attack's move of
+x_0 has the sign of w0.  Where both sides point into the switching surface the solver takes the convex
+combination of the two fields that relaxes the switching function to 0 at rate 1/TAU (the exact sliding
+motion once on the surface; TAU only shapes the approach).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.sparse import diags, lil_matrix
+from scipy.special import erf
+
+from .drift import Coefficients, coefficients, scheme_modes
+from .errors import State, accuracy_at_shift
+from .laws import FiniteVolumes, Quantiles, _max_terms
+from .params import MultinormParams, ParameterError, check_d
+
+__all__ = ["solve", "METHODS", "TAU", "time_solve"]
+
+METHODS = ("fv", "particles", "moments", "gauss_closure", "no_diffusion")
+#: relaxation time (alpha units) of the switching function onto a sliding surface
+TAU = 0.02
+#: default tolerances of the time integration (scipy's RK45)
+RTOL, ATOL = 1e-9, 1e-11
+
+
+def _sigma_inf(co: Coefficients, w0: float) -> float:
+    """sigma (x_0's share and sign of the l_1 attack) at d = inf: sign(w0), or Filippov's value at w0 = 0."""
+    if co.m1 == 0.0:
+        return 0.0
+    s = -(co.n0 + w0 / TAU) / co.m1  # m1 < 0: the relaxed equivalent control
+    return float(np.clip(s, -1.0, 1.0))
+
+
+class _System:
+    """The right-hand side y' = F(y), y = (w0, b, law)."""
+
+    def __init__(self, p: MultinormParams, d: float, law, diffusion: bool = True):
+        self.p, self.d, self.law, self.diffusion = p, d, law, diffusion
+        self.modes = scheme_modes(p.scheme)
+        self.uses_l1 = "l1" in p.attacks
+
+    # state statistics ---------------------------------------------------------------------
+    def stats(self, y):
+        w0, b, x = y[0], y[1], y[2:]
+        sigma = math.sqrt(max(1.0 - w0 * w0, 1e-300))
+        ubar, L1, Qlaw = self.law.moments(x, sigma)
+        d = self.d
+        Fcdf = None
+        if math.isinf(d):
+            pi0, emax_w, wmax = (1.0 if w0 != 0.0 else 0.0), abs(w0), 0.0
+        else:
+            Fcdf = self.law.folded_cdf(x, sigma)
+            top = self.law.top(x, sigma)
+            sd = math.sqrt(d)
+            pi0, emax_u = _max_terms(Fcdf, sd * w0, d, top)
+            emax_w = emax_u / sd
+            wmax = _max_terms(Fcdf, 0.0, d, top)[1] / sd
+        return dict(w0=w0, b=b, sigma=sigma, ubar=ubar, L1=L1, Qlaw=Qlaw, Fcdf=Fcdf, pi0=pi0, emax_w=emax_w, wmax=wmax)
+
+    def switch(self, st) -> float:
+        """Delta_inf - Delta_1 (the 'max' scheme trains on l_inf where it is >= 0)."""
+        p, d = self.p, self.d
+        fin = 0.0 if math.isinf(d) else abs(st["w0"]) / math.sqrt(d)
+        return p.e * (fin + st["L1"]) - p.eps1 * st["emax_w"]
+
+    def mode_field(self, y, st, weights, vform):
+        co = coefficients(weights, vform, st["w0"], st["b"], st["ubar"], st["L1"], st["emax_w"], self.p, self.d)
+        return co, self._field(y, st, co)
+
+    def _field(self, y, st, co):
+        w0 = st["w0"]
+        if math.isinf(self.d):
+            sigma = _sigma_inf(co, w0)
+        else:
+            sigma = st["pi0"] * (math.copysign(1.0, w0) if w0 != 0.0 else 0.0)
+        u0 = 0.0 if math.isinf(self.d) else math.sqrt(self.d) * w0
+        dw0 = co.n0 + co.m1 * sigma
+        dsig = -w0 * dw0 / st["sigma"]
+        dlaw = self.law.rhs(y[2:], co, u0, self.d, st["Fcdf"], self.diffusion, st["sigma"], dsig)
+        return np.concatenate(([dw0, co.db], dlaw))
+
+    def __call__(self, alpha, y):
+        st = self.stats(y)
+        if len(self.modes) == 1:
+            return self.mode_field(y, st, *self.modes[0])[1]
+        # 'max': l_inf where Delta_inf >= Delta_1, l_1 otherwise, Filippov sliding on the surface
+        (co_p, F_p), (co_m, F_m) = (self.mode_field(y, st, *m) for m in self.modes)
+        g = self.switch(st)
+        s_p, s_m = self._dswitch(y, g, F_p), self._dswitch(y, g, F_m)
+        if s_p < 0.0 < s_m:
+            theta = float(np.clip((-g / TAU - s_m) / (s_p - s_m), 0.0, 1.0))
+        else:
+            theta = 1.0 if g >= 0.0 else 0.0
+        self.last_theta = theta
+        if theta in (0.0, 1.0):
+            return F_p if theta == 1.0 else F_m
+        return self._field(y, st, co_p.combine(co_m, theta))
+
+    def _dswitch(self, y, g, F, h=1e-7):
+        """d(Delta_inf - Delta_1)/dalpha along the field F (a one-sided difference)."""
+        return (self.switch(self.stats(y + h * F)) - g) / h
+
+
+def _errors(st, p: MultinormParams, d: float):
+    """E, S_inf, S_1, union at one state; at finite d the l_1 shift is averaged over the law of the largest
+    weak weight M (d i.i.d. draws of |u|: P(M <= t) = F(t)^d)."""
+    w0, b = st["w0"], st["b"]
+    Q = 1.0 - w0 * w0
+    S = State(w0=w0, b=b, ubar=st["ubar"], Q=Q, L1=st["L1"])
+    fin = 0.0 if math.isinf(d) else abs(w0) / math.sqrt(d)
+    c_inf = p.e * (fin + st["L1"])
+    acc0 = float(accuracy_at_shift(S, 0.0, p.a, p.p0))
+    acc_inf = float(accuracy_at_shift(S, c_inf, p.a, p.p0))
+    if math.isinf(d) or st["Fcdf"] is None:
+        c1 = p.eps1 * abs(w0)
+        acc1 = float(accuracy_at_shift(S, c1, p.a, p.p0))
+        accU = float(accuracy_at_shift(S, max(c_inf, c1), p.a, p.p0))
+    else:
+        sd = math.sqrt(d)
+        t = np.linspace(0.0, 12.0, 2401)
+        Fd = np.exp(d * np.log(np.clip(st["Fcdf"](t), 1e-300, 1.0)))
+        mass = np.diff(Fd)  # P(M in [t_j, t_j+1])
+        tm = 0.5 * (t[1:] + t[:-1])
+        c1 = p.eps1 * np.maximum(abs(w0), tm / sd)
+        mass = mass / mass.sum()
+        acc1 = float(mass @ accuracy_at_shift(S, c1, p.a, p.p0))
+        accU = float(mass @ accuracy_at_shift(S, np.maximum(c_inf, c1), p.a, p.p0))
+    return {"E": 1.0 - acc0, "S_inf": 1.0 - acc_inf, "S_1": 1.0 - acc1, "union": 1.0 - accU}
+
+
+def _gauss_moments(m, v):
+    """E sign u, E|u| for u ~ N(m, v)."""
+    sd = math.sqrt(max(v, 1e-300))
+    Es = math.erf(m / (math.sqrt(2.0) * sd))
+    Ea = sd * math.sqrt(2.0 / math.pi) * math.exp(-0.5 * m * m / (sd * sd)) + m * Es
+    return Es, Ea
+
+
+class _GaussLaw:
+    """rho = N(mean, var): the exact law for std and adv_2, a closure otherwise (state: mean, var)."""
+
+    name = "gauss"
+
+    def moments(self, x, sigma=1.0):
+        m, v = x
+        return m, _gauss_moments(m, v)[1], v + m * m
+
+    def top(self, x, sigma=1.0):
+        return abs(x[0]) + 12.0 * math.sqrt(max(x[1], 0.0))
+
+    def folded_cdf(self, x, sigma=1.0):
+        m, v = x
+        sd = math.sqrt(max(v, 1e-300))
+        return lambda t: np.clip(0.5 * (erf((np.asarray(t) - m) / (math.sqrt(2) * sd))
+                                        - erf((-np.asarray(t) - m) / (math.sqrt(2) * sd))), 0.0, 1.0)
+
+    def rhs(self, x, co, u0, d, Fcdf=None, diffusion=True, sigma=1.0, dsigma=0.0):
+        m, v = x
+        Es, Ea = _gauss_moments(m, v)
+        # the l_1 kick on the top of the law (finite d) is not part of the closure
+        dm = co.f + co.g * m - co.kappa * Es
+        dv = 2.0 * co.g * v + (co.B if diffusion else 0.0) - 2.0 * co.kappa * (Ea - m * Es)
+        return np.array([dm, dv])
+
+
+def _make_law(method: str, opts: dict):
+    if method == "fv":
+        return FiniteVolumes(n=int(opts.get("n", 400)), U=float(opts.get("U", 8.0)))
+    if method in ("particles", "no_diffusion"):
+        return Quantiles(n=int(opts.get("n", 400)), S=float(opts.get("S", 8.0)))
+    return _GaussLaw()
+
+
+def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rtol: float = RTOL,
+          atol: float = ATOL, snapshots: bool = True, **solver_opts) -> dict:
+    """The theory's trajectory at the learning times ``alphas`` (increasing, from 0).
+
+    Returns a dict of arrays over alphas: w0, b, ubar, L1, Q (= 1 - w0^2), Q_law (E u^2 of the law: equal to Q
+    up to the discretisation), wmax (E max_i |w_i|, 0 at d = inf), pi0 (probability that x_0 is the l_1
+    attack's coordinate), E, S_inf, S_1, union; with ``snapshots`` the law on a grid: 'u' and 'rho'
+    (len(alphas) x len(u)).  solver_opts: n (cells / particles), U (FV half-width), S (particle s-range).
+    """
+    if not isinstance(params, MultinormParams):
+        raise ParameterError("params must be a MultinormParams")
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    d = check_d(d)
+    alphas = np.asarray(alphas, dtype=float)
+    if alphas.ndim != 1 or alphas.size == 0 or alphas[0] < 0 or np.any(np.diff(alphas) <= 0):
+        raise ParameterError("alphas must be a non-empty increasing sequence of times >= 0")
+    if method == "moments" and params.scheme not in ("std", "adv_2"):
+        raise ParameterError("method 'moments' is exact only for the schemes std and adv_2 (use gauss_closure)")
+    p = params
+    law = _make_law(method, solver_opts)
+    sysm = _System(p, d, law, diffusion=(method != "no_diffusion"))
+    Q0 = 1.0 - p.w0 * p.w0
+    x0 = np.array([0.0, Q0]) if isinstance(law, _GaussLaw) else law.initial(0.0, Q0, math.sqrt(Q0))
+    y0 = np.concatenate(([p.w0, 0.0], x0))
+    t_span = (0.0, float(alphas[-1]))
+    if alphas[-1] > 0:
+        kw = {}
+        if method in ("fv", "particles", "no_diffusion"):
+            # the diffusion of the sparsified laws of l_inf training is stiff on both grids: BDF with the
+            # local (tridiagonal + the (w0, b) rows and columns) sparsity of the Jacobian; the mean-field
+            # coupling through the moments is left to the Newton iterations
+            n = y0.size
+            sp = lil_matrix(diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(n, n)))
+            sp[:2, :] = 1
+            sp[:, :2] = 1
+            kw = dict(method="BDF", jac_sparsity=sp.tocsc())
+        else:
+            kw = dict(method="RK45")
+        sol = solve_ivp(sysm, t_span, y0, t_eval=alphas, rtol=rtol, atol=atol, **kw)
+        if not sol.success:
+            raise RuntimeError(f"the integration failed: {sol.message}")
+        Y = sol.y.T
+    else:
+        Y = y0[None, :]
+    out = {k: [] for k in ("w0", "b", "ubar", "L1", "Q", "Q_law", "wmax", "pi0", "E", "S_inf", "S_1", "union")}
+    rho = []
+    grid = np.linspace(-6.0, 6.0, 481)
+    for y in Y:
+        st = sysm.stats(y)
+        for k in ("w0", "b", "ubar", "L1"):
+            out[k].append(float(st[k]))
+        out["Q"].append(1.0 - st["w0"] ** 2)
+        out["Q_law"].append(st["Qlaw"])
+        out["wmax"].append(st["wmax"])
+        out["pi0"].append(st["pi0"])
+        for k, v in _errors(st, p, d).items():
+            out[k].append(v)
+        if snapshots:
+            if isinstance(law, _GaussLaw):
+                m, v = y[2:]
+                rho.append(np.exp(-0.5 * (grid - m) ** 2 / v) / math.sqrt(2 * math.pi * v))
+            else:
+                u, r = law.density(y[2:], st["sigma"])
+                rho.append(np.interp(grid, u, r, left=0.0, right=0.0))
+    res = {"alphas": alphas, **{k: np.asarray(v) for k, v in out.items()}}
+    if snapshots:
+        res["u"], res["rho"] = grid, np.asarray(rho)
+    res["d"], res["method"] = d, method
+    return res
+
+
+def time_solve(params: MultinormParams, alpha_max: float = 50.0, d=math.inf, method: str = "fv",
+               n_alphas: int = 11, **opts) -> float:
+    """CPU seconds of one :func:`solve` to alpha_max (the benchmark row of bench/multinorm.py)."""
+    t0 = time.process_time()
+    solve(params, np.linspace(0.0, alpha_max, n_alphas), d, method, snapshots=False, **opts)
+    return time.process_time() - t0
