@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
-from simulate import sweep  # noqa: E402
+from simulate.sweep import driver as sweep  # noqa: E402
 from simulate.provenance import provenance, write_json  # noqa: E402
 from simulate.sweep_engines import get_engine  # noqa: E402
 from theory import Params  # noqa: E402

@@ -204,7 +204,7 @@ def load_pair(dataset: str, classes, split: str, data_dir=None, limit: int | Non
 
 def _gauss_errors(M, Q, b, prior: float, eps_test: float):
     """E and S of sign(w.xi - b) under the fitted Gaussian mixture from (M_tau, Q_tau, b) arrays."""
-    from simulate.structured import _replica_errors
+    from simulate.structured.ode import _replica_errors
     from theory.params import Params
 
     return _replica_errors(M, Q, np.asarray(b), Params(prior=prior), eps_test)

@@ -116,7 +116,7 @@ def test_derivation_has_the_documented_terms():
 def test_errors_against_direct_sampling_of_the_fields():
     """E and S by the line-and-bisection quadrature against 4e5 Gaussian samples of the fields (5 standard
     errors + the quadrature's 3e-4)."""
-    from theory.committee import _output, attack_fields
+    from theory.committee.ode import _output, attack_fields
 
     p = CommitteeParams(K=2, prior=0.7)
     st = State(np.array([[1, -0.3], [-0.3, 1]]), np.array([[0.4], [0.5]]), np.array([-0.5, -0.6]), np.array([0.5, 0.5]))

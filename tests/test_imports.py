@@ -17,12 +17,12 @@ ALLOWED_HEAVY = {"torch": ("empirical",), "numba": ("simulate/kernels/",), "matp
 # Imports of a heavy dependency (or of a later layer) inside a function: allowed only where listed here,
 # each with the reason it is lazy.
 LAZY_IMPORTS = {
-    ("simulate/mc.py", "numba"): "numba.get/set_num_threads for Execution.threads; the kernels import numba "
+    ("simulate/linear/mc.py", "numba"): "numba.get/set_num_threads for Execution.threads; the kernels import numba "
                                  "themselves (simulate/kernels/)",
-    ("simulate/ode.py", "matplotlib"): "only --plot draws; the main command must start without matplotlib",
-    ("simulate/cli.py", "matplotlib"): "--plot checks that matplotlib is installed before any work starts",
-    ("simulate/mc_committee.py", "numba"): "numba.get/set_num_threads for the threads setting, as simulate/mc.py",
-    ("simulate/committee.py", "matplotlib"): "only --plot draws, as in simulate/ode.py",
+    ("simulate/linear/ode.py", "matplotlib"): "only --plot draws; the main command must start without matplotlib",
+    ("simulate/core/cli.py", "matplotlib"): "--plot checks that matplotlib is installed before any work starts",
+    ("simulate/committee/mc.py", "numba"): "numba.get/set_num_threads for the threads setting, as simulate/linear/mc.py",
+    ("simulate/committee/ode.py", "matplotlib"): "only --plot draws, as in simulate/linear/ode.py",
 }
 
 
@@ -77,7 +77,8 @@ def test_the_scan_sees_imports_inside_functions(tmp_path):
     pkg.mkdir()
     (pkg / "bad.py").write_text("def f():\n    import torch\n\n\nclass C:\n    def g(self):\n"
                                 "        from empirical import data\n\n\nfrom .. import other\n")
-    (pkg / "mc.py").write_text("def threads():\n    import numba\n")
+    (pkg / "linear").mkdir()
+    (pkg / "linear" / "mc.py").write_text("def threads():\n    import numba\n")
     bad = import_violations("simulate", tmp_path)
     assert sorted(bad) == ["simulate/bad.py:10 imports <beyond the package>",
                            "simulate/bad.py:2 imports torch inside a function",

@@ -1,8 +1,8 @@
-"""The structured-data dynamics (theory/structured.py, simulate/structured.py).
+"""The structured-data dynamics (theory/structured/ode.py, simulate/structured/ode.py).
 
 * Reduction: for mu_tau = tau (rho/2) B and Sigma_tau = v_tau I the trajectories of R = B.m and b equal those
-  of theory/ode.py integrated by simulate/ode.py, within STRUCTURED_REDUCTION = 1e-9 (both at rtol 1e-12).
-* Symbolic = numeric: the sympy-derived per-component increments (theory/structured_derivation.py, field
+  of theory/linear/ode.py integrated by simulate/linear/ode.py, within STRUCTURED_REDUCTION = 1e-9 (both at rtol 1e-12).
+* Symbolic = numeric: the sympy-derived per-component increments (theory/structured/derivation.py, field
   averages by quad) equal theory.structured.rhs within STRUCTURED_SYMBOLIC; the rhs with the noise dropped
   differs from them by more than WRONG_RHS_MIN_GAP.
 * Full path = spectral path for commuting covariances written in a rotated basis.

@@ -54,7 +54,7 @@ ONLINE_BIAS_C = 1.0
 # is ~1e-8 over alpha <= 200 (observed < 1e-8); 1e-6 leaves a factor 100.
 SWEEP_VS_SCALAR = 1e-6
 
-# Structured-data dynamics (theory/structured.py).  Reduction to the isotropic ODE: both solved at
+# Structured-data dynamics (theory/structured/ode.py).  Reduction to the isotropic ODE: both solved at
 # rtol 1e-12 (quadrature variants 1e-11), observed differences ~1e-13; 1e-9 is the required bound.
 STRUCTURED_REDUCTION = 1e-9
 # The sympy-derived per-component increments (averages by quad, epsrel 1e-11) vs the closed-form rhs:
@@ -65,7 +65,7 @@ STRUCTURED_SYMBOLIC = 1e-9
 # 2.4 (N = 500, 24 replicas) and 2.3 (N = 2000, 32 replicas) over E, S, M_tau, Q_tau, below the Sidak q = 4.3.
 # c is therefore not fitted: 0.5 for E and S (the value measured for the isotropic model in simulate.compare),
 # 1 for M_tau (scale rho/2 = 1) and 2 for Q_tau (scale up to 2.3); their share of the tolerance is < 10 %.
-# --- the committee machine (theory/committee.py) ---
+# --- the committee machine (theory/committee/ode.py) ---
 # K = 1, s = 1 against the linear model's closed form: a 96-node Gauss-Hermite rule on an integrand that is
 # analytic in the field; observed differences ~1e-12.
 COMMITTEE_K1_VS_LINEAR = 1e-9

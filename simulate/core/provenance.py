@@ -1,0 +1,357 @@
+"""Provenance records and atomic result files, shared by every command that writes results.
+
+Every result file carries the parameters, seeds, package versions, machine, git SHA and command line
+that produced it (``provenance(...)``), and is written atomically (``atomic_write``: a temporary file in
+the same folder, fsync, then ``os.replace``) so that an interrupted run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["git_sha", "versions", "machine", "provenance", "atomic_write", "write_json", "to_jsonable",
+           "write_with_sidecar", "sidecar_path", "sidecar_matches", "clean_stale_temporaries", "check_output",
+           "output_lock", "OutputError", "check_output_folder", "csv_text", "write_result", "save_figure"]
+
+_ROOT = Path(__file__).resolve().parent.parent.parent
+_UMASK_LOCK = threading.Lock()
+
+
+def git_sha(root: Path | None = None) -> str:
+    """The checkout's commit SHA, with '-dirty' when it has uncommitted changes.
+
+    Outside a git checkout (a copy of the working tree sent to a GPU machine, say) it is the value of the
+    environment variable ``ADVTRAIN_GIT_SHA`` marked '(from ADVTRAIN_GIT_SHA)', else 'unknown'.
+    """
+    root = Path(root or _ROOT)
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        given = os.environ.get("ADVTRAIN_GIT_SHA", "").strip()
+        return f"{given} (from ADVTRAIN_GIT_SHA)" if given else "unknown"
+
+
+#: The SHA when this module was first imported: the code a process runs is the code it imported at its start,
+#: so a result written after later commits in the same checkout is recorded with this one (and the tree's SHA
+#: at the time of writing beside it, when they differ).
+_SHA_AT_IMPORT = git_sha()
+
+
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of Python and of the scientific packages that are installed."""
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "scipy", "sympy", "numba", "torch", "matplotlib", *extra):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def machine() -> dict[str, Any]:
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, numpy scalars/arrays and paths as plain JSON values."""
+    import dataclasses
+
+    import numpy as np
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
+        return None
+    return obj
+
+
+def _command() -> list[str]:
+    """sys.argv with the program named relative to the checkout when it lies inside it (no absolute paths
+    of one machine in the result files)."""
+    argv = list(sys.argv)
+    if argv:
+        with contextlib.suppress(ValueError):
+            argv[0] = Path(argv[0]).resolve().relative_to(_ROOT).as_posix()
+    return argv
+
+
+def provenance(params: Any = None, seeds: Any = None, **extra: Any) -> dict[str, Any]:
+    """The provenance block of a result file; ``git_sha`` is the checkout's SHA when the process imported this
+    module (``git_sha_at_write`` the SHA now, if the checkout has changed since)."""
+    return to_jsonable({
+        "params": params,
+        "seeds": seeds,
+        "git_sha": _SHA_AT_IMPORT,
+        **({} if (now := git_sha()) == _SHA_AT_IMPORT else {"git_sha_at_write": now}),
+        "versions": versions(),
+        "machine": machine(),
+        "command": _command(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    })
+
+
+_TMP_SUFFIX = ".tmp"
+_LEGACY_TMP_AGE_S = 3600.0  # temporaries without a writer's pid are removed once this old
+
+
+class OutputError(ValueError):
+    """An output path that cannot be used (the message names the flag, the path and the reason)."""
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove temporaries of ``atomic_write(path)`` left by writers that no longer run (killed writes).
+
+    Temporaries are named ``.NAME.PID.RANDOM.tmp``; one whose PID is not a running process is removed, and
+    so is one without a PID (an older naming) once it is an hour old. Returns the paths removed.
+    """
+    path = Path(path)
+    removed = []
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(_TMP_SUFFIX)]
+    except OSError:
+        return removed
+    for tmp in candidates:
+        middle = tmp.name[len(prefix):-len(_TMP_SUFFIX)]
+        pid_text = middle.split(".", 1)[0]
+        try:
+            stale = not _pid_alive(int(pid_text)) if "." in middle else None
+        except ValueError:
+            stale = None
+        if stale is None:  # no pid in the name
+            with contextlib.suppress(OSError):
+                stale = _dt.datetime.now().timestamp() - tmp.stat().st_mtime > _LEGACY_TMP_AGE_S
+        if stale:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
+    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+
+    The file is created with the permissions of the umask (like ``open``), and temporaries that killed
+    writers left for the same path are removed first (:func:`clean_stale_temporaries`).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The provenance sidecar of a data file: ``PATH.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def write_with_sidecar(path: str | os.PathLike, payload: str | bytes, sidecar: dict[str, Any]) -> None:
+    """Write a data file and its provenance sidecar so that no kill can pair data and sidecar of two runs.
+
+    Order: remove the old sidecar, write the data atomically, then write the sidecar (atomically) with the
+    SHA-256 of the data. A kill in between leaves data without a sidecar, never under a wrong one; and
+    :func:`sidecar_matches` checks the pairing from the hash.
+    """
+    path = Path(path)
+    raw = payload.encode() if isinstance(payload, str) else payload
+    side = sidecar_path(path)
+    with contextlib.suppress(FileNotFoundError):
+        side.unlink()
+    with atomic_write(path, "wb") as fh:
+        fh.write(raw)
+    write_json(side, {**sidecar, "data_sha256": hashlib.sha256(raw).hexdigest()})
+
+
+def sidecar_matches(path: str | os.PathLike) -> bool:
+    """True when ``PATH.json`` exists and records the SHA-256 of the bytes now in ``PATH``."""
+    path = Path(path)
+    try:
+        side = json.loads(sidecar_path(path).read_text())
+        return side.get("data_sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_output(path: str | os.PathLike, *, flag: str = "--out", suffixes: tuple[str, ...] | None = None,
+                 overwrite: bool = True) -> Path:
+    """Check an output path before any work starts; raises :class:`OutputError` (one line naming ``flag``).
+
+    Refused: a suffix outside ``suffixes``; a path that names a folder; a path under a regular file; a
+    folder that cannot be created; an existing file when ``overwrite`` is false. Creates the folders.
+    """
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise OutputError(f"{flag} must end in {' or '.join(suffixes)}, got {str(path)!r}")
+    if path.is_dir():
+        raise OutputError(f"{flag}: {str(path)!r} is a folder; give a file name")
+    _make_folder(path.parent, path, flag)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{flag}: {str(path)!r} exists; pass --overwrite to replace it")
+    return path
+
+
+def _make_folder(folder: Path, named: Path, flag: str) -> None:
+    """Create ``folder`` (where ``named`` goes); OutputError if it lies under a regular file or cannot be made."""
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{flag}: {str(named)!r} lies under {str(parent)!r}, which is a regular file")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{flag}: cannot create the folder {str(folder)!r}: {err.strerror or err}") from None
+
+
+def check_output_folder(path: str | os.PathLike, *, flag: str = "--out") -> Path:
+    """An output folder, checked before work starts: created if missing; OutputError (one line naming
+    ``flag``) if it is a file, lies under a file, or cannot be written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag}: {str(path)!r} is a file, not a folder")
+    _make_folder(path, path, flag)
+    try:
+        tempfile.NamedTemporaryFile(dir=path, prefix=".write-test.", delete=True).close()
+    except OSError as err:
+        raise OutputError(f"{flag}: cannot write in {str(path)!r}: {err.strerror or err}") from None
+    return path
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, *, flag: str = "--out") -> Iterator[Path]:
+    """Hold ``.NAME.lock`` beside ``path`` for the duration of a run, so two runs never write one output.
+
+    A lock whose process no longer runs is taken over. Creating the lock is also the test that the folder
+    is writable: failure raises :class:`OutputError` before any work.
+    """
+    path = Path(path)
+    lock = path.with_name(f".{path.name}.lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise OutputError(f"{flag}: another run (pid {pid}) is writing {str(path)!r}; wait for it or "
+                                  "choose another path") from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            continue
+        except OSError as err:
+            raise OutputError(f"{flag}: cannot write in {str(path.parent)!r}: {err.strerror or err}") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    else:
+        raise OutputError(f"{flag}: cannot take the lock {str(lock)!r}")
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Atomically write ``data`` (made JSON-able) with indentation."""
+    with atomic_write(path) as fh:
+        json.dump(to_jsonable(data), fh, indent=2, sort_keys=False)
+        fh.write("\n")
+
+
+
+def csv_text(header: list[str], rows) -> str:
+    """A CSV table with floats written by ``repr`` (round-trip exact)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([repr(float(v)) for v in row])
+    return buf.getvalue()
+
+
+def write_result(path: str | os.PathLike, prov: dict[str, Any], columns: list[str], rows,
+                 body: dict[str, Any]) -> None:
+    """A command's result: ``.csv`` (``columns`` x ``rows``, provenance in the sidecar ``PATH.json``, see
+    :func:`write_with_sidecar`) or ``.json`` (provenance and ``body`` in one file)."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        write_with_sidecar(path, csv_text(columns, rows), {"provenance": prov})
+    else:
+        write_json(path, {"provenance": prov, **body})
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Write a matplotlib figure atomically in the format its suffix names (.png, .pdf, .svg)."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format=fmt, dpi=dpi)
