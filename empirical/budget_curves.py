@@ -18,7 +18,7 @@ import torch
 
 from .data import load_cifar10, load_mnist
 from .evaluate import clean_correct, load_model, robustness_matrix
-from .threats import get_threat
+from .threats import budget_table, get_threat
 
 __all__ = ["DEFAULT_BUDGETS", "budget_curve", "main"]
 
@@ -50,7 +50,7 @@ def budget_curve(model, x, y, threat: str, budgets, dataset: str, strength: str,
     clean = clean_correct(model, x, y, batch_size)
     eps, acc = [0.0], [float(clean.float().mean())]
     for e in budgets:  # a number, or (max angle, max shift) for rt
-        t = get_threat(threat, "cifar10" if dataset.startswith("cifar") else "mnist", eps=e)
+        t = get_threat(threat, dataset, eps=e)
         M = robustness_matrix(model, x, y, [t], strength=strength, batch_size=batch_size,
                               generator=torch.Generator().manual_seed(seed))
         eps.append(float(e) if isinstance(e, (int, float)) else list(e))
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     runs = sorted(d for d in args.runs.iterdir() if (d / "model.pt").is_file())
     if not runs:
         p.error(f"--runs: no sub-folder of {str(args.runs)!r} holds a model.pt")
-    budgets = args.eps or DEFAULT_BUDGETS["cifar10" if args.dataset.startswith("cifar") else "mnist"]
+    budgets = args.eps or DEFAULT_BUDGETS[budget_table(args.dataset)]
     threats = [t.strip() for t in args.threats.split(",") if t.strip()]
     if not threats:
         p.error("--threats: empty list (allowed: linf, l1, l2, rt)")

@@ -242,7 +242,7 @@ def main(argv=None) -> int:
     if not names:
         p.error("--threats: empty list (allowed: linf, l2, l1, rt, affine:<a>:<b>[:beta])")
     try:
-        threats = make_threats(names, "cifar10" if args.dataset.startswith("cifar10") else "mnist", args.eps)
+        threats = make_threats(names, args.dataset, args.eps)
     except ValueError as exc:
         p.error(f"--threats: {exc}")
     device = get_device(args.device)

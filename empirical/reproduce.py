@@ -265,11 +265,12 @@ def main(argv=None) -> int:
         return UNFINISHED
     from simulate.provenance import provenance, write_json
 
-    published = PUBLISHED["cifar10" if args.dataset.startswith("cifar") else "mnist"]
+    from .threats import DEFAULT_BUDGETS, budget_table
+
+    published = PUBLISHED[budget_table(args.dataset)]
     params = {"dataset": args.dataset, "preset": args.preset, "train_flags": base, "test_limit": args.test_limit,
               "eval_attacks": "evaluation module, strength 'eval' (AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square)",
-              "budgets": {"mnist": {"linf": 0.3, "l1": 10, "l2": 2}, "cifar10": {"linf": 8 / 255, "l1": 12, "l2": 0.5}}
-              ["cifar10" if args.dataset.startswith("cifar") else "mnist"]}
+              "budgets": {t: DEFAULT_BUDGETS[budget_table(args.dataset)][t] for t in ("linf", "l1", "l2")}}
     done = [r for r in rows if "error" not in r]
     note = preset["note"] + (f"; preset flags overridden by --extra {args.extra!r}" if args.extra.strip() else "")
     table = {"note": note, "rows": rows, "published_union": published, "params": params,

@@ -35,7 +35,7 @@ from .utils import rand_like, randn_like
 
 __all__ = [
     "LpThreat", "LinfBall", "L2Ball", "L1Ball", "RotationTranslation", "AffineCombination", "DEFAULT_BUDGETS",
-    "THREAT_MODELS", "THREATS", "register_threat", "get_threat", "make_threats", "project_l1_box", "project_l2_box",
+    "THREAT_MODELS", "THREATS", "BUDGET_TABLE_OF", "budget_table", "register_threat", "get_threat", "make_threats", "project_l1_box", "project_l2_box",
     "project_l1", "rotate_translate",
 ]
 
@@ -471,10 +471,21 @@ def register_threat(cls: type) -> type:
     return cls
 
 
+#: the budget table (a key of :data:`DEFAULT_BUDGETS`) that each data set of :data:`empirical.data.DATASETS` uses
+BUDGET_TABLE_OF = {"mnist": "mnist", "mnist37": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10",
+                   "cifar10_jpeg": "cifar10"}
+
+
+def budget_table(dataset: str) -> str:
+    """The key of :data:`DEFAULT_BUDGETS` whose budgets the data set ``dataset`` uses: the one mapping from a
+    data set to its budgets ('mnist37' -> 'mnist', 'cifar10_jpeg' -> 'cifar10', 'fashion_mnist' its own)."""
+    if dataset not in BUDGET_TABLE_OF:
+        raise ValueError(f"dataset must be one of {tuple(BUDGET_TABLE_OF)}, got {dataset!r}")
+    return BUDGET_TABLE_OF[dataset]
+
+
 def _budget(dataset: str, name: str):
-    if dataset not in DEFAULT_BUDGETS:
-        raise ValueError(f"dataset must be one of {tuple(DEFAULT_BUDGETS)}, got {dataset!r}")
-    return DEFAULT_BUDGETS[dataset][name]
+    return DEFAULT_BUDGETS[budget_table(dataset)][name]
 
 
 def get_threat(name: str, dataset: str = "mnist", eps=None, **kwargs):

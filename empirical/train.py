@@ -161,7 +161,10 @@ class TrainConfig:
 
     @property
     def threat_dataset(self) -> str:
-        return "cifar10" if self.dataset.startswith("cifar10") else "mnist"
+        """The budget table of this run's data set (:func:`empirical.threats.budget_table`)."""
+        from .threats import budget_table
+
+        return budget_table(self.dataset)
 
     def threat_objects(self, names) -> list:
         """The threats ``names`` with this run's budgets (``eps``; absent: the dataset's)."""
