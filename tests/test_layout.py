@@ -64,3 +64,13 @@ def test_old_command_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-m", "simulate.mc", "--help"], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and "python -m simulate.mc" in out.stdout, out.stderr
+
+
+def test_structured_theory_tests_run_without_numba():
+    """Without numba only the Monte Carlo tests of tests/test_structured.py are skipped, not its theory tests."""
+    code = ("import sys\nsys.modules['numba'] = None\nimport pytest\n"
+            "raise SystemExit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_structured.py', '-k',"
+            " 'linf_training_closure or centred_moment or linf_norm_law']))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    last = out.stdout.strip().splitlines()[-1]
+    assert out.returncode == 0 and "7 passed, 1 skipped" in last, out.stdout[-2000:] + out.stderr[-2000:]

@@ -12,6 +12,7 @@
   the isotropic-covariance and the noise-dropped theories fail the same check.
 """
 
+import importlib.util
 import math
 
 import numpy as np
@@ -168,7 +169,9 @@ def test_cli_mixture_file_and_its_bad_input(capsys, tmp_path):
 # ------------------------------------------------------------------------------------------------------
 # Theory against the Monte Carlo of the same mixture
 # ------------------------------------------------------------------------------------------------------
-pytest.importorskip("numba", reason="numba is needed for the Monte Carlo engine")
+# only the Monte Carlo tests need numba; the theory tests above and below run without it
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
+                                 reason="numba is needed for the Monte Carlo engine")
 
 ALPHAS10 = np.arange(0.0, 21.0, 2.0)  # 10 alphas > 0
 MC_PARAMS = Params(eps=1.0, eta_w=0.5, prior=0.45)  # eta_w large enough that the noise term matters
@@ -198,10 +201,12 @@ def _check_with_negative_controls(mix, mc, quantities=("E", "S", "M_plus", "M_mi
     return traj
 
 
+@needs_numba
 def test_theory_equals_monte_carlo_powerlaw_N500(mc500):
     _check_with_negative_controls(*mc500)
 
 
+@needs_numba
 def test_linf_norm_law_equals_monte_carlo(mc500):
     mix, mc = mc500
     traj = integrate(mix, MC_PARAMS, mc["alpha"], lp={"eps_inf": 0.05, "eps_1": 0.5})
@@ -217,11 +222,13 @@ def test_linf_norm_law_equals_monte_carlo(mc500):
         assert np.all(dev <= allow), report(name, vals.mean(axis=1), traj.values[name][1:])
 
 
+@needs_numba
 @pytest.mark.slow
 def test_theory_equals_monte_carlo_powerlaw_N2000():
     _check_with_negative_controls(*_mc_case(2000, 32, seed=4))
 
 
+@needs_numba
 def test_full_path_equals_monte_carlo_non_commuting_N120():
     """Non-commuting class covariances: the full-matrix path against the sampler path of the engine."""
     from simulate.structured import monte_carlo
@@ -252,6 +259,7 @@ def _shared_data_dir():
     return path if (path / "mnist").is_dir() else None
 
 
+@needs_numba
 @pytest.mark.data
 def test_theory_equals_monte_carlo_on_the_mnist37_fitted_mixture():
     """N = 784: the pooled Ledoit-Wolf fit of standardised MNIST 3 vs 7; the theory averaged over the replicas'
