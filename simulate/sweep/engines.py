@@ -444,7 +444,7 @@ class CommitteeEngine(SweepEngine):
         return {"alpha": _alphas(options)}
 
     def compute(self, points, options):
-        from .committee import integrate
+        from ..committee import integrate
 
         alphas = _alphas(options)
         grid = np.concatenate([[0.0], alphas])
