@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from .cli import ROW_OF  # the rows of empirical.reproduce and the run folders they live in
 from .data import load_cifar10, load_mnist
 from .evaluate import clean_correct, load_model, robustness_matrix
 from .threats import budget_table, get_threat
@@ -27,9 +28,6 @@ DEFAULT_BUDGETS = {
     "cifar10": {"linf": [2 / 255, 4 / 255, 8 / 255, 16 / 255], "l1": [3.0, 6.0, 12.0, 24.0],
                 "l2": [0.125, 0.25, 0.5, 1.0]},
 }
-# the rows of empirical.reproduce and the run folders they live in
-ROW_OF = {"natural": "Nat", "adv_linf": "Adv_inf", "adv_l1": "Adv_1", "adv_l2": "Adv_2", "avg": "avg",
-          "max": "max", "msd": "MSD", "sat": "SAT", "mng_ac": "MNG-AC"}
 
 
 def _suite_names(strength: str, threats) -> dict:

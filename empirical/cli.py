@@ -24,7 +24,21 @@ import re
 from simulate.cli import UNFINISHED, ArgumentParser, check_output, number
 
 __all__ = ["ArgumentParser", "UNFINISHED", "check_output", "number", "RANGES", "parse_eps", "eps_type",
-           "device_type", "path_type", "add_common", "state_ranges", "COMMANDS", "BUDGET_RANGES"]
+           "device_type", "path_type", "add_common", "state_ranges", "COMMANDS", "BUDGET_RANGES", "ROW_OF", "row_name"]
+
+#: The name of a training scheme in tables, figures and the README (the rows of ``empirical.reproduce``), from
+#: the name of its run: the ``--scheme`` of ``empirical.train``, with the threat for the single-threat ``adv``
+#: (``--scheme adv --threats linf`` is Adv_inf).  The one mapping between the two vocabularies.
+ROW_OF = {"natural": "Nat", "adv_linf": "Adv_inf", "adv_l1": "Adv_1", "adv_l2": "Adv_2", "adv_rt": "Adv_RT",
+          "avg": "avg", "max": "max", "msd": "MSD", "sat": "SAT", "mng_ac": "MNG-AC"}
+
+
+def row_name(scheme: str, threats=()) -> str:
+    """The table name of a run of ``scheme`` on ``threats`` (see :data:`ROW_OF`)."""
+    threats = list(threats)
+    key = f"adv_{threats[0]}" if scheme == "adv" and len(threats) == 1 else scheme
+    return ROW_OF.get(key, key)
+
 
 #: Every empirical command (``python -m empirical.<name>``).
 COMMANDS = ("train", "evaluate", "reproduce", "budget_curves", "check_linf", "online")

@@ -484,8 +484,9 @@ _shrinkage.__name__ = "shrinkage"
 def build_parser() -> argparse.ArgumentParser:
     from .cli import ArgumentParser, number, path_type, state_ranges
 
-    budget = number(float, 0.0, 100.0, why="scaled units: the class means sit at +-rho/2 (rho about 5 for 3 vs 7); "
-                                           "beyond 100 every example is misclassified")
+    budget = number(float, 0.0, 100.0, why="scaled units: the class means sit at +-rho/2 (rho about 23 for 3 vs 7, "
+                                           "the printed 'estimated: rho'), each class spreads with sd about 5-6 "
+                                           "along the line joining them; beyond 100 every example is misclassified")
     rate = "rates beyond 100 make one step of size eta/N (N = 784) overshoot the unit sphere"
     p = ArgumentParser(prog="python -m empirical.online", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=DATASET_NAMES, default="mnist", help="data set [default: mnist]")

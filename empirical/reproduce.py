@@ -61,8 +61,6 @@ SCHEMES_TABLE = {
     "avg": ("avg", "linf,l1,l2"), "max": ("max", "linf,l1,l2"), "MSD": ("msd", "linf,l1,l2"),
     "SAT": ("sat", "linf,l1,l2"), "MNG-AC": ("mng_ac", "linf,l1,l2"),
 }
-ROW_OF = {"natural": "Nat", "adv_linf": "Adv_inf", "adv_l1": "Adv_1", "adv_l2": "Adv_2", "avg": "avg",
-          "max": "max", "msd": "MSD", "sat": "SAT", "mng_ac": "MNG-AC"}
 
 PRESETS = {
     "full": {"train": [], "test_limit": 1000,

@@ -44,7 +44,8 @@ from typing import Any
 
 from simulate.cli import UNFINISHED, flag_name
 
-from .cli import RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged, state_ranges
+from .cli import (RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged, row_name,
+                  state_ranges)
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "BatchStream", "StopRule", "Trainer", "train",
            "evaluate_model", "evaluate_run", "build_parser", "config_from_args", "main", "INTERRUPTED"]
@@ -735,7 +736,8 @@ def main(argv=None) -> int:
         if args.evaluate_only:
             summary = evaluate_run(cfg, args.out, data_dir=args.data_dir, device=device, quiet=args.quiet)
             if not args.quiet:
-                print(f"{cfg.scheme}: clean {summary['clean']:.3f}, union {summary['union']:.3f}, "
+                print(f"{row_name(cfg.scheme, cfg.threats)} (--scheme {cfg.scheme}): clean {summary['clean']:.3f}, "
+                      f"union {summary['union']:.3f}, "
                       f"per threat {summary['per_threat']}")
             return 0
         result = train(cfg, args.out, data_dir=args.data_dir, device=device, resume=args.resume,
@@ -752,7 +754,8 @@ def main(argv=None) -> int:
     if result is None and not (Path(args.out) / "result.json").exists():
         return INTERRUPTED
     if result is not None and not args.quiet:
-        line = f"{cfg.scheme}: final loss {result['final_loss']:.4f}, {result['train_seconds']:.1f} s training"
+        line = (f"{row_name(cfg.scheme, cfg.threats)} (--scheme {cfg.scheme}): final loss {result['final_loss']:.4f}, "
+                f"{result['train_seconds']:.1f} s training")
         ev = result.get("evaluation")
         if ev:
             line += f"; clean {ev['clean']:.3f}, union {ev['union']:.3f}"

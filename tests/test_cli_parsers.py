@@ -168,3 +168,15 @@ def test_errors_say_what_is_allowed(capsys):
         err = capsys.readouterr().err
         assert exc.value.code == 2 and expected in err and err.count("\n") == 1, (argv, err)
         assert "(see --help)" not in err, err
+
+
+def test_one_scheme_vocabulary():
+    """The rows of the tables (Nat, Adv_inf, ..., MNG-AC) come from empirical.train's --scheme/--threats through
+    the one mapping empirical.cli.row_name; every row of empirical.reproduce agrees with it."""
+    from empirical.cli import row_name
+    from empirical.reproduce import SCHEMES_TABLE
+
+    for row, (scheme, threats) in SCHEMES_TABLE.items():
+        names = [t for t in threats.split(",") if t]
+        assert row_name(scheme, names if scheme == "adv" else ()) == row, (row, scheme, threats)
+    assert row_name("adv", ["linf"]) == "Adv_inf" and row_name("natural") == "Nat"

@@ -215,7 +215,8 @@ def add_output_arguments(group, out_help: str, plot: bool = False) -> None:
     if plot:
         group.add_argument("--plot", type=Path, default=None, metavar="PATH",
                            help=f"write a figure; format from the suffix ({', '.join(PLOT_SUFFIXES)}; needs matplotlib)")
-    group.add_argument("--overwrite", action="store_true", help="replace an existing --out/--plot file")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace an existing --out" + ("/--plot file" if plot else " file"))
     group.add_argument("--quiet", action="store_true", help="no progress bar; print nothing but errors")
 
 
