@@ -25,7 +25,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
 AA_NORM = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 CASES = (("apgd_ce", "linf"), ("apgd_ce", "l2"), ("apgd_ce", "l1"), ("apgd_t", "linf"), ("apgd_t", "l1"))

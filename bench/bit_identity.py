@@ -11,7 +11,6 @@ the SHA-256 of the arrays' raw bytes (with dtype and shape), so "same" means bit
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -160,7 +159,9 @@ def compare(a: Path, b: Path) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python bench/bit_identity.py", description=__doc__.splitlines()[0])
+    from simulate.core.cli import ArgumentParser  # one-line errors, whole flag names only
+
+    ap = ArgumentParser(prog="python bench/bit_identity.py", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path)
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"))
     args = ap.parse_args(argv)

@@ -225,7 +225,7 @@ def merge(args) -> int:
 
 
 def main(argv=None) -> int:
-    from simulate.cli import ArgumentParser  # one-line errors, whole flag names only
+    from simulate.core.cli import ArgumentParser  # one-line errors, whole flag names only
 
     p = ArgumentParser(prog="python bench/eval_vs_autoattack.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)

@@ -284,7 +284,7 @@ def table(session: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
-    from simulate.cli import ArgumentParser  # one-line errors, whole flag names only
+    from simulate.core.cli import ArgumentParser  # one-line errors, whole flag names only
 
     p = ArgumentParser(prog="python bench/gpu_session.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)

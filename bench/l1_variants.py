@@ -34,7 +34,7 @@ def _fresh_empirical(tree: Path | None):
 
 
 def main(argv=None) -> int:
-    from simulate.cli import ArgumentParser  # one-line errors, whole flag names only
+    from simulate.core.cli import ArgumentParser  # one-line errors, whole flag names only
 
     p = ArgumentParser(prog="python bench/l1_variants.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, required=True)

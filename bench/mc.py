@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
 import numba  # noqa: E402
 

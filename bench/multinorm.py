@@ -35,7 +35,7 @@ import numba  # noqa: E402
 
 from simulate.kernels import multinorm as K  # noqa: E402
 from simulate.multinorm.mc import LOSS_CODES, RENORM_EVERY, initial_weights  # noqa: E402
-from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 from simulate.provenance import provenance, write_json  # noqa: E402
 from theory.multinorm import SCHEMES, MultinormParams  # noqa: E402
 

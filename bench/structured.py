@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
 from simulate.provenance import provenance, write_json  # noqa: E402
 from simulate.structured import MC_BIAS, integrate, monte_carlo, powerlaw_mixture  # noqa: E402

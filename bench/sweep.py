@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
 from simulate.sweep import driver as sweep  # noqa: E402
 from simulate.provenance import provenance, write_json  # noqa: E402

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulate.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
 ROWS = [("natural", ()), ("adv", ("linf",)), ("adv", ("l1",)), ("adv", ("l2",)), ("avg", ("linf", "l1", "l2")),
         ("max", ("linf", "l1", "l2")), ("msd", ("linf", "l1", "l2")), ("sat", ("linf", "l1", "l2")),

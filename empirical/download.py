@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from simulate.cli import ArgumentParser as _Parser  # one-line errors, whole flag names only
+from simulate.core.cli import ArgumentParser as _Parser  # one-line errors, whole flag names only
 
 __all__ = ["Remote", "Source", "SOURCES", "DownloadError", "download", "fetch", "md5_file", "main"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from simulate.cli import ArgumentParser, one_line_errors, progress_bar
+from simulate.core.cli import ArgumentParser, one_line_errors, progress_bar
 from simulate.provenance import atomic_write, check_output_folder
 
 from .core import DOCS_DIR, OUT_DIR, REGISTRY, Unavailable, run_figure

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from simulate.cli import ArgumentParser
+from simulate.core.cli import ArgumentParser
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("simulate", "empirical", "figures", "bench")
@@ -116,10 +116,10 @@ def _error(parser, argv) -> tuple[int, str]:
 
 
 def test_every_command_module_is_found():
-    for name in ("simulate.ode", "simulate.mc", "simulate.committee", "simulate.mc_committee", "simulate.protocol",
-                 "simulate.tradeoff", "empirical.train", "empirical.evaluate", "empirical.download",
-                 "figures.__main__", "bench.ode"):
-        assert any(m == name or m.endswith("." + name.split(".")[-1]) for m in MODULES), name
+    for name in ("simulate.linear.ode", "simulate.linear.mc", "simulate.committee.ode", "simulate.committee.mc",
+                 "simulate.linear.protocol", "simulate.tradeoffs.bounds", "empirical.train", "empirical.evaluate",
+                 "empirical.download", "figures.__main__", "bench.ode", "bench.costs"):
+        assert name in MODULES, name
 
 
 @pytest.mark.parametrize("name", MODULES)

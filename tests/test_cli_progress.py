@@ -22,8 +22,8 @@ def _run(main, argv, capsys):
 
 CASES = {
     "simulate.committee": ("simulate.committee", ["--K", "1", "--alpha-max", "2", "--alpha-step", "1"]),
-    "simulate.protocol": ("simulate.protocol", ["--alpha-F", "2", "--segments", "2", "--no-mc"]),
-    "simulate.tradeoff lp": ("simulate.tradeoff", ["lp", "--d", "100", "--a", "2", "--p0", "0.9", "--n-theta", "9",
+    "simulate.protocol": ("simulate.linear.protocol", ["--alpha-F", "2", "--segments", "2", "--no-mc"]),
+    "simulate.tradeoff lp": ("simulate.tradeoffs.bounds", ["lp", "--d", "100", "--a", "2", "--p0", "0.9", "--n-theta", "9",
                                                    "--n-psi", "3", "--n-tau", "1"]),
 }
 
@@ -69,7 +69,7 @@ def test_mc_committee_exits_1_on_a_failed_check(N, replicas, size_named, monkeyp
     """The verdicts are injected (the tables take minutes); what is tested is the command's exit status,
     its message on stderr (naming the size as the likely cause only when the size is below the calibrated
     one) and --quiet."""
-    from simulate import mc_committee
+    from simulate.committee import mc as mc_committee
 
     monkeypatch.setattr(mc_committee, "physics_tables", _fake_tables(passed=False))
     argv = ["--N", str(N), "--replicas", str(replicas), "--quiet"]
