@@ -267,7 +267,10 @@ def table(session: dict) -> dict:
             f"evaluation {attacks}\n"
             f"training: {prm.get('model')}, {prm.get('train_limit')} images, batch {prm.get('batch_size')}, budgets "
             f"warmed up over {prm.get('eps_warmup')} of the steps; {prm.get('test_limit')} test images\n"
-            + _format(rows, published))
+            + _format(rows, published)
+            + (f"\n\ncost of each scheme on the same device (bench/train.py"
+               f"{'' if bench.get('complete') else ', unfinished'}):\n{bench['table_text']}"
+               if bench.get("table_text") else ""))
     return {
         "note": "MNIST 'max' and MSD trained on one device within one command (bench/gpu_session.sh); "
                 f"session status {session.get('status')!r}. Published unions (empirical.reproduce.PUBLISHED), both "

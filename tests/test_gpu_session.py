@@ -161,3 +161,26 @@ def test_collect_reads_the_evaluations_of_the_session_strength_only(tmp_path):
     (runs / "eval_msd_apgd_model_l1.json").unlink()
     data, rc = GS.collect(runs, out, {"strength": "apgd"}, 540, None)
     assert rc == GS.PARTIAL and data["status"] == "partial" and data["eval"]["msd"]["l1"]["missing"]
+
+
+@pytest.mark.slow
+def test_the_whole_session_at_tiny_sizes(tmp_path, data_dir):
+    """The CPU rehearsal of docs/gpu.md at smaller sizes (minutes on two cores): every stage, exit 0, the four
+    files of $OUT, and the table made from them."""
+    pytest.importorskip("torch")
+    sizes = {"GPU_DEVICE": "cpu", "GPU_THREADS": "1", "GPU_BUDGET_S": "1200", "GPU_BENCH_BATCHES": "1",
+             "GPU_BENCH_BATCH_SIZE": "2", "GPU_BENCH_S": "400", "GPU_CONTENTION_BATCHES": "1",
+             "GPU_CONTENTION_S": "200", "GPU_MODEL": "mnist_cnn_small", "GPU_TRAIN_LIMIT": "40", "GPU_BATCH_SIZE": "20",
+             "GPU_MAX_EPOCHS": "1", "GPU_STARTUP_S": "60", "GPU_TEST_LIMIT": "4", "GPU_EVAL_BATCH": "4",
+             "GPU_EVAL_S": "400", "GPU_STRENGTH": "apgd"}
+    env = {**os.environ, **sizes, "OUT": str(tmp_path / "out"), "GPU_DATA_DIR": str(data_dir / "mnist"),
+           "GPU_RUNS": str(tmp_path / "runs"), "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_session.sh")], env=env, capture_output=True, text=True,
+                          timeout=1300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["max_model.pt", "msd_model.pt", "session.json",
+                                                                   "session.log"]
+    table = tmp_path / "table.json"
+    assert GS.main(["table", "--session", str(tmp_path / "out" / "session.json"), "--out", str(table)]) == 0
+    rows = json.loads(table.read_text())["rows"]
+    assert [r["row"] for r in rows] == ["max", "MSD"] and all(r["n_test"] == 4 and "union" in r for r in rows)
