@@ -83,6 +83,8 @@ COMMITTEE_BIAS = 0.5
 COMMITTEE_KERNEL_VS_NUMPY = 1e-12
 # family-wise level of the quadrature test (default rule vs a much finer one, Student-t, Sidak-corrected)
 COMMITTEE_QUAD_FAMILY_LEVEL = 1e-3
+# the default committee trajectory against a converged run (finer rule, rtol 1e-9): the goal
+COMMITTEE_TRAJECTORY_VS_CONVERGED = 1e-4
 
 # An attack on a linear model against its closed-form optimum (the l_1 fractional knapsack, the l_inf / l_2
 # dual norms): within 1% relative, the acceptance criterion of the attacks (a weaker l_1 step misses by >3%).

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, Rule, State, _sqrt_gram, drift,
-                              drift_error, drift_rule, errors, fixed_point, pack, rule_for, state_names,
+                              drift_error, drift_rule, errors, fixed_point, pack, rule_for, rule_parts, state_names,
                               unpack)
 from theory.params import ParameterError
 
@@ -111,16 +111,18 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
     """:func:`theory.committee.averages` by the compiled kernel (simulate.kernels.committee_drift)."""
     from ..kernels.committee_drift import committee_averages
 
-    mix = p.mixture()
     Q, R, b, v = state
     L, P = _sqrt_gram(Q)
     eps = p.eps if attack_in_average else 0.0
-    return committee_averages(rule.nodes, rule.weights, rule.blocks, np.ascontiguousarray(L),
-                              np.ascontiguousarray(P @ R), np.ascontiguousarray(mix.means @ R.T - b),
-                              np.ascontiguousarray(mix.means, float), mix.priors, mix.variances,
-                              mix.labels.astype(float), np.ascontiguousarray(Q), np.ascontiguousarray(R),
-                              np.ascontiguousarray(b, float), np.ascontiguousarray(v, float), float(eps),
-                              int(p.pgd_steps), float(p.pgd_step))
+    parts = []
+    for mix, r in rule_parts(state, p, rule):  # one part, or one per cluster for a line rule
+        parts.append(committee_averages(r.nodes, r.weights, r.blocks, np.ascontiguousarray(L),
+                                        np.ascontiguousarray(P @ R), np.ascontiguousarray(mix.means @ R.T - b),
+                                        np.ascontiguousarray(mix.means, float), mix.priors, mix.variances,
+                                        mix.labels.astype(float), np.ascontiguousarray(Q), np.ascontiguousarray(R),
+                                        np.ascontiguousarray(b, float), np.ascontiguousarray(v, float), float(eps),
+                                        int(p.pgd_steps), float(p.pgd_step)))
+    return tuple(sum(a[i] for a in parts) for i in range(5))
 
 
 def _numba_available() -> bool:
@@ -159,6 +161,8 @@ def refine_rule(rule: str) -> str:
         return f"gh:{int(nums[0]) + max(2, int(nums[0]) // 2)}"
     if kind == "qmc":
         return f"qmc:{int(nums[0]) + 1}"
+    if kind == "line":
+        return f"line:{int(nums[0]) + max(2, int(nums[0]) // 2)}"
     return f"rqmc:{int(nums[0]) + 1}:{nums[1]}"
 
 

@@ -93,10 +93,14 @@ DEFAULT_RULES = {
     4: ("rqmc:10:8", "rqmc:10:8"),
 }
 DEFAULT_RULE_LARGE_K = ("rqmc:10:8", "rqmc:10:8")  # K >= 5
-#: with the attack and sum_k |v_k| > 1 (or a learning second layer) sigma - tau can vanish and the integrand jumps;
-#: a product rule's change against a finer one then misjudges its error (measured at K = 2: 2e-3 off with a stated
-#: 4e-4), so these cases take the randomised rule, whose standard error stays honest
-DEFAULT_RULE_JUMP = "rqmc:11:8"
+#: with the attack and sum_k |v_k| > 1 (or a learning second layer) sigma - tau can vanish and the integrand jumps
+#: where it does (the attack direction flips).  A fixed rule then gives a drift with small jumps as nodes cross
+#: the surface (thousands of solver steps) and a product rule's change against a finer one misjudges its error
+#: (measured at K = 2: 2e-3 off with a stated 4e-4).  For FGSM the default is then the line rule (line_nodes:
+#: the jump located on each line and integrated piecewise), whose drift is continuous in the state; for PGD at
+#: K = 2 the randomised rule, whose standard error stays honest.
+DEFAULT_RULE_JUMP = {2: "line:32", 3: "line:10", 4: "line:6"}  # K >= 5: the randomised rule
+DEFAULT_RULE_JUMP_PGD = "rqmc:11:8"
 RQMC_SEED = 20261204
 DETERMINISTIC_ERROR_FACTOR = 2.0  # drift_error of a deterministic rule: this times the change against a finer one
 #: Gauss-Hermite nodes per dimension of the former defaults (kept for the tests of the product rule).
@@ -401,17 +405,21 @@ def may_jump(p: CommitteeParams) -> bool:
     return p.eps > 0 and (p.eta_v > 0 or float(np.sum(np.abs(p.v0))) > 1.0 + 1e-12)
 
 
-def default_rule(K: int, eps: float, jump: bool = False) -> str:
-    """The name of the default rule of the drift (DEFAULT_RULES; the second entry when the attack is on;
-    DEFAULT_RULE_JUMP for K <= 2 when the integrand can jump)."""
-    if jump and eps > 0 and K == 2:
-        return DEFAULT_RULE_JUMP
+def default_rule(K: int, eps: float, jump: bool = False, steps: int = 1) -> str:
+    """The name of the default rule of the drift: DEFAULT_RULES (the second entry when the attack is on); where the
+    integrand can jump, the line rule DEFAULT_RULE_JUMP for FGSM (K <= 4) and DEFAULT_RULE_JUMP_PGD for K = 2 with
+    PGD (the line rule splits only at the clean sign change, not at those of the later steps)."""
+    if jump and eps > 0:
+        if steps == 1 and K in DEFAULT_RULE_JUMP:
+            return DEFAULT_RULE_JUMP[K]
+        if K == 2:
+            return DEFAULT_RULE_JUMP_PGD
     return DEFAULT_RULES.get(K, DEFAULT_RULE_LARGE_K)[1 if eps > 0 else 0]
 
 
 def rule_for(p: CommitteeParams, rule: int | str | None = None) -> "Rule":
     """:func:`drift_rule` for the parameters (the default depends on K, the attack and :func:`may_jump`)."""
-    return drift_rule(p.K, default_rule(p.K, p.eps, may_jump(p)) if rule is None else rule, p.eps)
+    return drift_rule(p.K, default_rule(p.K, p.eps, may_jump(p), p.pgd_steps) if rule is None else rule, p.eps)
 
 
 def drift_rule(K: int, rule: int | str | None = None, eps: float = 1.0) -> Rule:
@@ -425,11 +433,15 @@ def drift_rule(K: int, rule: int | str | None = None, eps: float = 1.0) -> Rule:
             raise ParameterError(f"quadrature rule must be an integer >= 1, 'gh:N', 'qmc:M' or 'rqmc:M:R', got {rule!r}")
         rule = f"gh:{int(rule)}"
     kind, *nums = rule.split(":")
-    sizes = {"gh": (1, 1, 4096), "qmc": (1, 1, 24), "rqmc": (2, 1, 24)}
+    sizes = {"gh": (1, 1, 4096), "qmc": (1, 1, 24), "rqmc": (2, 1, 24), "line": (1, 1, 512)}
     if kind not in sizes or len(nums) != sizes[kind][0] or not all(x.isdigit() and int(x) >= 1 for x in nums) \
             or int(nums[0]) > sizes[kind][2] or (kind == "rqmc" and not 2 <= int(nums[1]) <= 64):
         raise ParameterError(f"quadrature rule must be 'gh:N' (1 <= N <= 4096), 'qmc:M' or 'rqmc:M:R' (1 <= M <= 24, "
-                             f"2 <= R <= 64), got {rule!r}")
+                             f"2 <= R <= 64) or 'line:N' (1 <= N <= 512), got {rule!r}")
+    if kind == "line":  # the outer Gauss-Hermite grid over K - 1 coordinates; the lines are built per state
+        if K == 1:
+            return Rule(rule, np.zeros((1, 0)), np.ones(1), 1)
+        return Rule(rule, *quadrature_nodes(K - 1, int(nums[0])), 1)
     if kind == "gh":
         return Rule(rule, *quadrature_nodes(K, int(nums[0])), 1)
     if kind == "qmc":
@@ -510,10 +522,101 @@ def attack_fields(lam, tau, Q, v, eps: float, steps: int = 1, step: float = 1.0)
     return c, lt
 
 
+#: the line rule's inner rule: Gauss-Legendre with LINE_GL nodes on LINE_PANELS equal panels of [-LINE_T, LINE_T]
+#: (normal mass outside 1e-15), each panel split at the sign changes of sigma - tau found on LINE_GRID points
+#: and located by LINE_NEWTON safeguarded Newton steps from the secant point
+LINE_T, LINE_PANELS, LINE_GL, LINE_GRID, LINE_NEWTON = 8.0, 12, 4, 65, 6
+
+
+def line_nodes(state: State, p: CommitteeParams, rule: Rule, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes zeta (M, K) and weights of the line rule for cluster c: lines through the outer Gauss-Hermite nodes
+    along the direction u of grad sigma at the cluster's mean field (in the coordinates zeta), on each line a
+    piecewise Gauss-Legendre rule split at the points where sigma(lambda) - tau changes sign.  There the attack
+    direction g/|g|, g ~ (sigma - tau) v erf'(lambda), flips and the integrand jumps; splitting there makes the
+    quadrature exact up to the smooth parts' error and the drift continuous in the state.  (For PGD with s > 1
+    the later steps' sign changes are not split.)"""
+    from scipy.special import roots_legendre
+
+    mix = p.mixture()
+    Q, R, b, v = state
+    K = p.K
+    L, _ = _sqrt_gram(Q)
+    sd, tau = math.sqrt(mix.variances[c]), mix.labels[c]
+    mean = mix.means[c] @ R.T - b
+    grad = sd * L.T @ (v * np.exp(-mean * mean))
+    if not np.linalg.norm(grad) > 1e-12:
+        grad = np.eye(K)[0]
+    basis = np.linalg.qr(np.column_stack([grad, np.eye(K)]))[0][:, :K]
+    zb = rule.nodes @ basis[:, 1:].T  # (Mo, K): the feet of the lines
+    zd = basis[:, 0]
+    Lz = L.T * sd
+
+    def g(z):
+        return _output(mean + z @ Lz, v) - tau
+
+    tg = np.linspace(-LINE_T, LINE_T, LINE_GRID)
+    F = g(zb[:, None, :] + tg[None, :, None] * zd)
+    s_pos = F > 0
+    mi, ji = np.nonzero(s_pos[:, :-1] != s_pos[:, 1:])
+    lo, hi = tg[ji].copy(), tg[ji + 1].copy()
+    # each bracket: the secant point, then Newton steps kept inside the bracket (d sigma/dt along the line is
+    # sum_k v_k erf'(lambda_k) (sd L zd)_k)
+    r = lo + (hi - lo) * F[mi, ji] / (F[mi, ji] - F[mi, ji + 1])
+    dl = zd @ Lz
+    for _ in range(LINE_NEWTON):
+        lam = mean + (zb[mi] + r[:, None] * zd) @ Lz
+        f = _output(lam, v) - tau
+        df = (v * _TWO_OVER_SQRT_PI * np.exp(-lam * lam)) @ dl
+        step = np.divide(f, df, out=np.zeros_like(f), where=df != 0)
+        r = np.clip(r - step, lo, hi)
+    lo = hi = r
+    Mo = len(zb)
+    cnt = np.bincount(mi, minlength=Mo)
+    nr = int(cnt.max()) if cnt.size else 0
+    edges = np.linspace(-LINE_T, LINE_T, LINE_PANELS + 1)
+    pts = np.full((Mo, LINE_PANELS + 1 + nr), np.inf)
+    pts[:, :LINE_PANELS + 1] = edges
+    if nr:
+        order = np.argsort(mi, kind="stable")
+        start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+        pos = np.arange(len(mi)) - start[mi[order]]
+        pts[mi[order], LINE_PANELS + 1 + pos] = 0.5 * (lo + hi)[order]
+    pts.sort(axis=1)
+    a, bnd = pts[:, :-1], pts[:, 1:]
+    ok = np.isfinite(bnd) & (bnd > a)
+    a, bnd = np.where(ok, a, 0.0), np.where(ok, bnd, 0.0)
+    xg, wg = roots_legendre(LINE_GL)
+    half = 0.5 * (bnd - a)
+    t = (0.5 * (bnd + a))[..., None] + half[..., None] * xg  # (Mo, I, n)
+    w = (half[..., None] * wg) * np.exp(-0.5 * t * t) / math.sqrt(2 * math.pi) * rule.weights[:, None, None]
+    w = w * ok[..., None]
+    z = zb[:, None, None, :] + t[..., None] * zd
+    keep = w.ravel() > 0
+    return np.ascontiguousarray(z.reshape(-1, K)[keep]), w.ravel()[keep]
+
+
+def rule_parts(state: State, p: CommitteeParams, rule: Rule):
+    """(mixture, rule) pairs whose averages add up to the drift's: the whole mixture with the rule, or for a
+    line rule one cluster at a time with its own nodes (:func:`line_nodes`)."""
+    mix = p.mixture()
+    if not rule.name.startswith("line:"):
+        return [(mix, rule)]
+    parts = []
+    for c in range(len(mix.priors)):
+        z, w = line_nodes(state, p, rule, c)
+        sub = Mixture(*(np.ascontiguousarray(a[c:c + 1]) for a in mix))
+        parts.append((sub, Rule(rule.name, z, w, 1)))
+    return parts
+
+
 def averages(state: State, p: CommitteeParams, rule: Rule, attack_in_average: bool = True):
     """The data averages of the drift per block of the rule: <e_k y_d> (B, K, D), <e_k u_l> (B, K, K),
     <v_c e_k e_l> (B, K, K), <e_k> (B, K), <(sigma~-tau) erf(lambda~_k)> (B, K), each block's weights scaled to 1."""
-    mix = p.mixture()
+    parts = [_averages_on(state, p, mix, r, attack_in_average) for mix, r in rule_parts(state, p, rule)]
+    return tuple(sum(a[i] for a in parts) for i in range(5))
+
+
+def _averages_on(state: State, p: CommitteeParams, mix: Mixture, rule: Rule, attack_in_average: bool):
     Q, R, b, v = state
     B = rule.blocks
     lam, hbar = field_grid(state, mix, rule.nodes)
@@ -598,7 +701,7 @@ def drift_error(state: State, p: CommitteeParams, n: int | str | None = None, *,
     if rule.blocks > 1:
         return y, blocks.std(axis=0, ddof=1) / math.sqrt(rule.blocks)
     kind, num = rule.name.split(":")
-    finer = f"gh:{int(num) + max(2, int(num) // 2)}" if kind == "gh" else f"qmc:{int(num) + 1}"
+    finer = f"{kind}:{int(num) + max(2, int(num) // 2)}" if kind in ("gh", "line") else f"qmc:{int(num) + 1}"
     y2 = _block_drifts(state, p, drift_rule(p.K, finer, p.eps), ren, att, backend).mean(axis=0)
     return y, DETERMINISTIC_ERROR_FACTOR * np.abs(y - y2)
 
