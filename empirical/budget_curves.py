@@ -20,6 +20,7 @@ from .cli import ROW_OF  # the rows of empirical.reproduce and the run folders t
 from .data import load_cifar10, load_mnist
 from .evaluate import clean_correct, load_model, robustness_matrix
 from .threats import budget_table, get_threat
+from simulate.cli import command
 
 __all__ = ["DEFAULT_BUDGETS", "budget_curve", "main"]
 
@@ -74,9 +75,11 @@ def build_parser():
                         "[default: eval]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=100, metavar="N", help="[default: 100]")
     p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return state_ranges(p)
 
 
+@command
 def main(argv=None) -> int:
     from tqdm import tqdm
 
@@ -89,7 +92,7 @@ def main(argv=None) -> int:
 
     p = build_parser()
     args = p.parse_args(argv)
-    check_output(p, "--out", args.out)
+    check_output(p, "--out", args.out, overwrite=args.overwrite)
     if not args.runs.is_dir():
         p.error(f"--runs: folder {str(args.runs)!r} not found")
     runs = sorted(d for d in args.runs.iterdir() if (d / "model.pt").is_file())

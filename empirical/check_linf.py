@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from .cli import ArgumentParser, add_common, check_output, eps_type, number, path_type, ranged, state_ranges
+from simulate.cli import command
 
 __all__ = ["train_argv", "check_attacks", "main"]
 
@@ -200,7 +201,10 @@ def build_parser():
         e = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
         e.add_argument("--weights", type=path_type, default=Path("runs/check_linf/model.pt"), metavar="FILE",
                        help="the trained model [default: runs/check_linf/model.pt]")
-        e.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
+        e.add_argument("--out", type=path_type, required=True, metavar="FILE",
+                       help="JSON result file" + (" (sanity adds to it)" if name == "sanity" else ""))
+        if name == "eval":
+            e.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
         e.add_argument("--test-limit", type=ranged("test_limit"), default=1000 if name == "eval" else 200,
                        metavar="N", help=f"the first N test images [default: {1000 if name == 'eval' else 200}]")
         e.add_argument("--batch-size", type=ranged("batch_size"), default=250, metavar="N",
@@ -212,11 +216,13 @@ def build_parser():
     return state_ranges(p)
 
 
+@command
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     sp = p._subparsers._group_actions[0].choices[args.command]  # the sub-command's parser, for its errors
-    check_output(sp, "--out", args.out, folder=args.command == "train")
+    check_output(sp, "--out", args.out, folder=args.command == "train",
+                 overwrite=getattr(args, "overwrite", args.command != "eval"))
     if args.command == "train":
         if set(args.eps) - {"linf"}:
             sp.error(f"--eps: train takes the linf budget only, got {sorted(args.eps)}")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from simulate.cli import command
 
 __all__ = [
     "DataError", "CIFAR10_CLASSES", "resolve_data_dir", "read_idx", "load_mnist", "load_fashion_mnist",
@@ -366,6 +367,7 @@ def load_dataset(name: str, data_dir=None, split: str = "train", limit: int | No
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg", "mnist37")
 
 
+@command
 def main(argv=None) -> int:
     """``python -m empirical.data download ...``: see :mod:`empirical.download`."""
     from .download import main as download_main

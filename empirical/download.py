@@ -37,6 +37,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from simulate.cli import command
 
 from simulate.core.cli import ArgumentParser as _Parser  # one-line errors, whole flag names only
 
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from simulate.cli import command
 
 __all__ = ["robustness_matrix", "robustness_matrix_and_log", "attack_log", "clean_correct", "summarize",
            "format_table", "load_model", "main"]
@@ -224,9 +225,11 @@ def build_parser():
                                      "images per l_p threat [default: 0, none]")
     p.add_argument("--out", type=path_type, default=None, metavar="FILE",
                    help="JSON result file [default: none, print only]")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return state_ranges(p)
 
 
+@command
 def main(argv=None) -> int:
     from .checkpoint import CheckpointError
     from .cli import check_output
@@ -237,7 +240,7 @@ def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if args.out is not None:
-        check_output(p, "--out", args.out)
+        check_output(p, "--out", args.out, overwrite=args.overwrite)
     names = [t.strip() for t in args.threats.split(",") if t.strip()]
     if not names:
         p.error("--threats: empty list (allowed: linf, l2, l1, rt, affine:<a>:<b>[:beta])")

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from simulate.cli import command
 
 __all__ = ["Standardizer", "estimate_params", "initial_weight", "train_online", "load_pair", "structured_routes",
            "run", "main", "REPORT_ALPHAS"]
@@ -524,12 +525,15 @@ def build_parser() -> argparse.ArgumentParser:
                    default=0, metavar="S", help="root seed of the Monte Carlo [default: 0]")
     p.add_argument("--data-dir", type=path_type, default=None, metavar="DIR",
                    help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
-    p.add_argument("--out", type=path_type, default=Path("results/online_mnist37"), metavar="STEM",
-                   help="output stem: writes <out>.json and <out>.csv [default: results/online_mnist37]")
+    p.add_argument("--out", type=path_type, default=Path("runs/online_mnist37"), metavar="STEM",
+                   help="output stem: writes <out>.json and <out>.csv [default: runs/online_mnist37 in the current "
+                        "folder]")
+    p.add_argument("--overwrite", action="store_true", help="replace existing <out>.json / <out>.csv files")
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     return state_ranges(p)
 
 
+@command
 def main(argv=None) -> int:
     from .cli import check_output
 
@@ -539,7 +543,7 @@ def main(argv=None) -> int:
         parser.error("--mc-replicas: must be 0 or >= 2 (a standard error needs two replicas)")
     seeds, classes = a.seeds, a.classes
     for suffix in (".json", ".csv"):
-        check_output(parser, "--out", Path(f"{a.out}{suffix}"))
+        check_output(parser, "--out", Path(f"{a.out}{suffix}"), overwrite=a.overwrite)
     from simulate.provenance import atomic_write, write_json
     from theory.params import ParameterError
 

@@ -50,6 +50,7 @@ from typing import Any
 from simulate.cli import UNFINISHED
 
 from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged, state_ranges
+from simulate.cli import command
 
 __all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "main"]
 
@@ -214,6 +215,7 @@ def build_parser():
     p.add_argument("--runs", type=path_type, default=None, metavar="DIR",
                    help="folder of the runs [default: runs/<dataset>_<preset> in the current folder]")
     p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="the table (JSON)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--time-limit", type=ranged("time_limit"), default=None, metavar="SECONDS",
                    help="seconds this call may run (training stops at a checkpoint before; exit 75 if unfinished)")
     p.add_argument("--extra", default="", help="extra flags for empirical.train, e.g. '--epochs 20'")
@@ -221,10 +223,11 @@ def build_parser():
     return state_ranges(p)
 
 
+@command
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    check_output(p, "--out", args.out)
+    check_output(p, "--out", args.out, overwrite=args.overwrite)
     rows_wanted = [s.strip() for s in args.schemes.split(",") if s.strip()]
     bad = [s for s in rows_wanted if s not in SCHEMES_TABLE]
     if bad or not rows_wanted:

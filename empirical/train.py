@@ -46,6 +46,7 @@ from simulate.cli import UNFINISHED, flag_name
 
 from .cli import (RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged, row_name,
                   state_ranges)
+from simulate.cli import command
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "BatchStream", "StopRule", "Trainer", "train",
            "evaluate_model", "evaluate_run", "build_parser", "config_from_args", "main", "INTERRUPTED"]
@@ -716,6 +717,7 @@ def evaluate_run(cfg: TrainConfig, out: str | Path, *, data_dir=None, device=Non
     return summary
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

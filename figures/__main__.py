@@ -10,6 +10,7 @@ from simulate.provenance import atomic_write, check_output_folder
 
 from .core import DOCS_DIR, OUT_DIR, REGISTRY, Unavailable, run_figure
 from . import talk  # noqa: F401  (registers figures)
+from simulate.cli import command
 
 
 def _register_optional() -> None:
@@ -31,6 +32,7 @@ README_FIGURES = ("scenarios", "robustness", "phase", "phase_diagram", "protocol
                   "committee_xor")
 
 
+@command
 def main(argv=None) -> int:
     _register_optional()
     parser = ArgumentParser(prog="python -m figures", description="Regenerate the project's figures.")

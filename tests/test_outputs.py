@@ -36,9 +36,12 @@ def _kill_between(tmp_path, pair_writer: str) -> tuple[dict, bytes]:
             P.write_json(path + ".json", side)
         writer = {{"pair": P.write_with_sidecar, "legacy": legacy}}[{pair_writer!r}]
         writer(path, "run A\\n", {{"run": "A"}})
-        def die(*a, **k):
-            os.kill(os.getpid(), signal.SIGKILL)
-        P.write_json = die  # the sidecar write of run B never happens
+        real_replace = os.replace
+        def replace_then_die(src, dst):  # run B is killed right after its data file is in place
+            real_replace(src, dst)
+            if str(dst) == path:
+                os.kill(os.getpid(), signal.SIGKILL)
+        os.replace = replace_then_die
         writer(path, "run B\\n", {{"run": "B"}})
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
@@ -55,6 +58,32 @@ def test_a_kill_between_data_and_sidecar_never_pairs_two_runs(tmp_path):
     wrong.mkdir()
     side, data = _kill_between(wrong, "legacy")
     assert data == b"run B\n" and side.get("run") == "A"  # the former order pairs B's data with A's sidecar
+
+
+def test_a_failed_write_keeps_the_previous_data_and_sidecar(tmp_path, monkeypatch):
+    """Disk full while the new pair is written: the old data and its sidecar stay, as a matching pair, and no
+    temporary is left; the error is one WriteError naming the path."""
+    import errno
+
+    path = tmp_path / "r.csv"
+    P.write_with_sidecar(path, "run A\n", {"run": "A"})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_fsync = os.fsync
+    for fail_at in (1, 2):  # the data's temporary, then the sidecar's
+        calls = []
+
+        def fsync(fd, fail_at=fail_at, calls=calls):
+            calls.append(fd)
+            if len(calls) == fail_at:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        with pytest.raises(P.WriteError, match="No space left on device") as exc:
+            P.write_with_sidecar(path, "run B\n", {"run": "B"})
+        assert len(str(exc.value).splitlines()) == 1 and str(path.name) in str(exc.value)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+        assert P.sidecar_matches(path)
 
 
 def test_the_sidecar_records_the_data_hash(tmp_path):

@@ -29,6 +29,7 @@ from theory.committee import CommitteeParams, State, pack, state_names
 from theory.params import ParameterError
 
 from ..linear.mc import Execution, _Engine, alpha_steps, drive, execution_from
+from ..core.cli import command
 
 __all__ = ["CommitteeMCResult", "run_committee_mc", "initial_weights"]
 
@@ -314,6 +315,7 @@ def build_parser():
                         help="write rows, checks and provenance as JSON")
     parser.add_argument("--plateau", type=Path, default=None, metavar="JSON",
                         help="instead: the ODE's xor plateau (E, S, max|R| to alpha = 400) into JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out / --plateau file")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no table; a failed check is still reported (on stderr)")
     for a in parser._actions:  # each bounded flag states its range and the reason
@@ -323,13 +325,18 @@ def build_parser():
     return parser
 
 
+@command
 def main(argv=None) -> int:
     import sys
 
     from ..core.provenance import provenance, write_json
+    from ..core.cli import check_output
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    for flag, path in (("--out", args.out), ("--plateau", args.plateau)):
+        if path is not None:
+            check_output(parser, flag, path, overwrite=args.overwrite)
     say = (lambda *a, **k: None) if args.quiet else print
     if args.plateau is not None:
         res = xor_plateau()

@@ -43,6 +43,8 @@ from ..core.cli import (AlphaProgress, ArgumentParser, add_output_arguments, che
                   one_line_errors, progress_bar, real, table_indices, write_outputs)
 from ..linear.ode import default_alphas
 from ..core.provenance import provenance, save_figure, write_result
+from .ode import default_alphas
+from ..core.cli import command
 
 __all__ = ["CommitteeTrajectory", "integrate", "default_eps_test", "main", "add_committee_arguments",
            "committee_params_from_args", "parse_array", "kernel_averages", "make_rhs", "BACKENDS", "refine_rule"]
@@ -431,6 +433,7 @@ def _plot(traj: CommitteeTrajectory, path: Path) -> None:
     plt.close(fig)
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

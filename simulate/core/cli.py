@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
+import functools
 import math
 import re
+import os
+import signal
+import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -19,7 +24,8 @@ from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, RANGES, ParameterError, 
 __all__ = ["ArgumentParser", "did_you_mean", "explain", "progress_bar", "add_param_arguments", "params_from_args", "flag_name", "real", "number",
            "TABLE_ALPHAS", "UNFINISHED", "one_line_errors", "as_flag_message", "add_output_arguments",
            "table_indices", "params_line", "PLOT_SUFFIXES", "check_outputs", "check_output",
-           "write_outputs"]
+           "write_outputs", "command", "Interrupted", "INTERRUPTED", "WRITE_FAILED", "BROKEN_PIPE", "deferred_stop",
+           "StopRequest"]
 
 _CHOICES = {"eps_law": EPS_LAWS, "loss": LOSSES}
 
@@ -39,6 +45,8 @@ class ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        if _PROG.get() is None:  # the first (top-level) parser of a run names it in :func:`command`'s lines
+            _PROG.set(self.prog)
 
     def _all_option_strings(self) -> list[str]:
         """Every flag of this parser and of its subcommands' parsers (a subcommand's unknown flags are
@@ -206,6 +214,8 @@ def one_line_errors(parser: argparse.ArgumentParser):
     try:
         yield
     except (ParameterError, OutputError) as err:
+        if type(err).__name__ == "WriteError":  # a failed write after the work: ended by :func:`command`
+            raise
         parser.error(as_flag_message(err))
 
 
@@ -305,20 +315,29 @@ def number(kind: type = float, lo: float | None = None, hi: float | None = None,
     return convert
 
 
-def check_output(parser: argparse.ArgumentParser, flag: str, path, *, folder: bool = False) -> None:
+def check_output(parser: argparse.ArgumentParser, flag: str, path, *, folder: bool = False, store: bool = False,
+                 overwrite: bool = True, stack: contextlib.ExitStack | None = None) -> None:
     """End with a one-line error unless ``path`` can be written: a file (or, with ``folder``, a folder
-    that is created if missing) whose nearest existing ancestor is a writable folder."""
-    import os
-    from pathlib import Path
+    that is created if missing) whose nearest existing ancestor is a writable folder.
+
+    ``overwrite`` False refuses an existing file; ``store``: the output is a folder written as one unit (a
+    zarr store), checked and locked like a file.  The lock ``.NAME.lock`` beside ``path`` (for a ``folder``,
+    ``.result.json.lock`` inside it) is taken and held until ``stack`` closes, by default until the command
+    decorated with :func:`command` ends: a second run on the same output is refused
+    (:func:`simulate.provenance.output_lock`)."""
+    from .provenance import OutputError, output_lock
 
     path = Path(path)
+    stack = stack if stack is not None else _RUN_STACK.get()
+    if not overwrite and path.exists():
+        parser.error(f"{flag}: {str(path)!r} exists; pass --overwrite to replace it")
     if str(path) in ("", "."):
         if not folder:
             parser.error(f"{flag}: empty path")
     if path.exists():
         if folder and not path.is_dir():
             parser.error(f"{flag}: {str(path)!r} exists and is not a folder")
-        if not folder and path.is_dir():
+        if not folder and not store and path.is_dir():
             parser.error(f"{flag}: {str(path)!r} is a folder, expected a file name")
     parent = path if folder and path.exists() else path.parent
     while not parent.exists():
@@ -327,6 +346,18 @@ def check_output(parser: argparse.ArgumentParser, flag: str, path, *, folder: bo
         parser.error(f"{flag}: {str(path)!r} lies under {str(parent)!r}, which is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         parser.error(f"{flag}: folder {str(parent)!r} is not writable")
+    if stack is not None:
+        try:
+            if folder:
+                path.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(output_lock(path / "result.json", flag=flag))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(output_lock(path, flag=flag))
+        except OSError as err:  # OutputError is a ValueError, not an OSError
+            parser.error(f"{flag}: cannot create {str(path)!r}: {err.strerror or err}")
+        except OutputError as err:
+            parser.error(str(err))
 
 
 def write_outputs(args: argparse.Namespace, write, plot=None) -> None:
@@ -394,3 +425,141 @@ class AlphaProgress:
 
     def close(self):
         self.bar.close()
+# ------------------------------------------------------------------------------------------------------
+# How every command ends: a failed write, Ctrl-C / SIGTERM and a closed pipe each give one line, no traceback.
+
+#: exit status of a run stopped by Ctrl-C or SIGTERM before it could write a checkpoint (128 + SIGINT)
+INTERRUPTED = 130
+#: exit status after the reader of stdout went away (``... | head``): 128 + SIGPIPE
+BROKEN_PIPE = 141
+#: exit status of a run whose result could not be written (disk full, no permission): EX_IOERR of sysexits.h
+WRITE_FAILED = 74
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by a command that caught Ctrl-C / SIGTERM and saved its state: ``checkpoint`` names what to run
+    again (None: nothing was saved)."""
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, signum: int = signal.SIGINT):
+        super().__init__(checkpoint)
+        self.checkpoint = checkpoint
+        self.signum = signum
+
+
+#: the program name of the running command (its top-level parser's ``prog``)
+_PROG: contextvars.ContextVar[str | None] = contextvars.ContextVar("prog", default=None)
+#: the resources a running command holds until it ends (output locks), closed by :func:`command`
+_RUN_STACK: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("run_stack", default=None)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an exception so that ``finally`` blocks (locks, temporaries, workers) run."""
+
+    signum = signal.SIGTERM
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises an exception (a KeyboardInterrupt) instead of killing the process
+    at once, so that cleanup runs; outside the main thread, nothing changes."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class StopRequest:
+    """What :func:`deferred_stop` has seen: ``signum`` of the first Ctrl-C / SIGTERM, else None."""
+
+    signum: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+
+@contextlib.contextmanager
+def deferred_stop():
+    """Within the block, Ctrl-C and SIGTERM only set the yielded :class:`StopRequest`; the loop inside checks
+    it at its safe points (a chunk boundary, a training step), saves its checkpoint and raises
+    :class:`Interrupted`. A second Ctrl-C interrupts at once. Outside the main thread nothing changes."""
+    import threading
+
+    req = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield req
+        return
+
+    def handler(signum, frame):
+        if req.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        req.signum = signum
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield req
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def command(main):
+    """Decorate a command's ``main(argv=None) -> int`` with the endings every command shares:
+
+    * a result that cannot be written (:class:`simulate.provenance.WriteError`: disk full, no permission):
+      ``prog: error: cannot write 'PATH': reason``, exit :data:`WRITE_FAILED` (74); the previous file stays;
+    * Ctrl-C or SIGTERM: one line, exit :data:`UNFINISHED` (75) when the command saved a checkpoint
+      (it raised :class:`Interrupted` naming it: "run the same command again to resume") else
+      :data:`INTERRUPTED` (130); no traceback;
+    * a closed pipe on stdout (``... | head``): the rest of the output is dropped silently, exit 141
+      (128 + SIGPIPE, what a program killed by the closed pipe reports), no ``BrokenPipeError`` message.
+    """
+    from .provenance import WriteError
+
+    fallback = "python -m " + main.__module__.replace("__main__", "").rstrip(".")
+
+    @functools.wraps(main)
+    def wrapper(argv=None) -> int:
+        _PROG.set(None)
+        try:
+            with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+                token = _RUN_STACK.set(stack)
+                try:
+                    return main(argv)
+                finally:
+                    _RUN_STACK.reset(token)
+        except WriteError as err:
+            prog = _PROG.get() or fallback
+            print(f"{prog}: error: {err}", file=sys.stderr)
+            return WRITE_FAILED
+        except KeyboardInterrupt as exc:
+            prog = _PROG.get() or fallback
+            name = "SIGTERM" if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM else "Ctrl-C"
+            ckpt = getattr(exc, "checkpoint", None)
+            if ckpt is not None:
+                print(f"{prog}: stopped by {name}; checkpoint written to {str(ckpt)!r}: run the same command "
+                      f"again to resume", file=sys.stderr)
+                return UNFINISHED
+            print(f"{prog}: stopped by {name} before the end (no checkpoint to resume from)", file=sys.stderr)
+            return INTERRUPTED
+        except BrokenPipeError:
+            _silence_stdout()
+            return BROKEN_PIPE
+
+    return wrapper
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so that the interpreter's final flush stays quiet."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 __all__ = ["git_sha", "versions", "machine", "provenance", "atomic_write", "write_json", "to_jsonable",
            "write_with_sidecar", "sidecar_path", "sidecar_matches", "clean_stale_temporaries", "check_output",
-           "output_lock", "OutputError", "check_output_folder", "csv_text", "write_result", "save_figure"]
+           "output_lock", "OutputError", "WriteError", "check_output_folder", "csv_text", "write_result", "save_figure"]
 
 _ROOT = Path(__file__).resolve().parent.parent.parent
 _UMASK_LOCK = threading.Lock()
@@ -129,6 +129,11 @@ class OutputError(ValueError):
     """An output path that cannot be used (the message names the flag, the path and the reason)."""
 
 
+class WriteError(OutputError):
+    """Writing an output failed after the work was done (disk full, no permission, read-only file system):
+    the message is one line naming the path and the reason; the previous file, if any, is unchanged."""
+
+
 def _umask() -> int:
     with _UMASK_LOCK:
         mask = os.umask(0o022)
@@ -178,28 +183,58 @@ def clean_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _write_failed(path: Path, err: OSError) -> "WriteError":
+    return WriteError(f"cannot write {str(path)!r}: {err.strerror or err}")
+
+
+@contextlib.contextmanager
+def _staged(path: Path, mode: str) -> Iterator[tuple[Any, list[str]]]:
+    """A complete, fsynced temporary beside ``path``: yields (file, [name]); the caller renames the name.
+
+    An OSError (disk full, permission, read-only file system) becomes :class:`WriteError` naming ``path``;
+    on any failure the temporary is removed and ``path`` is untouched."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=path.parent)
+    except OSError as err:
+        raise _write_failed(path, err) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode) as fh:
+            yield fh, [tmp]
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_failed(path, exc) from None
+        raise
+
+
+def _commit(tmp: str, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise _write_failed(path, err) from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     The file is created with the permissions of the umask (like ``open``), and temporaries that killed
-    writers left for the same path are removed first (:func:`clean_stale_temporaries`).
+    writers left for the same path are removed first (:func:`clean_stale_temporaries`).  A failed write (an
+    OSError: disk full, no permission, ...) leaves the previous ``path`` as it was and raises
+    :class:`WriteError`, one line naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with _staged(path, mode) as (fh, tmp):
+        yield fh
+    _commit(tmp[0], path)
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -209,20 +244,53 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 
 def write_with_sidecar(path: str | os.PathLike, payload: str | bytes, sidecar: dict[str, Any]) -> None:
-    """Write a data file and its provenance sidecar so that no kill can pair data and sidecar of two runs.
+    """Write a data file and its provenance sidecar so that no failure loses the previous pair and no kill
+    pairs data and sidecar of two runs.
 
-    Order: remove the old sidecar, write the data atomically, then write the sidecar (atomically) with the
-    SHA-256 of the data. A kill in between leaves data without a sidecar, never under a wrong one; and
-    :func:`sidecar_matches` checks the pairing from the hash.
+    Order: both new files are written completely as temporaries (the sidecar with the SHA-256 of the data);
+    only then is the old sidecar moved aside, the data renamed into place and the new sidecar after it. A
+    failure (disk full, no permission) leaves the previous data and its sidecar as they were; a kill between
+    the renames leaves data without a sidecar, never under a wrong one; :func:`sidecar_matches` checks the
+    pairing from the hash.
     """
     path = Path(path)
     raw = payload.encode() if isinstance(payload, str) else payload
     side = sidecar_path(path)
-    with contextlib.suppress(FileNotFoundError):
-        side.unlink()
-    with atomic_write(path, "wb") as fh:
+    side_raw = (json.dumps(to_jsonable({**sidecar, "data_sha256": hashlib.sha256(raw).hexdigest()}), indent=2)
+                + "\n").encode()
+    with _staged(path, "wb") as (fh, data_tmp):
         fh.write(raw)
-    write_json(side, {**sidecar, "data_sha256": hashlib.sha256(raw).hexdigest()})
+    try:
+        with _staged(side, "wb") as (fh, side_tmp):
+            fh.write(side_raw)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(data_tmp[0])
+        raise
+    # The old sidecar is moved aside (not deleted) until the new data is in place: a failed rename of the data
+    # puts it back, so the previous pair survives; a kill in between leaves data without a sidecar.
+    aside = side.with_name(f".{side.name}.{os.getpid()}.aside{_TMP_SUFFIX}")
+    moved = False
+    try:
+        try:
+            os.replace(side, aside)
+            moved = True
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise _write_failed(side, err) from None
+        try:
+            _commit(data_tmp[0], path)
+        except BaseException:
+            if moved:
+                with contextlib.suppress(OSError):
+                    os.replace(aside, side)
+            raise
+        _commit(side_tmp[0], side)
+    finally:
+        for tmp in (data_tmp[0], side_tmp[0], aside):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def sidecar_matches(path: str | os.PathLike) -> bool:
@@ -305,8 +373,13 @@ def output_lock(path: str | os.PathLike, *, flag: str = "--out") -> Iterator[Pat
             continue
         except OSError as err:
             raise OutputError(f"{flag}: cannot write in {str(path.parent)!r}: {err.strerror or err}") from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+        except OSError as err:  # disk full: no 0-byte lock is left behind
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            raise OutputError(f"{flag}: cannot write the lock {str(lock)!r}: {err.strerror or err}") from None
         break
     else:
         raise OutputError(f"{flag}: cannot take the lock {str(lock)!r}")

@@ -33,6 +33,7 @@ from ..core.cli import (ArgumentParser, add_output_arguments, add_param_argument
 from .mc import QUANTITIES, MCResult, add_run_arguments, check_run_arguments, header, run_mc
 from .ode import STATED_ERROR, Trajectory, integrate
 from ..core.provenance import provenance, write_json
+from ..core.cli import command
 
 __all__ = ["TOLERANCES", "sidak_quantile", "Comparison", "check", "main"]
 
@@ -170,6 +171,7 @@ def talk_table(N: int, replicas: int, engine: str, seed: int, progress: bool = T
     return rows
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

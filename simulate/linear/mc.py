@@ -57,6 +57,7 @@ from ..core.cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_pa
                   one_line_errors,
                   params_from_args, params_line, real, table_indices)
 from ..core.provenance import atomic_write, check_output, output_lock, provenance, write_result
+from ..core.cli import command
 
 __all__ = ["ENGINES", "MCResult", "Execution", "Unfinished", "run_mc", "validate_run", "alpha_steps", "main",
            "QUANTITIES", "UNFINISHED", "drive", "execution_from", "replica_stats"]
@@ -797,6 +798,7 @@ def header(params: Params) -> str:
     return params_line(params)
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -30,6 +30,7 @@ from theory.params import ParameterError, Params
 from ..core.cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, one_line_errors,
                   params_from_args, params_line, real, table_indices, write_outputs)
 from ..core.provenance import provenance, save_figure, write_result
+from ..core.cli import command
 
 __all__ = ["Trajectory", "integrate", "integrate_grid", "default_alphas", "default_eps_test", "check_run", "main", "STATED_ERROR", "METHODS"]
 
@@ -271,6 +272,7 @@ def _plot(traj: Trajectory, path: Path) -> None:
     plt.close(fig)
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

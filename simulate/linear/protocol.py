@@ -44,6 +44,7 @@ from theory.params import ParameterError, Params
 
 from ..core.cli import ArgumentParser, add_param_arguments, params_from_args, real
 from ..core.provenance import provenance, write_json
+from ..core.cli import check_output, command
 
 __all__ = ["Problem", "evaluate", "optimise", "best_constant", "pontryagin", "classify", "mc_objective", "main"]
 
@@ -334,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--mc-seed", type=int, default=0, help="root seed (the same for every schedule) [0]")
     m.add_argument("--no-mc", action="store_true", help="skip the Monte Carlo")
     parser.add_argument("--out", type=Path, default=None, metavar="PATH.json", help="write the result (JSON)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
 
@@ -391,6 +393,7 @@ def solve(prob: Problem, mc: dict[str, Any] | None = None, log=print, scan: int 
     return out
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -399,6 +402,8 @@ def main(argv=None) -> int:
         parser.error("--mc-N and --mc-replicas must be integers >= 2 and --mc-seed >= 0")
     if args.out is not None and args.out.suffix.lower() != ".json":
         parser.error(f"--out must end in .json, got {args.out}")
+    if args.out is not None:
+        check_output(parser, "--out", args.out, overwrite=args.overwrite)
     try:
         prob = Problem(params=params, alpha_F=args.alpha_F, eps_max=args.eps_max, segments=args.segments,
                        eps_test=args.eps_test, lam=args.lam, run_weight=args.run_weight)

@@ -15,6 +15,7 @@ from theory.params import Params
 
 from ..core.cli import ArgumentParser
 from .ode import integrate
+from .cli import command
 
 __all__ = ["TALK_SCENARIOS", "EPS_TEST", "REPORT_ALPHAS", "scenario_table", "main"]
 
@@ -39,6 +40,7 @@ def scenario_table(alphas=REPORT_ALPHAS) -> list[dict]:
     return rows
 
 
+@command
 def main(argv=None) -> int:
     ArgumentParser(prog="python -m simulate.scenarios", description=__doc__.split("\n\n")[0],
                    formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)

@@ -30,6 +30,7 @@ from theory.structured import (FullState, Mixture, SpectralState, errors, initia
 from ..core.cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, number, one_line_errors,
                   params_from_args, real)
 from ..core.provenance import provenance, write_json
+from ..core.cli import command
 
 #: Largest input dimension of the command (spectral path) and of its full N x N path
 N_MAX = 1_000_000
@@ -391,6 +392,7 @@ def _load_mixture(parser, path: Path, mode: str) -> Mixture:
                                     arrays.get("Sigma_minus"), path=mode)
 
 
+@command
 def main(argv=None) -> int:
     from ..linear.ode import default_alphas
 

@@ -31,10 +31,13 @@ Bad specifications end with one line naming the problem and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import itertools
 import json
 import math
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -46,8 +49,10 @@ import numpy as np
 from theory.params import EPS_LAWS, LOSSES, ParameterError, Params
 
 from ..core.cli import ArgumentParser, add_param_arguments, flag_name, params_from_args
-from ..core.provenance import atomic_write, provenance, to_jsonable, versions, write_json
+from ..core.provenance import (OutputError, WriteError, atomic_write, provenance, sidecar_path, to_jsonable, versions,
+                         write_json, write_with_sidecar)
 from .engines import ENGINES, SweepEngine, get_engine
+from ..core.cli import Interrupted, check_output, command
 
 __all__ = ["Grid", "parse_axis", "make_grid", "run_sweep", "SweepStats", "BACKENDS", "regions", "REGION_NAMES",
            "open_result", "main"]
@@ -205,7 +210,9 @@ def make_grid(specs: list[str], base, engine: SweepEngine, extra_fixed: dict[str
 # The store of finished blocks (resume)
 # ---------------------------------------------------------------------------------------------------
 class _PartStore:
-    """Finished blocks as OUT.parts/block_NNNNNN.npz, each written atomically, with a manifest."""
+    """Finished blocks as OUT.parts/block_NNNNNN.npz, each written atomically with a sidecar
+    ``block_NNNNNN.npz.json`` (the SHA-256 of the block's bytes, its range of grid points and the shape of
+    every array), and a manifest naming the sweep; a block is used only after it matches its sidecar."""
 
     def __init__(self, out: Path, signature: str, meta: dict[str, Any]):
         self.dir = out.with_name(out.name + ".parts")
@@ -234,17 +241,46 @@ class _PartStore:
                 pass
         return out
 
-    def save(self, cid: int, arrays: dict[str, np.ndarray]) -> None:
+    def save(self, cid: int, arrays: dict[str, np.ndarray], points: tuple[int, int]) -> None:
         import io
 
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        with atomic_write(self.path(cid), "wb") as fh:
-            fh.write(buf.getvalue())
+        write_with_sidecar(self.path(cid), buf.getvalue(),
+                           {"signature": self.signature, "points": list(points),
+                            "shapes": {k: list(v.shape) for k, v in arrays.items()}})
 
-    def load(self, cid: int) -> dict[str, np.ndarray]:
-        with np.load(self.path(cid), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+    def load(self, cid: int, points: tuple[int, int], shapes: dict[str, tuple[int, ...]]):
+        """The block's arrays, or None (with one warning line, the block's files removed) when the block does
+        not match its sidecar: another checksum, grid range, set of arrays or shape."""
+        import io
+        import zipfile
+
+        path = self.path(cid)
+        problem = None
+        try:
+            raw = path.read_bytes()
+            side = json.loads(sidecar_path(path).read_text())
+            if not isinstance(side, dict) or side.get("data_sha256") != hashlib.sha256(raw).hexdigest():
+                problem = "its checksum does not match"
+            elif side.get("signature") != self.signature or side.get("points") != list(points):
+                problem = "it belongs to other grid points"
+            else:
+                with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+                got = {k: tuple(v.shape) for k, v in arrays.items()}
+                if got != {k: tuple(v) for k, v in shapes.items()} or side.get("shapes") != {
+                        k: list(v) for k, v in got.items()}:
+                    problem = f"its arrays have shapes {got}, expected {dict(shapes)}"
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            problem = f"it cannot be read ({type(err).__name__})"
+        if problem is None:
+            return arrays
+        print(f"warning: stored block {path} is damaged ({problem}); recomputing it", file=sys.stderr)
+        for p in (path, sidecar_path(path)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        return None
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -267,10 +303,31 @@ def _processes(engine, tasks, options, workers=2, **_) -> Iterator[tuple[int, di
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_ignores_sigint)
+    finished = False
+    try:
         futs = {pool.submit(compute_block, engine, pts, options): cid for cid, pts in tasks}
         for fut in as_completed(futs):
             yield futs[fut], fut.result()
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # stopped (Ctrl-C, SIGTERM, an error): drop the queue and end the workers now, not after their blocks
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            for proc in procs:
+                with contextlib.suppress(Exception):
+                    proc.join(timeout=10)
+
+
+def _worker_ignores_sigint() -> None:
+    """Workers leave Ctrl-C (sent to the whole process group) to the parent, which stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _dask(engine, tasks, options, workers=2, scheduler=None, client=None, **_) -> Iterator[tuple[int, dict]]:
@@ -367,8 +424,8 @@ def _write_dataset_now(ds, out: Path) -> None:
     suffix = out.suffix.lower()
     if suffix == ".nc":
         payload = bytes(ds.to_netcdf(engine="h5netcdf"))
-        with atomic_write(out, "wb") as fh:
-            fh.write(payload)
+        write_with_sidecar(out, payload, {"sweep_signature": ds.attrs.get("sweep_signature"),
+                                          "provenance": json.loads(ds.attrs.get("provenance", "null"))})
     elif suffix == ".zarr":
         tmp = out.with_name(f".{out.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -380,6 +437,36 @@ def _write_dataset_now(ds, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         raise ParameterError(f"--out must end in .nc (netCDF) or .zarr, got {out}")
+
+
+def _existing_result(out: Path, sig: str):
+    """(data set, True) when ``out`` is this sweep's finished result, verified; (None, True) when it is a
+    damaged copy of this sweep (recomputed, with one warning line); (None, False) otherwise.
+
+    A ``.nc`` is opened only after the SHA-256 in its sidecar matches its bytes: a damaged netCDF file can
+    hang h5netcdf for minutes."""
+    if out.suffix.lower() == ".nc":
+        import hashlib
+
+        try:
+            side = json.loads(sidecar_path(out).read_text())
+        except (OSError, ValueError):
+            return None, False
+        if not isinstance(side, dict) or side.get("sweep_signature") != sig:
+            return None, False
+        try:
+            ok = side.get("data_sha256") == hashlib.sha256(out.read_bytes()).hexdigest()
+        except OSError:
+            ok = False
+        if not ok:
+            print(f"warning: {out} does not match the checksum in {sidecar_path(out).name}; recomputing it",
+                  file=sys.stderr)
+            return None, True
+    try:
+        old = open_result(out)
+    except Exception:  # noqa: BLE001 - an unreadable result is not reused
+        return None, False
+    return (old, True) if old.attrs.get("sweep_signature") == sig else (None, False)
 
 
 def open_result(path: str | Path):
@@ -396,12 +483,15 @@ def open_result(path: str | Path):
 
 def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | None = None, *,
               out: str | Path | None = None, backend: str = "serial", workers: int = 2, scheduler: str | None = None,
-              client=None, chunk: int | None = None, progress: bool = True, keep_parts: bool = False):
+              client=None, chunk: int | None = None, progress: bool = True, keep_parts: bool = False,
+              overwrite: bool = True):
     """Compute every point of ``grid`` with ``engine``; returns (xarray.Dataset, SweepStats).
 
     With ``out``, finished blocks are stored in ``OUT.parts/`` as they finish and the data set is written
     to ``out`` at the end; calling again with the same arguments computes only the missing blocks (none
-    when ``out`` is complete).
+    when ``out`` is complete).  An existing ``out`` that holds another sweep (or cannot be verified) is replaced
+    only with ``overwrite``; a ``.nc`` is verified by the SHA-256 in its sidecar ``OUT.json`` before it is
+    opened (a damaged netCDF file can hang the reader), and a damaged copy of the same sweep is recomputed.
     """
     eng = get_engine(engine) if isinstance(engine, str) else engine
     opts = eng.check_options(dict(options or {}))
@@ -421,22 +511,32 @@ def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | N
     if outp is not None and outp.suffix.lower() not in (".nc", ".zarr"):
         raise ParameterError(f"out must end in .nc (netCDF) or .zarr, got {outp}")
     if outp is not None and outp.exists():
-        try:
-            old = open_result(outp)
-        except Exception:  # noqa: BLE001 - an unreadable file is recomputed
-            old = None
-        if old is not None and old.attrs.get("sweep_signature") == sig:
+        old, same = _existing_result(outp, sig)
+        if old is not None:
             return old, SweepStats(grid.size, 0, grid.size, nblocks, time.perf_counter() - t0, backend)
+        if not (same or overwrite):
+            raise OutputError(f"--out: {str(outp)!r} exists and holds another sweep (or one that cannot be "
+                              f"verified); pass --overwrite to replace it")
     store = None
     blocks: dict[int, dict] = {}
-    if outp is not None:
-        store = _PartStore(outp, sig, {"engine": eng.name, "grid": grid.as_dict(), "options": opts, "chunk": chunk})
-        for cid in sorted(store.done()):
-            if cid < nblocks:
-                blocks[cid] = store.load(cid)
+
+    def block_range(cid):
+        return cid * chunk, min((cid + 1) * chunk, grid.size)
 
     def block_points(cid):
-        return [grid.point(i) for i in range(cid * chunk, min((cid + 1) * chunk, grid.size))]
+        return [grid.point(i) for i in range(*block_range(cid))]
+
+    if outp is not None:
+        store = _PartStore(outp, sig, {"engine": eng.name, "grid": grid.as_dict(), "options": opts, "chunk": chunk})
+        extra = eng.coords(opts)
+        outputs = eng.outputs(opts)
+        for cid in sorted(store.done()):
+            if cid < nblocks:
+                lo, hi = block_range(cid)
+                shapes = {name: (hi - lo,) + tuple(len(extra[d]) for d in dims) for name, dims in outputs.items()}
+                arrays = store.load(cid, (lo, hi), shapes)
+                if arrays is not None:
+                    blocks[cid] = arrays
 
     todo = [cid for cid in range(nblocks) if cid not in blocks]
     reused = sum(len(range(c * chunk, min((c + 1) * chunk, grid.size))) for c in blocks)
@@ -454,14 +554,20 @@ def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | N
                 res = {k: np.asarray(v, dtype=float) for k, v in res.items()}
                 blocks[cid] = res
                 if store is not None:
-                    store.save(cid, res)
+                    store.save(cid, res, block_range(cid))
                 n = next(iter(res.values())).shape[0]
                 computed += n
                 if bar is not None:
                     bar.update(n)
+    except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: the finished blocks are stored already
+        if store is not None and not isinstance(stop, Interrupted):
+            raise Interrupted(store.dir, signum=getattr(stop, "signum", signal.SIGINT)) from None
+        raise
     finally:
         if bar is not None:
             bar.close()
+    if len(blocks) != nblocks:  # every block is computed or read back: a hole is a bug, never written out
+        raise RuntimeError(f"sweep: {nblocks - len(blocks)} of {nblocks} blocks missing")
     wall = time.perf_counter() - t0
     prov = provenance(params=grid.fixed, seeds={"seed": opts.get("seed")} if "seed" in opts else None,
                       engine=eng.name, options=opts, grid=grid.as_dict(), chunk=chunk, backend=backend,
@@ -563,6 +669,8 @@ def build_parser(params_cls: type = Params) -> argparse.ArgumentParser:
                      help="address of an existing dask scheduler, e.g. tcp://HOST:8786 (implies --backend dask)")
     run.add_argument("--chunk", type=int, default=None, help="points per task [ode: 100, mc: 1]")
     run.add_argument("--out", type=Path, default=None, metavar="PATH", help="result: PATH.nc or PATH.zarr")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing --out that holds another sweep (the same sweep is reused as it is)")
     run.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after the data set is written")
     run.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
     return parser
@@ -576,6 +684,7 @@ def _engine_params_cls(argv) -> type:
     return ENGINES[known.engine].params_cls if known.engine in ENGINES else Params
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser(_engine_params_cls(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
@@ -593,6 +702,8 @@ def main(argv=None) -> int:
         parser.error("--grid: give at least one axis, e.g. --grid rho=0.5:4:100")
     if args.out is not None and args.out.suffix.lower() not in (".nc", ".zarr"):
         parser.error(f"--out must end in .nc (netCDF) or .zarr, got {args.out}")
+    if args.out is not None:
+        check_output(parser, "--out", args.out, store=args.out.suffix.lower() == ".zarr")
     base = params_from_args(parser, args, engine.params_cls)
     options: dict[str, Any] = {}
     try:
@@ -615,8 +726,10 @@ def main(argv=None) -> int:
     try:
         ds, stats = run_sweep(engine, grid, options, out=args.out, backend=backend, workers=args.workers,
                               scheduler=args.scheduler, chunk=args.chunk, progress=not args.quiet,
-                              keep_parts=args.keep_parts)
-    except ParameterError as err:
+                              keep_parts=args.keep_parts, overwrite=args.overwrite)
+    except (ParameterError, OutputError) as err:
+        if isinstance(err, WriteError):
+            raise
         parser.error(str(err))
     except OSError as err:
         parser.error(f"--scheduler {args.scheduler}: {err}" if args.scheduler else str(err))

@@ -31,6 +31,7 @@ from theory.tradeoff_spatial import RingModel, ring_coupling_bound, ring_frontie
 from ..core.cli import (ArgumentParser, add_output_arguments, add_param_arguments, as_flag_message, check_outputs,
                   one_line_errors, params_from_args, real)
 from ..core.provenance import provenance, write_json
+from ..core.cli import command
 
 __all__ = ["sample_lp", "sample_ring", "lp_worst_perturbation", "lp_mc_accuracy", "lp_coupling_points",
            "ring_mc_accuracy", "ring_coupling_points", "bridge_vectors", "bridge_mc_error", "binomial_se",
@@ -392,6 +393,7 @@ def _check_grid(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be finite and >= 0, got {v}")
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
