@@ -46,7 +46,7 @@ from simulate.cli import UNFINISHED, flag_name
 
 from .cli import (RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged, row_name,
                   state_ranges)
-from simulate.cli import command
+from simulate.cli import Interrupted, command, deferred_stop
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "BatchStream", "StopRule", "Trainer", "train",
            "evaluate_model", "evaluate_run", "build_parser", "config_from_args", "main", "INTERRUPTED"]
@@ -396,17 +396,18 @@ class StopRule:
     least one step per call, so that a chain of calls always progresses); the same decision on every
     process."""
 
-    def __init__(self, steps: int | None, seconds: float | None, ctx):
+    def __init__(self, steps: int | None, seconds: float | None, ctx, request=None):
         self.steps, self.seconds, self.ctx = steps, seconds, ctx
+        self.request = request  # a simulate.cli.StopRequest: Ctrl-C / SIGTERM seen
         self.t0 = time.monotonic()
 
     def __call__(self, steps_here: int) -> bool:
         from . import distributed as D
 
         out_of_time = (self.seconds is not None and steps_here > 0
-                       and time.monotonic() - self.t0 >= self.seconds)
-        if self.ctx.enabled and self.seconds is not None:  # every process must stop at the same step
-            out_of_time = D.mean_over_ranks(float(out_of_time), self.ctx) > 0
+                       and time.monotonic() - self.t0 >= self.seconds) or bool(self.request)
+        if self.ctx.enabled and (self.seconds is not None or self.request is not None):
+            out_of_time = D.mean_over_ranks(float(out_of_time), self.ctx) > 0  # every process stops at one step
         return out_of_time or (self.steps is not None and steps_here >= self.steps)
 
 
@@ -566,7 +567,9 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | Non
 
     ``stop_after_steps`` / ``time_limit``: checkpoint and return None after that many steps / that many
     seconds of this call (checked at step boundaries), so that a run under a per-command time limit ends
-    cleanly and the next call resumes it exactly.
+    cleanly and the next call resumes it exactly.  Ctrl-C or SIGTERM: the same at the next step boundary,
+    then :class:`simulate.cli.Interrupted` is raised (naming the checkpoint).  The training and test data are
+    read and checked before the first step; a finished run removes its checkpoint.
 
     Launched by torchrun, every process calls this; only rank 0 writes files and returns the result
     (the other ranks return None).
@@ -581,6 +584,7 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | Non
     ckpt_path = out / "checkpoint.pt"
     ck = _resume_state(ckpt_path, cfg, ctx) if resume else None  # a bad checkpoint fails before any work
     x_train, y_train = load_dataset(cfg.dataset, data_dir, "train", cfg.train_limit)
+    test_data = load_test_split(cfg, data_dir) if cfg.test_limit > 0 and ctx.is_main else None
     stream = BatchStream(x_train, y_train, cfg, ctx)
     trainer = Trainer(cfg, ctx, stream.total_steps)
     progress: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "step_losses": [], "train_seconds": 0.0}
@@ -592,18 +596,25 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | Non
     bar = tqdm(total=stream.total_steps, initial=progress["epoch"] * stream.steps_per_epoch + progress["step"],
                disable=quiet or not ctx.is_main, desc=cfg.scheme, unit="step", dynamic_ncols=True)
     try:
-        done = _run_steps(trainer, stream, progress, StopRule(stop_after_steps, time_limit, ctx),
-                          lambda: trainer.save_checkpoint(ckpt_path, progress), bar, checkpoint_every)
+        with deferred_stop() as request:
+            done = _run_steps(trainer, stream, progress, StopRule(stop_after_steps, time_limit, ctx, request),
+                              lambda: trainer.save_checkpoint(ckpt_path, progress), bar, checkpoint_every)
     finally:
         bar.close()
-    result = _write_result(trainer, stream, progress, out, data_dir, quiet) if done and ctx.is_main else None
+    if not done and request:
+        D.shutdown(ctx)
+        raise Interrupted(ckpt_path if ctx.is_main else None, signum=request.signum)
+    result = None
+    if done and ctx.is_main:
+        result = _write_result(trainer, stream, progress, out, data_dir, quiet, test_data)
+        ckpt_path.unlink(missing_ok=True)  # the run is finished and written
     D.barrier(ctx)
     D.shutdown(ctx)
     return result
 
 
 def _write_result(trainer: Trainer, stream: BatchStream, progress: dict[str, Any], out: Path, data_dir,
-                  quiet: bool) -> dict[str, Any]:
+                  quiet: bool, test_data=None) -> dict[str, Any]:
     """Write ``<out>/model.pt`` and ``<out>/result.json`` (with the final evaluation if asked); the result."""
     from simulate.provenance import provenance, write_json
 
@@ -620,7 +631,8 @@ def _write_result(trainer: Trainer, stream: BatchStream, progress: dict[str, Any
         "model_file": "model.pt",
     }
     if cfg.test_limit > 0:
-        result["evaluation"] = evaluate_model(trainer.model, cfg, data_dir, trainer.device, quiet=quiet)
+        result["evaluation"] = evaluate_model(trainer.model, cfg, data_dir, trainer.device, quiet=quiet,
+                                              test_data=test_data)
     result["provenance"] = provenance(params=cfg, seeds={"seed": cfg.seed}, world_size=trainer.ctx.world_size)
     write_json(out / "result.json", result)
     return result
@@ -636,17 +648,24 @@ def default_eval_threats(cfg: TrainConfig) -> tuple[str, ...]:
     return tuple(t for t in cfg.threats if THREAT_MODELS[t].gradient_based) or ("linf", "l1", "l2")
 
 
-def evaluate_model(model, cfg: TrainConfig, data_dir, dev, *, quiet: bool = True) -> dict[str, Any]:
-    """Clean, per-threat, union and average accuracy on the first ``cfg.test_limit`` test images."""
+def load_test_split(cfg: TrainConfig, data_dir):
+    """The first ``cfg.test_limit`` test images of the final evaluation (CIFAR-10 JPEG runs: the lossless
+    subset)."""
     from .data import load_cifar10, load_dataset
+
+    if cfg.dataset == "cifar10_jpeg":  # train on JPEG, evaluate on the lossless subset
+        return load_cifar10(data_dir, "test", "subset", cfg.test_limit)
+    return load_dataset(cfg.dataset, data_dir, "test", cfg.test_limit)
+
+
+def evaluate_model(model, cfg: TrainConfig, data_dir, dev, *, quiet: bool = True, test_data=None) -> dict[str, Any]:
+    """Clean, per-threat, union and average accuracy on the first ``cfg.test_limit`` test images
+    (``test_data``: those images, already read)."""
     from .evaluate import clean_correct, robustness_matrix, summarize
     from .utils import stream_generator
 
     names = default_eval_threats(cfg)
-    if cfg.dataset == "cifar10_jpeg":  # train on JPEG, evaluate on the lossless subset
-        x, y = load_cifar10(data_dir, "test", "subset", cfg.test_limit)
-    else:
-        x, y = load_dataset(cfg.dataset, data_dir, "test", cfg.test_limit)
+    x, y = test_data if test_data is not None else load_test_split(cfg, data_dir)
     model.eval()
     clean = clean_correct(model, x, y, cfg.eval_batch_size, dev)
     threats = cfg.threat_objects(names)
@@ -728,6 +747,10 @@ def main(argv=None) -> int:
         parser.error(f"{flag_name(exc.field)}: {exc.message}")
     if args.evaluate_only and cfg.test_limit < 1:
         parser.error("--test-limit: --evaluate-only needs --test-limit >= 1")
+    if not args.evaluate_only and args.resume and (Path(args.out) / "result.json").exists() and not (
+            Path(args.out) / "checkpoint.pt").exists():
+        parser.error(f"--out: {str(args.out)!r} holds a finished run (result.json); choose another --out, "
+                     f"--evaluate-only to evaluate it again, or --no-resume to train it again")
     from .checkpoint import CheckpointError
     from .data import DataError
     from .utils import set_threads

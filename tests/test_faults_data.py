@@ -180,3 +180,19 @@ def test_unreadable_data_folder_one_line(tmp_path, data_dir):
     assert res.returncode == 2, res.stderr[-2000:]
     lines = res.stdout.strip().splitlines()
     assert len(lines) == 1 and str(folder / "mnist") in lines[0] and "ermission denied" in lines[0], res
+
+
+def test_a_truncated_test_file_is_noticed_before_training(tmp_path, data_dir, capsys):
+    from empirical import train
+
+    folder = _mnist_folder(tmp_path, data_dir)
+    raw = gzip.decompress((folder / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes())
+    with gzip.GzipFile(folder / "mnist" / "t10k-images-idx3-ubyte.gz", "wb", mtime=0) as fh:
+        fh.write(raw[: len(raw) // 2])  # cut in half
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--out", str(out), "--data-dir", str(folder), "--train-limit", "64", "--batch-size", "32",
+                    "--epochs", "1", "--test-limit", "10", "--quiet", "--threads", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "t10k-images" in err[0], err
+    assert not (out / "checkpoint.pt").exists() and not (out / "model.pt").exists()  # no step was taken

@@ -30,6 +30,8 @@ CASES = {
     "simulate.protocol": (["--quiet", "--no-mc", "--out", "{out}"], ".json"),
     "simulate.mc_committee": (["--quiet", "--out", "{out}"], ".json"),
     "simulate.sweep": (["--grid", "rho=1:2:2", "--alphas", "1", "--quiet", "--out", "{out}"], ".nc"),
+    "simulate.multinorm.command": (["--quiet", "--out", "{out}"], ".json"),
+    "simulate.multinorm.endstates": (["--quiet", "--out", "{out}"], ".json"),
     "empirical.evaluate": (["--weights", "{tmp}/w.pt", "--quiet", "--out", "{out}"], ".json"),
     "empirical.budget_curves": (["--runs", "{tmp}", "--quiet", "--out", "{out}"], ".json"),
     "empirical.online": (["--quiet", "--out", "{stem}"], ".json"),
@@ -64,7 +66,7 @@ def test_every_command_with_an_out_is_covered():
             text = path.read_text()
             if rel not in HELPERS and ('"--out"' in text or "add_output_arguments(" in text):
                 declared.add(path.resolve())
-    covered = {Path(inspect.getsourcefile(importlib.import_module(m).main)).resolve()
+    covered = {Path(inspect.getsourcefile(inspect.unwrap(importlib.import_module(m).main))).resolve()
                for m in [*CASES, *NO_OVERWRITE_CHECK]}
     assert declared <= covered, sorted(str(p) for p in declared - covered)
 

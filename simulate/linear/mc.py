@@ -57,7 +57,7 @@ from ..core.cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_pa
                   one_line_errors,
                   params_from_args, params_line, real, table_indices)
 from ..core.provenance import atomic_write, check_output, output_lock, provenance, write_result
-from ..core.cli import command
+from ..core.cli import Interrupted, command, deferred_stop
 
 __all__ = ["ENGINES", "MCResult", "Execution", "Unfinished", "run_mc", "validate_run", "alpha_steps", "main",
            "QUANTITIES", "UNFINISHED", "drive", "execution_from", "replica_stats"]
@@ -525,7 +525,8 @@ def drive(eng: _Engine, steps: np.ndarray, M: int, signature: str, quantities, e
     starting at step t (a schedule break) and ``on_record(values)`` sees every record.  Execution ``ex``: the
     tqdm bar, numba threads, the checkpoint (``signature`` guards it; resumed when it exists, written every
     ``checkpoint_every`` seconds, at a stop and at the end, atomically) and stopping early (raises
-    :class:`Unfinished` after saving).  Returns the records {name: (len(steps), M)} and the wall time.
+    :class:`Unfinished` after saving; Ctrl-C or SIGTERM stop at the next chunk boundary, save and raise
+    :class:`simulate.cli.Interrupted`).  Returns the records {name: (len(steps), M)} and the wall time.
     """
     rec = {q: np.full((steps.size, M), np.nan) for q in quantities}
     t, k = 0, 0  # steps done, records done
@@ -569,8 +570,13 @@ def drive(eng: _Engine, steps: np.ndarray, M: int, signature: str, quantities, e
 
         previous_threads = numba.get_num_threads()
         numba.set_num_threads(ex.threads)
+    handlers = contextlib.ExitStack()
     try:
+        stop = handlers.enter_context(deferred_stop())  # Ctrl-C / SIGTERM end the loop at a chunk boundary
         while k < steps.size:
+            if stop:
+                save()
+                raise Interrupted(ckpt, signum=stop.signum)
             if t == steps[k]:
                 values = eng.observe()
                 for q in quantities:
@@ -596,6 +602,7 @@ def drive(eng: _Engine, steps: np.ndarray, M: int, signature: str, quantities, e
                 save()
                 last_save = time.monotonic()
     finally:
+        handlers.close()
         if bar is not None:
             bar.close()
         if previous_threads is not None:
@@ -830,6 +837,8 @@ def main(argv=None) -> int:
             write_mc_result(res, args.out, run_args)
             if not args.quiet:
                 print(f"wrote {args.out}")
+        if args.checkpoint is not None:  # the run is finished and written: its checkpoint has done its job
+            args.checkpoint.unlink(missing_ok=True)
     return 0
 
 
