@@ -96,7 +96,7 @@ def test_mc_signal_resumes_bit_identically(sig, tmp_path):
 def test_mc_committee_sigint_is_one_line(tmp_path):
     run = Run("simulate.mc_committee", ["--N", "200", "--replicas", "2"], tmp_path)
     run.wait_for(lambda: run.err)  # its progress bar has started
-    rc, err = run.stop(signal.SIGINT)
+    rc, err = run.stop(signal.SIGINT, timeout=240)  # the stop waits for a chunk (or numba's first compilation)
     err = [line for line in err if "Ctrl-C" in line or "Traceback" in line or "Error" in line]
     assert rc == 130
     _one_clean_line(err, "stopped by Ctrl-C")
