@@ -15,7 +15,7 @@ from theory.params import Params
 
 from ..core.cli import ArgumentParser
 from .ode import integrate
-from .cli import command
+from ..core.cli import command
 
 __all__ = ["TALK_SCENARIOS", "EPS_TEST", "REPORT_ALPHAS", "scenario_table", "main"]
 
