@@ -139,7 +139,7 @@ def test_kernel_equals_numpy(preset, K, attack, rule):
 
 def test_command_without_numba(monkeypatch, capsys):
     """With numba unavailable the command falls back to numpy, says so, and prints the same table."""
-    import simulate.committee as sc
+    from simulate.committee import ode as sc
 
     argv = ["--preset", "talk", "--K", "2", "--alpha-max", "4", "--alpha-step", "2", "--no-errors"]
     assert sc.main(argv) == 0

@@ -117,7 +117,7 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
     L, P = _sqrt_gram(Q)
     eps = p.eps if attack_in_average else 0.0
     parts = []
-    for mix, r in rule_parts(state, p, rule):  # one part, or one per cluster for a line rule
+    for mix, r in rule_parts(state, p, rule, _compiled_line_nodes):  # one part, or one per cluster (line rule)
         parts.append(committee_averages(r.nodes, r.weights, r.blocks, np.ascontiguousarray(L),
                                         np.ascontiguousarray(P @ R), np.ascontiguousarray(mix.means @ R.T - b),
                                         np.ascontiguousarray(mix.means, float), mix.priors, mix.variances,
@@ -125,6 +125,20 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
                                         np.ascontiguousarray(b, float), np.ascontiguousarray(v, float), float(eps),
                                         int(p.pgd_steps), float(p.pgd_step)))
     return tuple(sum(a[i] for a in parts) for i in range(5))
+
+
+def _compiled_line_nodes(zb, zd, mean, Lz, tau, v, outer_w):
+    """theory.committee.ode.line_nodes_on by the compiled kernel, with theory's constants of the line rule."""
+    from scipy.special import roots_legendre
+
+    from theory.committee import ode as tco
+
+    from ..kernels.committee_drift import committee_line_nodes
+
+    xg, wg = roots_legendre(tco.LINE_GL)
+    return committee_line_nodes(zb, zd, mean, Lz, float(tau), np.ascontiguousarray(v, float), outer_w,
+                                float(tco.LINE_T), int(tco.LINE_PANELS), int(tco.LINE_GRID), int(tco.LINE_NEWTON),
+                                xg, wg)
 
 
 def _numba_available() -> bool:

@@ -125,3 +125,82 @@ def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, varianc
                 Eb[blk, k] += we
                 Ev[blk, k] += W * err * er[k]
     return A, EU, EE, Eb, Ev
+
+
+@nb.njit(cache=True, fastmath=False)
+def committee_line_nodes(zb, zd, mean, Lz, tau, v, outer_w, T, panels, grid, newton, xg, wg):
+    """Compiled :func:`theory.committee.ode.line_nodes_on`: the line rule's nodes zeta (M, K) and weights of one
+    cluster, the same steps in the same order (sign changes of sigma - tau on ``grid`` points of [-T, T], secant
+    point and ``newton`` Newton steps clipped to the bracket, panels split at the roots, Gauss-Legendre xg, wg)."""
+    Mo, K = zb.shape
+    n = xg.size
+    tg = np.linspace(-T, T, grid)
+    edges = np.linspace(-T, T, panels + 1)
+    dl = np.zeros(K)
+    for k in range(K):
+        for j in range(K):
+            dl[k] += zd[j] * Lz[j, k]
+    roots = np.empty((Mo, grid))
+    nroot = np.zeros(Mo, np.int64)
+    F = np.empty(grid)
+    z = np.empty(K)
+    lam = np.empty(K)
+    for m in range(Mo):
+        for i in range(grid):
+            for j in range(K):
+                z[j] = zb[m, j] + tg[i] * zd[j]
+            s = 0.0
+            for k in range(K):
+                acc = 0.0
+                for j in range(K):
+                    acc += z[j] * Lz[j, k]
+                s += v[k] * math.erf(mean[k] + acc)
+            F[i] = s - tau
+        for i in range(grid - 1):
+            if (F[i] > 0) != (F[i + 1] > 0):
+                lo, hi = tg[i], tg[i + 1]
+                r = lo + (hi - lo) * F[i] / (F[i] - F[i + 1])
+                for _ in range(newton):
+                    f = 0.0
+                    df = 0.0
+                    for j in range(K):
+                        z[j] = zb[m, j] + r * zd[j]
+                    for k in range(K):
+                        acc = 0.0
+                        for j in range(K):
+                            acc += z[j] * Lz[j, k]
+                        lam[k] = mean[k] + acc
+                        f += v[k] * math.erf(lam[k])
+                        df += v[k] * _TWO_OVER_SQRT_PI * math.exp(-lam[k] * lam[k]) * dl[k]
+                    f -= tau
+                    step = f / df if df != 0.0 else 0.0
+                    r = min(max(r - step, lo), hi)
+                roots[m, nroot[m]] = r
+                nroot[m] += 1
+    total = 0
+    for m in range(Mo):
+        total += (panels + nroot[m]) * n
+    Z = np.empty((total, K))
+    Wt = np.empty(total)
+    pos = 0
+    norm = 1.0 / math.sqrt(2.0 * math.pi)
+    for m in range(Mo):
+        pts = np.empty(panels + 1 + nroot[m])
+        pts[:panels + 1] = edges
+        pts[panels + 1:] = roots[m, :nroot[m]]
+        pts.sort()
+        for i in range(pts.size - 1):
+            a, bnd = pts[i], pts[i + 1]
+            if not bnd > a:
+                continue
+            half = 0.5 * (bnd - a)
+            mid = 0.5 * (bnd + a)
+            for q in range(n):
+                t = mid + half * xg[q]
+                w = (half * wg[q]) * math.exp(-0.5 * t * t) * norm * outer_w[m]
+                if w > 0:
+                    for j in range(K):
+                        Z[pos, j] = zb[m, j] + t * zd[j]
+                    Wt[pos] = w
+                    pos += 1
+    return Z[:pos], Wt[:pos]

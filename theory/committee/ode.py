@@ -528,6 +528,23 @@ def attack_fields(lam, tau, Q, v, eps: float, steps: int = 1, step: float = 1.0)
 LINE_T, LINE_PANELS, LINE_GL, LINE_GRID, LINE_NEWTON = 8.0, 12, 4, 65, 6
 
 
+def line_geometry(state: State, p: CommitteeParams, rule: Rule, c: int):
+    """The lines of cluster c: feet zb (Mo, K) (the outer nodes in the complement of u), direction u (K,) along
+    grad sigma at the cluster's mean field (in the coordinates zeta), and lambda = mean + zeta @ Lz."""
+    mix = p.mixture()
+    Q, R, b, v = state
+    K = p.K
+    L, _ = _sqrt_gram(Q)
+    sd = math.sqrt(mix.variances[c])
+    mean = mix.means[c] @ R.T - b
+    grad = sd * L.T @ (v * np.exp(-mean * mean))
+    if not np.linalg.norm(grad) > 1e-12:
+        grad = np.eye(K)[0]
+    basis = np.linalg.qr(np.column_stack([grad, np.eye(K)]))[0][:, :K]
+    return (np.ascontiguousarray(rule.nodes @ basis[:, 1:].T), np.ascontiguousarray(basis[:, 0]),
+            np.ascontiguousarray(mean), np.ascontiguousarray(L.T * sd), float(mix.labels[c]))
+
+
 def line_nodes(state: State, p: CommitteeParams, rule: Rule, c: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes zeta (M, K) and weights of the line rule for cluster c: lines through the outer Gauss-Hermite nodes
     along the direction u of grad sigma at the cluster's mean field (in the coordinates zeta), on each line a
@@ -535,21 +552,15 @@ def line_nodes(state: State, p: CommitteeParams, rule: Rule, c: int) -> tuple[np
     direction g/|g|, g ~ (sigma - tau) v erf'(lambda), flips and the integrand jumps; splitting there makes the
     quadrature exact up to the smooth parts' error and the drift continuous in the state.  (For PGD with s > 1
     the later steps' sign changes are not split.)"""
+    zb, zd, mean, Lz, tau = line_geometry(state, p, rule, c)
+    return line_nodes_on(zb, zd, mean, Lz, tau, state.v, rule.weights)
+
+
+def line_nodes_on(zb, zd, mean, Lz, tau, v, outer_w):
+    """:func:`line_nodes` from the geometry of :func:`line_geometry` and the outer weights."""
     from scipy.special import roots_legendre
 
-    mix = p.mixture()
-    Q, R, b, v = state
-    K = p.K
-    L, _ = _sqrt_gram(Q)
-    sd, tau = math.sqrt(mix.variances[c]), mix.labels[c]
-    mean = mix.means[c] @ R.T - b
-    grad = sd * L.T @ (v * np.exp(-mean * mean))
-    if not np.linalg.norm(grad) > 1e-12:
-        grad = np.eye(K)[0]
-    basis = np.linalg.qr(np.column_stack([grad, np.eye(K)]))[0][:, :K]
-    zb = rule.nodes @ basis[:, 1:].T  # (Mo, K): the feet of the lines
-    zd = basis[:, 0]
-    Lz = L.T * sd
+    K = zd.size
 
     def g(z):
         return _output(mean + z @ Lz, v) - tau
@@ -588,22 +599,24 @@ def line_nodes(state: State, p: CommitteeParams, rule: Rule, c: int) -> tuple[np
     xg, wg = roots_legendre(LINE_GL)
     half = 0.5 * (bnd - a)
     t = (0.5 * (bnd + a))[..., None] + half[..., None] * xg  # (Mo, I, n)
-    w = (half[..., None] * wg) * np.exp(-0.5 * t * t) / math.sqrt(2 * math.pi) * rule.weights[:, None, None]
+    w = (half[..., None] * wg) * np.exp(-0.5 * t * t) / math.sqrt(2 * math.pi) * outer_w[:, None, None]
     w = w * ok[..., None]
     z = zb[:, None, None, :] + t[..., None] * zd
     keep = w.ravel() > 0
     return np.ascontiguousarray(z.reshape(-1, K)[keep]), w.ravel()[keep]
 
 
-def rule_parts(state: State, p: CommitteeParams, rule: Rule):
+def rule_parts(state: State, p: CommitteeParams, rule: Rule, nodes_fn=None):
     """(mixture, rule) pairs whose averages add up to the drift's: the whole mixture with the rule, or for a
-    line rule one cluster at a time with its own nodes (:func:`line_nodes`)."""
+    line rule one cluster at a time with its own nodes (:func:`line_nodes`; ``nodes_fn`` another implementation
+    of :func:`line_nodes_on`, e.g. a compiled one)."""
     mix = p.mixture()
     if not rule.name.startswith("line:"):
         return [(mix, rule)]
     parts = []
     for c in range(len(mix.priors)):
-        z, w = line_nodes(state, p, rule, c)
+        z, w = line_nodes(state, p, rule, c) if nodes_fn is None else nodes_fn(*line_geometry(state, p, rule, c),
+                                                                                  state.v, rule.weights)
         sub = Mixture(*(np.ascontiguousarray(a[c:c + 1]) for a in mix))
         parts.append((sub, Rule(rule.name, z, w, 1)))
     return parts
