@@ -110,3 +110,73 @@ for _preset, _desc in (("talk", "committee machine K=2 on the talk's data (prior
                        ("xor", "committee machine K=4 on xor: plateau and specialisation of the hidden units, "
                                "standard vs adversarial, ODE and Monte Carlo")):
     register(FigureSpec(f"committee_{_preset}", _desc, _params(_preset), _compute, _plot))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The plateau against the training budget: a sweep of the committee engine (simulate.sweep)
+# ---------------------------------------------------------------------------------------------------
+def _plateau_params(quick: bool) -> dict:
+    """The xor case of the physics tables (K = 4); --quick: K = 2, two budgets, alpha <= 40 (the code path, in
+    seconds: the K = 4 error integrals take seconds each)."""
+    base = table_cases()["xor-K4-standard"]
+    if quick:
+        base = base.replace(K=2)
+    return {"base": base.as_dict(), "eps_test": 0.3, "plateau_E": 0.4,
+            "eps": [0.0, 0.3] if quick else [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+            "eta_w": [0.4] if quick else [0.2],
+            "alpha_max": 40.0 if quick else 400.0, "alpha_step": 20.0 if quick else 25.0}
+
+
+def _plateau_compute(params: dict) -> dict:
+    import json
+
+    from simulate.sweep import Grid, run_sweep
+
+    alphas = np.arange(params["alpha_step"], params["alpha_max"] + 0.5 * params["alpha_step"], params["alpha_step"])
+    fixed = {k: (json.dumps(v) if k in ("R0", "Q0", "b0", "v0") else v) for k, v in params["base"].items()
+             if k not in ("eps", "eta_w")}
+    grid = Grid((("eta_w", tuple(params["eta_w"])), ("eps", tuple(params["eps"]))), fixed)
+    ds, _ = run_sweep("committee", grid, {"alphas": list(alphas), "eps_test": params["eps_test"],
+                                          "plateau_E": params["plateau_E"]}, progress=False)
+    return {"alpha": alphas, "eps": np.asarray(params["eps"]), "eta_w": np.asarray(params["eta_w"]),
+            "E": ds["E"].values, "S": ds["S"].values, "Rmax": ds["Rmax"].values,
+            "alpha_plateau_end": ds["alpha_plateau_end"].values}
+
+
+def _plateau_plot(data: dict, params: dict):
+    import matplotlib.pyplot as plt
+
+    eps, etas, a = data["eps"], data["eta_w"], data["alpha"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), constrained_layout=True)
+    ax = axes[0]
+    colors = series_colors(len(etas))
+    top = params["alpha_max"]
+    for j, eta in enumerate(etas):
+        end = data["alpha_plateau_end"][j]
+        ok = np.isfinite(end)
+        ax.plot(eps[ok], end[ok], "o-", color=colors[j], lw=1.4, ms=5, label=f"eta_w = {eta:g}: E < "
+                f"{params['plateau_E']:g} first at this alpha")
+        if np.any(~ok):
+            ax.plot(eps[~ok], np.full((~ok).sum(), top), "^", color=colors[j], ms=8, mfc="none",
+                    label=f"eta_w = {eta:g}: still on the plateau at alpha = {top:g}")
+    ax.set_xlabel("training budget eps (FGSM-l2)")
+    ax.set_ylabel(r"end of the plateau: first $\alpha$ with E < " + f"{params['plateau_E']:g}")
+    ax.set_ylim(0, top * 1.08)
+    ax.set_title("length of the plateau against the training budget", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
+    ax = axes[1]
+    im = ax.pcolormesh(a, eps, data["E"][0], shading="nearest", cmap="viridis", vmin=0.0, vmax=0.5)
+    ax.contour(a, eps, data["E"][0], levels=[params["plateau_E"]], colors="w", linewidths=1.2)
+    ax.set_xlabel(r"$\alpha$ = steps/N")
+    ax.set_ylabel("training budget eps")
+    ax.set_title(f"test error E(alpha, eps) at eta_w = {etas[0]:g} (white: E = {params['plateau_E']:g})", fontsize=10)
+    fig.colorbar(im, ax=ax, label="E")
+    p = CommitteeParams(**params["base"])
+    fig.suptitle(f"Soft committee machine on xor, K = {p.K}: end of the plateau against the training budget\n"
+                 f"(ODE through the committee sweep engine; eta_b = {p.eta_b:g}, b0 = {p.b0[0]:g}, "
+                 f"S at eps_test = {params['eps_test']:g})", fontsize=11)
+    return fig
+
+
+register(FigureSpec("committee_plateau", "committee machine K=4 on xor: end of the plateau against the training "
+                    "budget eps, a sweep of the committee engine", _plateau_params, _plateau_compute, _plateau_plot))

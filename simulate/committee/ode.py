@@ -14,9 +14,10 @@ flags but not the state (R, b against Q, R, b, v of shape K x D), and a flag wou
 linear command (eps_law, loss, erf_scale, non_robust_only) conditional.
 
 Accuracy: the drift's Gaussian average uses the rule of ``--rule`` (default theory.committee.DEFAULT_RULES: a
-Gauss-Hermite product grid for K <= 2, randomised quasi-Monte Carlo with 8 scrambled blocks for K >= 3 and where
-the integrand jumps); ``--quad-error`` prints the estimated relative quadrature error of the drift on each row
-and ``--quad-tol`` refines the rule until the estimate at the start is below the tolerance.  The right-hand
+Gauss-Hermite product grid for K <= 2, randomised quasi-Monte Carlo with 8 scrambled blocks for K >= 3, and where
+the integrand jumps (sum |v| > 1 or v learning) the line rule that splits every line at the jump);
+``--quad-error`` prints the estimated relative quadrature error of the drift on each row and ``--quad-tol``
+refines the rule until the estimate at the start is below the tolerance.  The right-hand
 side runs in a compiled numba kernel when numba is installed (``--backend``; the numpy reference otherwise, the
 same numbers to 1e-12).  Solver: LSODA, rtol 1e-6, atol 1e-8 (fewer CPU seconds than RK45 on the talk and xor
 cases, bench/committee.py).  The fixed point near the final state is searched only with ``--fixed-point``.
@@ -332,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     quad = parser.add_argument_group("quadrature of the drift (theory.committee.drift_rule)")
     quad.add_argument("--rule", type=_rule_arg, default=None, metavar="RULE",
                       help="'gh:N' (Gauss-Hermite, N per dimension), 'qmc:M' (2^M Sobol points and mirrors) or "
-                           "'rqmc:M:R' (R scrambled Sobol blocks of 2^M points, with a standard error) "
-                           "[by K and attack: theory.committee.DEFAULT_RULES]")
+                           "'rqmc:M:R' (R scrambled Sobol blocks of 2^M points, with a standard error) or "
+                           "'line:N' (lines through an N-per-dimension Gauss-Hermite grid, split where the "
+                           "integrand jumps) [by K and attack: theory.committee.default_rule]")
     quad.add_argument("--quad-tol", type=number(float, 1e-12, 0.5, lo_open=True, why="a relative error estimate: "
                       "below 1e-12 rounding dominates, above 0.5 the drift is not resolved"), default=None,
                       metavar="X", help="refine the rule until the estimated relative error of the drift at the "
