@@ -61,3 +61,68 @@ def test_particles_keep_gaussian_laws_gaussian(scheme):
     for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union"):
         assert np.max(np.abs(par[k] - ref[k])) < tol.MULTINORM_REDUCTION, k
     assert np.max(np.abs(par["Q_law"] + par["w0"] ** 2 - 1)) < tol.MULTINORM_REDUCTION
+
+
+def test_fv_and_particles_agree_adv_inf():
+    """adv_inf at d = inf, alpha = 3 (the law has turned non-Gaussian: the sign drift's cusp at 0): the finite
+    volumes, Richardson-extrapolated from 400 and 800 cells (second order), against the quantile particles
+    (800) on every reported quantity.  Measured: |difference| <= 2.2e-5 (ubar); the issue asks for 1e-4."""
+    p = MultinormParams(scheme="adv_inf")
+    al = [0.0, 1.5, 3.0]
+    kw = dict(snapshots=False, rtol=1e-10, atol=1e-12)
+    f1, f2 = (solve(p, al, math.inf, "fv", n=n, **kw) for n in (400, 800))
+    par = solve(p, al, math.inf, "particles", n=800, **kw)
+    for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union"):
+        rich = f2[k] + (f2[k] - f1[k]) / 3.0
+        assert np.max(np.abs(rich - par[k])) < tol.MULTINORM_SOLVERS, k
+
+
+def test_gaussian_closure_is_not_the_theory_for_adv_inf():
+    """The Gaussian closure (E sign u, E|u| of a Gaussian) and the dynamics without the diffusion term depart
+    from the solution of the Fokker-Planck equation under adv_inf (by far more than the solvers' 1e-4) and agree
+    with it under std, where the law stays Gaussian."""
+    al = [0.0, 3.0, 6.0]
+    kw = dict(snapshots=False, rtol=1e-9, atol=1e-12)
+    p = MultinormParams(scheme="adv_inf")
+    full = solve(p, al, math.inf, "fv", n=400, **kw)
+    clos = solve(p, al, math.inf, "gauss_closure", **kw)
+    nodiff = solve(p, al, math.inf, "no_diffusion", n=400, **kw)
+    assert np.max(np.abs(clos["w0"] - full["w0"])) > 100 * tol.MULTINORM_SOLVERS
+    assert np.max(np.abs(nodiff["w0"] - full["w0"])) > 100 * tol.MULTINORM_SOLVERS
+    q = MultinormParams(scheme="std")
+    a, b = solve(q, al, math.inf, "particles", n=100, **kw), solve(q, al, math.inf, "gauss_closure", **kw)
+    assert np.max(np.abs(a["w0"] - b["w0"])) < tol.MULTINORM_REDUCTION
+
+
+@pytest.fixture(scope="module")
+def end_states():
+    """The seven schemes at d = inf to alpha = 50 (finite volumes, 200 cells: the bounds below hold for any
+    state, so a coarse trajectory suffices)."""
+    return {s: solve(MultinormParams(scheme=s), [0.0, 25.0, 50.0], math.inf, "fv", n=200, snapshots=False,
+                     rtol=1e-6, atol=1e-9) for s in ("std", "adv_inf", "adv_1", "adv_2", "avg", "max", "sat")}
+
+
+def test_end_states_respect_the_static_theory(end_states):
+    """Union accuracy <= best_union_accuracy_all_classifiers (the coupling bound, every classifier), and the
+    point (l_inf accuracy, l_1 accuracy) on or below the concave envelope of the linear frontier of
+    theory.tradeoff_lp (an upper bound on every linear classifier's frontier, up to its grid); d = 10^6 stands
+    for d = inf in the static model (the l_inf radius e/sqrt(d) enters only through e |w|_1/sqrt(d))."""
+    from theory.tradeoff import Threat
+    from theory.tradeoff_lp import LpModel, best_union_accuracy_all_classifiers, frontier
+    p = MultinormParams()
+    d = 10**6
+    model = LpModel(d=d, a=p.a, p0=p.p0)
+    tinf, t1 = Threat("linf", p.e / math.sqrt(d)), Threat("l1", p.eps1)
+    upper = best_union_accuracy_all_classifiers(model, tinf.eps, t1.eps)[1]
+    fr = frontier(model, tinf, t1)
+    for s, r in end_states.items():
+        acc_u, acc_inf, acc_1 = 1 - r["union"], 1 - r["S_inf"], 1 - r["S_1"]
+        assert np.all(acc_u <= upper + 1e-12), s
+        env = np.interp(acc_inf, fr.t, fr.envelope)
+        assert np.all(acc_1 <= env + tol.MULTINORM_FRONTIER_GRID), s
+        if s not in ("avg", "sat"):
+            # |w| = 1: E u^2 + w0^2 = 1 up to the discretisation.  Not under avg and sat at d = inf: their laws
+            # grow a heavy tail (the linear drift g turns positive) that leaves the grid of xi = u/sigma in [-8, 8]
+            # (measured 0.025 and 0.011 at alpha = 50 with 400 cells; docs/multinorm.md, what is open)
+            assert np.all(np.abs(r["Q_law"] + r["w0"] ** 2 - 1) < 5e-3), s
+        assert np.all(np.abs(r["ubar"]) <= r["L1"] + 1e-12) and np.all(r["L1"] ** 2 <= r["Q_law"] + 1e-9), s

@@ -4,7 +4,7 @@
     D = B/2,  pi(u) = F(|u|)^(d-1) 1{|u| > |u0|}  (the chance that a weak weight at u is the l_1 attack's
     coordinate; F the law of |u|, u0 = sqrt(d) w0).
 
-FiniteVolumes (Eulerian): cell masses on a uniform grid of [-U, U] with a face at u = 0.  The flux through a
+FiniteVolumes (Eulerian): cell masses on a grid of [-U, U] (refined at 0) with a face at u = 0.  The flux through a
 face is the exact stationary flux of the drift-diffusion between the two neighbouring cell centres with the
 drift constant on each half (Scharfetter-Gummel with two segments): the sign(u) jump sits on the face u = 0 and
 is resolved exactly, and the scheme is second order in the cell width elsewhere.  Zero flux at +-U.
@@ -72,14 +72,19 @@ class FiniteVolumes:
 
     name = "fv"
 
-    def __init__(self, n: int = 400, U: float = 8.0):
+    def __init__(self, n: int = 400, U: float = 8.0, stretch: float = 3.0):
         if n % 2:
             raise ValueError("n must be even (a face at u = 0)")
         self.n, self.U = n, U
-        self.h = 2.0 * U / n
-        self.faces = np.linspace(-U, U, n + 1)
+        # faces U sinh(c t)/sinh(c), t uniform on [-1, 1]: cells sinh(c)/c times finer at 0 (the cusp of the
+        # l_inf-trained laws) than a uniform grid, coarser in the tails; symmetric, a face at 0
+        t = np.linspace(-1.0, 1.0, n + 1)
+        self.faces = U * np.sinh(stretch * t) / math.sinh(stretch) if stretch > 0 else U * t
+        self.faces[n // 2] = 0.0
+        self.hc = np.diff(self.faces)
+        self.h = self.hc  # cell widths
         self.uc = 0.5 * (self.faces[1:] + self.faces[:-1])
-        self.t_faces = self.faces[n // 2:]  # 0, h, ..., U: |u| at the faces
+        self.t_faces = self.faces[n // 2:]  # 0, ..., U: |u| at the faces
 
     def initial(self, mean: float, var: float, sigma: float = 1.0) -> np.ndarray:
         """Cell masses of u ~ N(mean, var) in xi = u/sigma."""
@@ -92,7 +97,7 @@ class FiniteVolumes:
         """(ubar, L1, E u^2) with the density constant in each cell (exact for |u|: no cell straddles 0)."""
         ubar = float(self.uc @ m)
         L1 = float(np.abs(self.uc) @ m)
-        Q = float((self.uc**2 + self.h**2 / 12.0) @ m)
+        Q = float((self.uc**2 + self.hc**2 / 12.0) @ m)
         return sigma * ubar, sigma * L1, sigma * sigma * Q
 
     def folded_cdf(self, m, sigma: float = 1.0):
@@ -104,18 +109,23 @@ class FiniteVolumes:
         tf = sigma * self.t_faces
         return lambda t: np.interp(t, tf, F)
 
+    def dL1(self, m, sigma: float = 1.0):
+        """d L1 / d m (L1 is linear in the masses)."""
+        return sigma * np.abs(self.uc)
+
     def top(self, m, sigma: float = 1.0) -> float:
         return sigma * self.U
 
     def density(self, m, sigma: float = 1.0):
-        return sigma * self.uc, m / (self.h * sigma)
+        return sigma * self.uc, m / (self.hc * sigma)
 
     def rhs(self, m, co, u0: float, d: float, Fcdf=None, diffusion: bool = True, sigma: float = 1.0,
             dsigma: float = 0.0):
         """dm/dalpha for the coefficients ``co`` (f, g, kappa, K, B); sigma' = dsigma."""
-        h = self.h
+        hc = self.hc
         uf = self.faces[1:-1]
-        uL, uR = uf - 0.25 * h, uf + 0.25 * h
+        lL, lR = 0.5 * hc[:-1], 0.5 * hc[1:]  # the two half segments between the cell centres
+        uL, uR = uf - 0.5 * lL, uf + 0.5 * lR
 
         def A(xi):
             u = sigma * xi
@@ -127,22 +137,21 @@ class FiniteVolumes:
             return a / sigma - (dsigma / sigma) * xi
 
         AL, AR = A(uL), A(uR)
-        rho = m / h
+        rho = m / hc
         rl, rr = rho[:-1], rho[1:]
         D = 0.5 * co.B / sigma**2 if diffusion else 0.0
         if D > 0.0:
-            l = 0.5 * h
-            a1, a2 = AL * l / D, AR * l / D
+            a1, a2 = AL * lL / D, AR * lR / D
             S = a1 + a2
-            # J = D (rl e^S - rr) / (l E(a1) e^a2 + l E(a2)), E(x) = (e^x - 1)/x; rescaled by e^-S when S > 0
+            # J = D (rl e^S - rr) / (lL E(a1) e^a2 + lR E(a2)), E(x) = (e^x - 1)/x; rescaled by e^-S when S > 0
             pos = S > 0
             with np.errstate(over="ignore", invalid="ignore"):
                 # both branches are evaluated by np.where: the exponents are clipped where not selected
                 eS = np.exp(-np.clip(np.abs(S), 0.0, 700.0))
                 num = np.where(pos, rl - rr * eS, rl * eS - rr)
-                den_pos = _expm1_over(-a1) + np.exp(np.clip(-a1, None, 700.0)) * _expm1_over(-a2)
-                den_neg = _expm1_over(a1) * np.exp(np.clip(a2, None, 700.0)) + _expm1_over(a2)
-                J = D * num / (l * np.where(pos, den_pos, den_neg))
+                den_pos = lL * _expm1_over(-a1) + lR * np.exp(np.clip(-a1, None, 700.0)) * _expm1_over(-a2)
+                den_neg = lL * _expm1_over(a1) * np.exp(np.clip(a2, None, 700.0)) + lR * _expm1_over(a2)
+                J = D * num / np.where(pos, den_pos, den_neg)
         else:  # upwind with the drifts of the two half segments
             J = np.maximum(AL, 0.0) * rl + np.minimum(AR, 0.0) * rr
         out = np.zeros_like(m)
@@ -167,6 +176,10 @@ class Quantiles:
 
     def initial(self, mean: float, var: float, sigma: float = 1.0) -> np.ndarray:
         return mean + math.sqrt(var) * self.s
+
+    def dL1(self, X, sigma: float = 1.0):
+        """d L1 / d X_k, approximately (the trapezoid weights of |X|)."""
+        return self.w * np.sign(X)
 
     def top(self, X, sigma: float = 1.0) -> float:
         return float(np.max(np.abs(X)))

@@ -9,8 +9,8 @@
                (w0, b, mean, variance)
 - 'gauss_closure'  the Gaussian closure applied to every scheme (E sign u and E|u| of N(mean, variance)); exact
                only for std and adv_2 (a deliberately incomplete model, for comparison)
-- 'no_diffusion'   the particles without the eta_w^2 diffusion term (each weak weight follows its mean drift;
-               a deliberately incomplete model, for comparison)
+- 'no_diffusion'   the finite volumes (upwind) without the eta_w^2 diffusion term (each weak weight follows
+               its mean drift; a deliberately incomplete model, for comparison)
 
 Switching.  Two right-hand sides are discontinuous in the state and are solved in Filippov's sense (the
 chattering of the per-example choice averages out in the large-d limit): 'max' switches between its l_inf
@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 from scipy.integrate import solve_ivp
-from scipy.sparse import diags, lil_matrix
+from scipy.sparse import csc_matrix
 from scipy.special import erf
 
 from .drift import Coefficients, coefficients, scheme_modes
@@ -100,10 +100,12 @@ class _System:
         dlaw = self.law.rhs(y[2:], co, u0, self.d, st["Fcdf"], self.diffusion, st["sigma"], dsig)
         return np.concatenate(([dw0, co.db], dlaw))
 
-    def __call__(self, alpha, y):
+    def resolve(self, y):
+        """(statistics, the coefficients in force, y') at the state y."""
         st = self.stats(y)
         if len(self.modes) == 1:
-            return self.mode_field(y, st, *self.modes[0])[1]
+            co, F = self.mode_field(y, st, *self.modes[0])
+            return st, co, F
         # 'max': l_inf where Delta_inf >= Delta_1, l_1 otherwise, Filippov sliding on the surface
         (co_p, F_p), (co_m, F_m) = (self.mode_field(y, st, *m) for m in self.modes)
         g = self.switch(st)
@@ -112,14 +114,80 @@ class _System:
             theta = float(np.clip((-g / TAU - s_m) / (s_p - s_m), 0.0, 1.0))
         else:
             theta = 1.0 if g >= 0.0 else 0.0
-        self.last_theta = theta
-        if theta in (0.0, 1.0):
-            return F_p if theta == 1.0 else F_m
-        return self._field(y, st, co_p.combine(co_m, theta))
+        self._slide = None
+        if theta == 1.0:
+            return st, co_p, F_p
+        if theta == 0.0:
+            return st, co_m, F_m
+        self._slide = (F_p - F_m, s_p - s_m, g)
+        co = co_p.combine(co_m, theta)
+        return st, co, self._field(y, st, co)
 
-    def _dswitch(self, y, g, F, h=1e-7):
-        """d(Delta_inf - Delta_1)/dalpha along the field F (a one-sided difference)."""
-        return (self.switch(self.stats(y + h * F)) - g) / h
+    def __call__(self, alpha, y):
+        return self.resolve(y)[2]
+
+    def jac(self, alpha, y):
+        """An approximate Jacobian for the Newton iterations of BDF: the law's block is the discretised
+        Fokker-Planck operator with the coefficients and the law of |u| frozen (tridiagonal, by three grouped
+        differences); the (w0, b) columns by differences of the whole field; the mean-field coupling of the
+        coefficients to the law is left out (it changes the convergence of Newton's method, not the solution)."""
+        self._slide = None
+        st, co, F = self.resolve(y)
+        slide = self._slide
+        n = y.size
+        x = y[2:]
+        w0 = st["w0"]
+        u0 = 0.0 if math.isinf(self.d) else math.sqrt(self.d) * w0
+        dsig = -w0 * F[0] / st["sigma"]
+
+        def law_rhs(xx):
+            return self.law.rhs(xx, co, u0, self.d, st["Fcdf"], self.diffusion, st["sigma"], dsig)
+        base = law_rhs(x)
+        m = x.size
+        rows, cols, vals = [], [], []
+        eps = 1e-7 * max(1.0, float(np.max(np.abs(x))))
+        idx = np.arange(m)
+        for grp in range(3):
+            sel = idx[grp::3]
+            xp = x.copy()
+            xp[sel] += eps
+            col = (law_rhs(xp) - base) / eps
+            for off in (-1, 0, 1):
+                r = sel + off
+                ok = (r >= 0) & (r < m)
+                rows.append(r[ok] + 2)
+                cols.append(sel[ok] + 2)
+                vals.append(col[r[ok]])
+        for j in (0, 1):
+            h = 1e-7 * max(1.0, abs(y[j]))
+            yp = y.copy()
+            yp[j] += h
+            col = (self(alpha, yp) - F) / h
+            rows.append(np.arange(n))
+            cols.append(np.full(n, j))
+            vals.append(col)
+        J = csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        if slide is not None:
+            # on the sliding surface of 'max' the field is F_m + theta (F_p - F_m), theta relaxing the switching
+            # function g at rate 1/TAU: the stiff rank-one term (F_p - F_m) (d theta/dy), d theta/dy ~ -grad g /
+            # (TAU (s_p - s_m)), with grad g from the l_inf shift (linear in the law) and a difference in w0
+            dF, ds, g = slide
+            grad = np.zeros(n)
+            grad[2:] = self.p.e * self.law.dL1(x, st["sigma"])
+            h = 1e-7
+            yp = y.copy()
+            yp[0] += h
+            grad[0] = (self.switch(self.stats(yp)) - g) / h
+            J = J.toarray() + np.outer(dF, -grad / (TAU * ds))
+        elif len(self.modes) > 1:
+            J = J.toarray()
+        return J  # 'max' always dense (BDF fixes sparse or dense LU at its first Jacobian)
+
+    def _dswitch(self, y, g, F):
+        """d(Delta_inf - Delta_1)/dalpha along the field F: a central difference (smooth in the state, so that
+        the sliding combination is smooth too; a one-sided difference's rounding noise stalls BDF)."""
+        h = 1e-4 / max(1.0, float(np.max(np.abs(F))))
+        return (self.switch(self.stats(y + h * F)) - self.switch(self.stats(y - h * F))) / (2.0 * h)
 
 
 def _errors(st, p: MultinormParams, d: float):
@@ -185,9 +253,10 @@ class _GaussLaw:
 
 
 def _make_law(method: str, opts: dict):
-    if method == "fv":
-        return FiniteVolumes(n=int(opts.get("n", 400)), U=float(opts.get("U", 8.0)))
-    if method in ("particles", "no_diffusion"):
+    if method in ("fv", "no_diffusion"):
+        return FiniteVolumes(n=int(opts.get("n", 400)), U=float(opts.get("U", 8.0)),
+                             stretch=float(opts.get("stretch", 3.0)))
+    if method == "particles":
         return Quantiles(n=int(opts.get("n", 400)), S=float(opts.get("S", 8.0)))
     return _GaussLaw()
 
@@ -221,14 +290,9 @@ def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rt
     if alphas[-1] > 0:
         kw = {}
         if method in ("fv", "particles", "no_diffusion"):
-            # the diffusion of the sparsified laws of l_inf training is stiff on both grids: BDF with the
-            # local (tridiagonal + the (w0, b) rows and columns) sparsity of the Jacobian; the mean-field
-            # coupling through the moments is left to the Newton iterations
-            n = y0.size
-            sp = lil_matrix(diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(n, n)))
-            sp[:2, :] = 1
-            sp[:, :2] = 1
-            kw = dict(method="BDF", jac_sparsity=sp.tocsc())
+            # the diffusion of the sparsified laws of l_inf training, and the l_1 attack on the top of the law
+            # at finite d, are stiff on both grids: BDF with the frozen-coefficient Jacobian of _System.jac
+            kw = dict(method="BDF", jac=sysm.jac)
         else:
             kw = dict(method="RK45")
         sol = solve_ivp(sysm, t_span, y0, t_eval=alphas, rtol=rtol, atol=atol, **kw)
