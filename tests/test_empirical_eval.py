@@ -80,6 +80,16 @@ def test_cli_writes_table_and_json(tmp_path, data_dir, capsys):
     assert len(res["robust_matrix"]) == 6 and len(res["robust_matrix"][0]) == 3
     assert set(res["gradient_masking_warnings"]) == {"linf", "l1"}  # the l_p threats only
     assert res["provenance"]["seeds"] == {"attack": 0} and "git_sha" in json.dumps(res["provenance"])
+    assert res["summary"]["strength"] == "train" and "strength: train" in table
+    # the per-example attack log agrees with the matrix: "robust" exactly where M is 1, "clean_wrong" where the
+    # clean image is misclassified
+    log = res["attack_log"]
+    assert log["example_index"] == list(range(6))
+    for j, t in enumerate(["linf", "l1", "rt"]):
+        labels = log["first_broken_by"][t]
+        assert [v == "robust" for v in labels] == [bool(r[j]) for r in res["robust_matrix"]]
+        assert [v == "clean_wrong" for v in labels] == [not c for c in res["clean_correct"]]
+        assert set(labels) <= {"robust", "clean_wrong", *log["attacks"][t]}
 
 
 @pytest.mark.parametrize("argv, msg", [
