@@ -145,7 +145,8 @@ def _rows_of(d: dict, name: str, rec: dict) -> dict:
             "git_sha": d["provenance"]["git_sha"], "all_points_in_set": rec["all_points_in_set"]}
     out = {d["suite"]: {**base, "accuracy": rec["accuracy"], "cpu_seconds": rec["cpu_seconds"],
                         "wall_seconds": rec["wall_seconds"], "attack": rec["attack"], "robust": rec["robust"],
-                        **({"broken_by_attack": rec["broken_by_attack"]} if "broken_by_attack" in rec else {})}}
+                        **({"broken_by_attack": rec["broken_by_attack"], "first_broken_by": rec["first_broken_by"]}
+                           if "broken_by_attack" in rec else {})}}
     if d["suite"] == "new" and "first_broken_by" in rec:
         robust = [int(v not in ("clean_wrong", "apgd-ce", "apgd-t")) for v in rec["first_broken_by"]]
         per = rec["cpu_seconds_per_attack"]
@@ -214,7 +215,14 @@ def merge(args) -> int:
                                                                        if u and not v) for x, y in same},
                      "robust_ref_broken_by_new": {str(x["seed"]): sum(1 for u, v in zip(x["robust"], y["robust"])
                                                                        if v and not u) for x, y in same}}
+    # the per-example records: robust flags of every row, and the suite's log of which attack broke what first
+    per_example = {f"{r}/seed{c['seed']}/{n}": {"robust": c["robust"],
+                                                 **({"first_broken_by": c["first_broken_by"]}
+                                                    if "first_broken_by" in c else {})}
+                   for (r, n), recs in cells.items() for c in recs}
     out = {"note": args.note, "rows": table, "new_vs_ref": checks, "table_text": "\n".join(lines),
+           "per_example": {"example_index": list(range(len(next(iter(per_example.values()))["robust"]))),
+                           **per_example},
            "runs": {p: f for p, f in files.items()}, "provenance": provenance(params={"files": args.files})}
     write_json(args.out, out)
     print(out["table_text"])
