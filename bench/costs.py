@@ -4,6 +4,7 @@
     python bench/costs.py --all                # every default as well (the MNIST training alone takes hours)
     python bench/costs.py --only ode,committee_talk --out /tmp/costs.json
     python bench/costs.py --markdown           # also print the README's table
+    python bench/costs.py --combine a.json b.json --markdown   # one table from runs of disjoint --only subsets
 
 Each command runs as a child process in a scratch folder with one thread (OMP/MKL/NUMBA_NUM_THREADS=1 and
 --threads 1 where a command takes it) and --quiet.  Its cost is the child's CPU time (user + system, from
@@ -106,6 +107,30 @@ def markdown(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def _combine(p, args) -> int:
+    import json
+
+    from simulate.core.provenance import provenance, write_json
+
+    rows, sources = {}, []
+    for path in args.combine:
+        try:
+            part = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            p.error(f"--combine: cannot read {path}: {err}")
+        rows.update(part["rows"])
+        sources.append({"file": str(path), "provenance": part["provenance"], "machine": part.get("machine")})
+    rows = {name: rows[name] for name in COMMANDS if name in rows}
+    write_json(args.out, {"what": "CPU seconds (user + system of the child process, one thread) of the README's "
+                                  "commands at the default and a quick setting",
+                          "rows": rows, "markdown": markdown(rows), "combined_from": sources,
+                          "provenance": provenance(params={"combine": [str(s) for s in args.combine]})})
+    print(f"wrote {args.out}")
+    if args.markdown:
+        print(markdown(rows))
+    return 0
+
+
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python bench/costs.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--all", action="store_true", help="measure every default too (hours: the MNIST training)")
@@ -114,7 +139,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "results" / "costs_cpu.json", metavar="JSON",
                    help="where the measurements go, with provenance [results/costs_cpu.json]")
     p.add_argument("--markdown", action="store_true", help="also print the README's table")
+    p.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
+                   help="measure nothing: join the rows of earlier outputs (runs of disjoint --only subsets, in "
+                        "parallel) into --out, in the order of the commands")
     args = p.parse_args(argv)
+    if args.combine is not None:
+        return _combine(p, args)
     names = list(COMMANDS) if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in COMMANDS]
     if unknown:

@@ -45,7 +45,7 @@ def finite_size_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
 
     N = data["N"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.0), constrained_layout=True)
     for j, a in enumerate(data["alpha"]):
         if a == 0:
             continue
@@ -63,8 +63,8 @@ def finite_size_plot(data: dict, params: dict):
     axes[1].set_xlabel("N")
     axes[1].set_ylabel("standard deviation across replicas")
     axes[1].set_title("fluctuations shrink like 1/sqrt(N)", fontsize=10)
-    for ax in axes:
-        ax.legend(fontsize=7)
+    for ax, ncol in zip(axes, (3, 3)):
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, fontsize=7, frameon=False)
     fig.suptitle(f"Finite-size scaling, {params['scenario']} ({params['replicas']} replicas per N, "
                  f"{params['engine']} engine)")
     return fig

@@ -8,7 +8,7 @@ from theory.tradeoff import Threat
 from theory.tradeoff_lp import (LinearClassifier, LpModel, affine_accuracy, coupling_bound, family_accuracies,
                                 frontier, robust_accuracy, union_accuracy)
 
-from .core import FigureSpec, register
+from .core import PALETTE, THREAT_COLORS, FigureSpec, register
 
 
 def tradeoffs_params(quick: bool) -> dict:
@@ -54,7 +54,8 @@ def tradeoffs_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
 
     model, t_inf, t_1 = _model_threats(params)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), constrained_layout=True)
+    below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=7, frameon=False)
     ax = axes[0]
     ax.scatter(data["family_inf"], data["family_1"], s=2, color="0.75", rasterized=True,
                label="linear classifiers sign(w0 x0 + wz z + c)")
@@ -62,22 +63,24 @@ def tradeoffs_plot(data: dict, params: dict):
     ax.plot(data["t"], data["envelope"], "--", color="C0", lw=0.8, label="frontier upper bound (envelope)")
     s = float(data["bound"])
     xs = np.linspace(0, 1, 50)
-    ax.plot(xs, np.clip(s - xs, 0, 1), "k-", lw=1.5, label=f"every classifier: acc_inf + acc_1 <= {s:.3g}")
+    ax.plot(xs, np.clip(s - xs, 0, 1), "-", color=PALETTE["reference"], lw=1.5,
+            label=f"every classifier: acc_inf + acc_1 <= {s:.3g}")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"l_inf accuracy (eps = 2 eta = {t_inf.eps:.3f})")
     ax.set_ylabel(f"l_1 accuracy (eps = {t_1.eps:g})")
     ax.set_title(f"d={model.d}, a={model.a:g}, p0={model.p0:g}", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(ncol=2, **below)
 
     ax = axes[1]
     deg = np.degrees(data["theta"])
     for key, label in (("clean", "clean"), ("inf", "l_inf"), ("l1", "l_1"), ("union", "union")):
-        ax.plot(deg, data[f"mix_{key}"], label=label, lw=2 if key == "union" else 1.2)
-    ax.axhline(0.5, color="k", lw=0.8, ls=":", label="best union accuracy of any classifier (1/2)")
+        ax.plot(deg, data[f"mix_{key}"], label=label, lw=2 if key == "union" else 1.2,
+                color=THREAT_COLORS["linf" if key == "inf" else key])
+    ax.axhline(0.5, color=PALETTE["reference"], lw=0.8, ls=":", label="best union accuracy of any classifier (1/2)")
     ax.set_xlabel("weight angle: 0 = robust feature x0 only, 90 = weak features only")
     ax.set_ylabel("accuracy")
-    ax.legend(fontsize=7)
+    ax.legend(ncol=3, **below)
     ax.set_title("mixing the robust and the weak features", fontsize=10)
 
     ax = axes[2]
@@ -87,7 +90,10 @@ def tradeoffs_plot(data: dict, params: dict):
     ax.set_xlabel("beta (perturbation beta r_inf + (1 - beta) r_1)")
     ax.set_ylabel("accuracy")
     ax.set_title("affine combinations (dashed: union of the two threats)", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(ncol=2, **below)
+    fig.suptitle("l_inf vs l_1 in Tramer & Boneh's distribution: acc_inf + acc_1 <= 1 for every classifier, so "
+                 "no union accuracy above 1/2 (exact)",
+                 fontsize=11)
     return fig
 
 
