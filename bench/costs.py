@@ -107,6 +107,18 @@ def markdown(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def _write(args, names, rows, complete: bool) -> None:
+    from simulate.core.provenance import provenance, write_json
+
+    write_json(args.out, {"what": "CPU seconds (user + system of the child process, one thread) of the README's "
+                                  "commands at the default and a quick setting",
+                          "complete": complete,
+                          "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
+                                      "load_average": os.getloadavg()},
+                          "rows": rows, "markdown": markdown(rows),
+                          "provenance": provenance(params={"names": names, "all": args.all})})
+
+
 def _combine(p, args) -> int:
     import json
 
@@ -170,16 +182,10 @@ def main(argv=None) -> int:
                     (work / "run").symlink_to(Path(tmp) / "train-quick" / "run", target_is_directory=True)
                 m = measure(module, a + extra, work)
                 rows[name][setting] = m
+                _write(args, names, rows, complete=False)  # what is measured survives an interrupted run
                 print(f"{name:15} {setting:8} CPU {m['cpu_s']:8.1f} s  wall {m['wall_s']:8.1f} s  exit {m['exit']}"
                       + (f"  ({m['stderr_last']})" if m["exit"] else ""), flush=True)
-    from simulate.core.provenance import provenance, write_json
-
-    write_json(args.out, {"what": "CPU seconds (user + system of the child process, one thread) of the README's "
-                                  "commands at the default and a quick setting",
-                          "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
-                                      "load_average_at_end": os.getloadavg()},
-                          "rows": rows, "markdown": markdown(rows),
-                          "provenance": provenance(params={"names": names, "all": args.all})})
+    _write(args, names, rows, complete=True)
     print(f"wrote {args.out}")
     if args.markdown:
         print(markdown(rows))

@@ -61,7 +61,8 @@ def _plot(data: dict, params: dict):
     p0 = CommitteeParams(**params["cases"][cases[0]])
     K, D = p0.K, p0.D
     groups = [("overlaps R[k, d] = w_k . B_d", [f"R[{k + 1},{d + 1}]" for k in range(K) for d in range(D)]),
-              ("overlaps Q[k, l] = w_k . w_l (k < l)", [f"Q[{k + 1},{l + 1}]" for k in range(K) for l in range(k + 1, K)]),
+              ("overlaps Q[k, l] = w_k . w_l (k < l)",
+               [f"Q[{k + 1},{l + 1}]" for k in range(K) for l in range(k + 1, K)]),
               ("biases b[k]", [f"b[{k + 1}]" for k in range(K)]),
               (f"test error E, adversarial error S (eps_test = {params['eps_test']:g})", ["E", "S"])]
     fig, axes = plt.subplots(len(cases), 4, figsize=(17, 3.7 * len(cases) + 1.2), constrained_layout=True,

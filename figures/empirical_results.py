@@ -76,7 +76,8 @@ def results_compute(params: dict) -> dict:
              "eval": "APGD-CE + APGD-T (the 'eval' suite before FAB-T and Square joined it)"}
             .get(sp.get("strength"), "as in the table"))
         for r in rows:
-            for threat, curve in {**r.get("budget_curves", {}), **side_json.get("curves", {}).get(r["row"], {})}.items():
+            curves = {**r.get("budget_curves", {}), **side_json.get("curves", {}).get(r["row"], {})}
+            for threat, curve in curves.items():
                 out[f"t{i}/curve/{r['row']}/{threat}/eps"] = np.asarray(curve["eps"], float)
                 out[f"t{i}/curve/{r['row']}/{threat}/acc"] = np.asarray(curve["accuracy"], float)
         i += 1

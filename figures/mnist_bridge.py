@@ -134,8 +134,8 @@ def bridge_plot(data: dict, params: dict):
                     ax.errorbar(ma[msel], data[f"{k}/mc_{q}_mean"][msel], yerr=data[f"{k}/mc_{q}_se"][msel],
                                 color=color, mfc="white", **{**MEASURED, "fmt": "D", "ms": 3})
                 ax.plot(data[f"{k}/ode_alpha"], data[f"{k}/ode_along_B_{q}"], "--", color=color, lw=0.9)
-            ax.set_title(f"{name}: " + ("test error E" if q == "E" else f"adversarial error S (eps_test = {eps_test:g})"),
-                         fontsize=10)
+            what = "test error E" if q == "E" else f"adversarial error S (eps_test = {eps_test:g})"
+            ax.set_title(f"{name}: {what}", fontsize=10)
             ax.set_xlabel(r"$\alpha$ = steps/N")
             ax.set_xscale("symlog", linthresh=1.0)
         ax = axes[j, 2]
@@ -147,10 +147,11 @@ def bridge_plot(data: dict, params: dict):
                 edges, counts = data[f"{k}/hist_{c}_edges"], data[f"{k}/hist_{c}_counts"]
                 M, Q, n = data[f"{k}/hist_{c}_MQ"]
                 width = np.diff(edges)
-                ax.stairs(counts / (n * width), edges, color=color, label=f"data, tau = {'+1' if c == 'plus' else '-1'}")
+                tau = "+1" if c == "plus" else "-1"
+                ax.stairs(counts / (n * width), edges, color=color, label=f"data, tau = {tau}")
                 x = np.linspace(edges[0], edges[-1], 400)
                 ax.plot(x, norm.pdf(x, M, np.sqrt(Q)), "--", color=color, lw=1,
-                        label=f"Gaussian N(w.mu, w'Sigma w), tau = {'+1' if c == 'plus' else '-1'}")
+                        label=f"Gaussian N(w.mu, w'Sigma w), tau = {tau}")
             ax.set_yscale("log")
             ax.set_ylim(bottom=1e-4)
             ax.set_xlabel("local field h = w.xi of the final w (test split)")
@@ -171,7 +172,8 @@ def bridge_plot(data: dict, params: dict):
                Line2D([], [], color="k", ls="--", lw=0.9, label="isotropic ODE (variances along B)")]
     legend_below(fig, handles, [h.get_label() for h in handles], ncol=3)
     fig.suptitle("Online linear erf classifier on real image pairs beside the theory of the Gaussian mixture fitted "
-                 "to the same data: the structured theory follows the data far closer than the isotropic ODE", fontsize=11)
+                 "to the same data: the structured theory follows the data far closer than the isotropic ODE",
+                 fontsize=11)
     return fig
 
 

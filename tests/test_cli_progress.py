@@ -23,8 +23,8 @@ def _run(main, argv, capsys):
 CASES = {
     "simulate.committee": ("simulate.committee", ["--K", "1", "--alpha-max", "2", "--alpha-step", "1"]),
     "simulate.protocol": ("simulate.linear.protocol", ["--alpha-F", "2", "--segments", "2", "--no-mc"]),
-    "simulate.tradeoff lp": ("simulate.tradeoffs.bounds", ["lp", "--d", "100", "--a", "2", "--p0", "0.9", "--n-theta", "9",
-                                                   "--n-psi", "3", "--n-tau", "1"]),
+    "simulate.tradeoff lp": ("simulate.tradeoffs.bounds", ["lp", "--d", "100", "--a", "2", "--p0", "0.9",
+                                                           "--n-theta", "9", "--n-psi", "3", "--n-tau", "1"]),
 }
 
 

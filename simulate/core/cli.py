@@ -21,7 +21,8 @@ from pathlib import Path
 
 from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, RANGES, ParameterError, Params
 
-__all__ = ["ArgumentParser", "did_you_mean", "explain", "progress_bar", "add_param_arguments", "params_from_args", "flag_name", "real", "number",
+__all__ = ["ArgumentParser", "did_you_mean", "explain", "progress_bar", "AlphaProgress",
+           "add_param_arguments", "params_from_args", "flag_name", "real", "number",
            "TABLE_ALPHAS", "UNFINISHED", "one_line_errors", "as_flag_message", "add_output_arguments",
            "table_indices", "params_line", "PLOT_SUFFIXES", "check_outputs", "check_output",
            "write_outputs", "command", "Interrupted", "INTERRUPTED", "WRITE_FAILED", "BROKEN_PIPE", "deferred_stop",
