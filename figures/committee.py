@@ -175,7 +175,7 @@ def _plateau_plot(data: dict, params: dict):
     p = CommitteeParams(**params["base"])
     fig.suptitle(f"Soft committee machine on xor, K = {p.K}: end of the plateau against the training budget\n"
                  f"(ODE through the committee sweep engine; eta_b = {p.eta_b:g}, b0 = {p.b0[0]:g}, "
-                 f"S at eps_test = {params['eps_test']:g})", fontsize=11)
+                 f"alpha on a grid of {params['alpha_step']:g})", fontsize=11)
     return fig
 
 
