@@ -17,9 +17,9 @@ over the l_inf and l_1 points), max (the point of larger loss; the loss is stric
 is the point of smaller y h~, ties to l_inf), sat (l_inf or l_1 with probability 1/2 from the example's own
 stream).
 
-O(N) per step in two passes over the weights: the first draws the noise and accumulates u.z, sum u, the
-same sums with sign(u), |z|^2, sum z, |u|_1 and argmax |u| (everything the attack points need); the second
-applies the update and accumulates the new |u|^2.  w = A u with a lazy scale A = 1/|u|, folded into u every
+O(N) per step in two passes over the weights (after the vectorised generation of the random bits): the first
+makes the noise and accumulates u.z, sum u, the same sums with sign(u), |z|^2, sum z, |u|_1 and argmax |u|
+(everything the attack points need); the second applies the update and accumulates the new |u|^2.  w = A u with a lazy scale A = 1/|u|, folded into u every
 ``renorm_every`` steps.  Random numbers from :mod:`simulate.kernels.rng`: the noise z_i of step t is word
 t * stride + i of the replica's counter-based stream, the label, the robust feature's sign, the SAT coin and
 rejected ziggurat draws come from its sequential stream (key, position), so a checkpoint stores one integer
@@ -91,6 +91,8 @@ def multinorm_steps(U, A, bb, ex_pos, keys, ex_keys, stride, t0, n_steps, scheme
             ssg = 0.0
             l1 = 0.0
             nrej = 0
+            jmax = 0              # argmax_j |u_j| over all N coordinates, first index on ties
+            vmax = abs(u[0])
             for i in range(d):
                 v = fm[i] - 1.0
                 j = jj[i]
@@ -105,6 +107,9 @@ def multinorm_steps(U, A, bb, ex_pos, keys, ex_keys, stride, t0, n_steps, scheme
                 sgz += sg * x
                 ssg += sg
                 l1 += abs(ui)
+                if abs(ui) > vmax:
+                    vmax = abs(ui)
+                    jmax = i + 1
                 if v >= ZIG_RATIO[j]:  # rejected by the fast path (about 1.5 %): finished below
                     rej[nrej] = i
                     nrej += 1
@@ -119,14 +124,6 @@ def multinorm_steps(U, A, bb, ex_pos, keys, ex_keys, stride, t0, n_steps, scheme
                 sz += dz
                 zz += z[i] * z[i] - old * old
                 sgz += sg * dz
-            # argmax |u_j| over all N coordinates (first index on ties): a separate loop keeps the one above
-            # vectorisable
-            jmax = 0
-            vmax = abs(u[0])
-            for i in range(1, N):
-                if abs(u[i]) > vmax:
-                    vmax = abs(u[i])
-                    jmax = i
             u0 = u[0]
             h = As * (u0 * x0 + m * su + uz) - b
             # fields at the attack points
