@@ -351,3 +351,19 @@ def test_figure_quick_plots_the_simulation(tmp_path):
     assert np.array_equal(data["max/mc_acc_union"], 1.0 - res.mean("union"))
     assert np.array_equal(data["max/mc_w0_se"], res.se("w0"))
     assert data["adv_inf/mc_hist"].shape == (len(prm["law_alphas"]), prm["u_bins"][2] - 1)
+
+
+def test_cli_theory_engine_writes_the_solvers_trajectory(tmp_path):
+    """--engine theory: the lists of theory.multinorm.solve (the moment ODE of std at d = inf)."""
+    import json
+    solve = pytest.importorskip("theory.multinorm").__dict__.get("solve")
+    if solve is None:
+        pytest.skip("theory.multinorm.solve is not in this checkout")
+    out = tmp_path / "t.json"
+    assert main(["--scheme", "std", "--d", "inf", "--alpha-max", "3", "--method", "moments", "--quiet",
+                 "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    ref = solve(MultinormParams(scheme="std"), np.array(data["alphas"]), math.inf, method="moments")
+    for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union"):
+        assert np.allclose(data[k], ref[k], rtol=0, atol=1e-12), k
+    assert "E_se" not in data and data["engine"] == "theory"
