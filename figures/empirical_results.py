@@ -37,7 +37,7 @@ def results_params(quick: bool) -> dict:
     # the key follows the files' provenance, so new results are picked up
     stamps = {p.name: json.loads(p.read_text()).get("provenance", {}).get("created")
               for p in paths + [_curves_path(q) for q in paths] if p.exists()}
-    return {"tables": [str(p) for p in paths], "stamps": stamps, "layout": 2}  # layout: what compute() stores
+    return {"tables": [str(p) for p in paths], "stamps": stamps, "layout": 3}  # layout: what compute() stores
 
 
 def results_compute(params: dict) -> dict:
@@ -46,10 +46,13 @@ def results_compute(params: dict) -> dict:
     out = {}
     skipped = []
     i = 0
-    for path in params["tables"]:
-        t = json.loads(Path(path).read_text())
-        if t.get("stale"):
-            skipped.append(f"{Path(path).name} (stale: measured with the previous evaluation)")
+    tables = {path: json.loads(Path(path).read_text()) for path in params["tables"]}
+    # stale tables are left out beside current ones; when every table is stale, each is drawn with its reason
+    any_fresh = any(not t.get("stale") for t in tables.values())
+    for path, t in tables.items():
+        reason = str(t.get("stale") or "")
+        if reason and any_fresh:
+            skipped.append(f"{Path(path).name} (stale: {reason.split(':')[0].split('.')[0][:90]})")
             continue
         rows = [r for r in t["rows"] if "error" not in r]
         tp = t.get("params", {})
@@ -64,9 +67,15 @@ def results_compute(params: dict) -> dict:
         out[f"t{i}/note"] = np.array(t.get("note", ""))
         side = _curves_path(Path(path))
         side_json = json.loads(side.read_text()) if side.exists() else {}
-        if side_json.get("stale"):
-            skipped.append(f"{side.name} (stale: measured with the training attacks)")
-            side_json = {}
+        side_reason = str(side_json.get("stale") or "")
+        if side_reason and not (reason and side_reason == reason):  # curves as stale as their table go with it
+            if not reason:
+                skipped.append(f"{side.name} (stale: {side_reason.split(':')[0].split('.')[0][:90]})")
+                side_json = {}
+            elif "training attacks" in side_reason:
+                skipped.append(f"{side.name} (stale: {side_reason.split(':')[0].split('.')[0][:90]})")
+                side_json = {}
+        out[f"t{i}/stale"] = np.array(reason.split(":")[0].split(".")[0].split(" (")[0].lower()[:60])
         sp = side_json.get("params", {})
         suite = next(iter(sp.get("attacks", {}).values()), None)  # recorded since FAB-T and Square joined 'eval'
         out[f"t{i}/curve_n"] = np.array(int(sp.get("n_test", n_test)))  # a row's own curves: the table's images
@@ -82,7 +91,7 @@ def results_compute(params: dict) -> dict:
                 out[f"t{i}/curve/{r['row']}/{threat}/acc"] = np.asarray(curve["accuracy"], float)
         i += 1
     if i == 0:
-        raise Unavailable("every results/*_table.json is marked stale: re-measure with python -m empirical.reproduce")
+        raise Unavailable("no results/*_table.json with rows: run python -m empirical.reproduce")
     out["n_tables"] = np.array(i)
     out["skipped"] = np.array(skipped, dtype=str)
     return out
@@ -141,7 +150,9 @@ def results_plot(data: dict, params: dict):
             axes[2].legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=5, fontsize=8, frameon=False)
         curves = (f"; budget curves: {ncurve} images, {data[f't{i}/curve_attacks']}" if ncols > 1 else
                   "; no current budget curves for this table")
-        sub.suptitle(str(data[f"t{i}/title"]) + curves, fontsize=10)
+        stale = str(data.get(f"t{i}/stale", ""))
+        sub.suptitle((f"STALE, {stale}: " if stale else "") + str(data[f"t{i}/title"]) + curves, fontsize=10,
+                     color="#d62728" if stale else "k")
     skipped = [str(s) for s in np.atleast_1d(data.get("skipped", np.array([], dtype=str)))]
     title = ("Multi-perturbation training on MNIST (l_inf 0.3, l_1 10, l_2 2; evaluation APGD-CE + APGD-T): "
              "robustness to l_inf does not carry over to l_1 and vice versa; 'max' and MSD hold both only partly")
