@@ -126,3 +126,13 @@ def test_end_states_respect_the_static_theory(end_states):
             # (measured 0.025 and 0.011 at alpha = 50 with 400 cells; docs/multinorm.md, what is open)
             assert np.all(np.abs(r["Q_law"] + r["w0"] ** 2 - 1) < 5e-3), s
         assert np.all(np.abs(r["ubar"]) <= r["L1"] + 1e-12) and np.all(r["L1"] ** 2 <= r["Q_law"] + 1e-9), s
+
+
+def test_one_step_expansion_symbolic():
+    """The renormalised step expanded by sympy to O(1/N) equals the formula drift.py averages:
+    N (w'_j - w_j) = -eta G_j + eta w_j (w.G) - (eta^2/2) w_j Dbar^2."""
+    import sympy as sp
+
+    from theory.multinorm.derivation import step_expansion
+    series, formula = step_expansion()
+    assert sp.simplify(series - formula) == 0
