@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=SCHEMES)
     parser.add_argument("--theory-d", type=int, default=1000, help="d of the theory timing [1000]")
+    parser.add_argument("--theory-schemes", nargs="*", default=list(SCHEMES), choices=SCHEMES,
+                        help="schemes of the theory timing [all]; none: no theory row")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "multinorm.json")
     args = parser.parse_args(argv)
 
@@ -115,13 +117,13 @@ def main(argv=None) -> int:
         from theory.multinorm import solve
     except ImportError:
         solve = None
-    if solve is not None:
+    if solve is not None and args.theory_schemes:
         alphas = np.linspace(0.0, 50.0, 51)
-        for scheme in args.schemes:
+        for scheme in args.theory_schemes:
             p = MultinormParams(scheme=scheme)
-            solve(p, alphas[:3], args.theory_d)  # warm-up (imports, caches)
+            solve(p, alphas[:3], args.theory_d, snapshots=False)  # warm-up (imports, caches)
             c0, t0 = time.process_time(), time.perf_counter()
-            solve(p, alphas, args.theory_d)
+            solve(p, alphas, args.theory_d, snapshots=False)
             theory_rows.append({"scheme": scheme, "d": args.theory_d, "alpha_max": 50.0,
                                 "cpu_seconds": time.process_time() - c0, "wall_seconds": time.perf_counter() - t0})
 
