@@ -205,10 +205,9 @@ def load_pair(dataset: str, classes, split: str, data_dir=None, limit: int | Non
 
 def _gauss_errors(M, Q, b, prior: float, eps_test: float):
     """E and S of sign(w.xi - b) under the fitted Gaussian mixture from (M_tau, Q_tau, b) arrays."""
-    from simulate.structured.ode import _replica_errors
-    from theory.params import Params
+    from theory.structured import errors_from_order_parameters
 
-    return _replica_errors(M, Q, np.asarray(b), Params(prior=prior), eps_test)
+    return errors_from_order_parameters(M, Q, np.asarray(b), prior, eps_test)
 
 
 def structured_routes(fitted, *, eps_values, eps_test, eta_w, eta_b, erf_scale, alphas, seeds, N,

@@ -17,11 +17,10 @@ ALLOWED_HEAVY = {"torch": ("empirical",), "numba": ("simulate/kernels/",), "matp
 # Imports of a heavy dependency (or of a later layer) inside a function: allowed only where listed here,
 # each with the reason it is lazy.
 LAZY_IMPORTS = {
-    ("simulate/linear/mc.py", "numba"): "numba.get/set_num_threads for Execution.threads; the kernels import numba "
+    ("simulate/core/run.py", "numba"): "numba.get/set_num_threads for Execution.threads; the kernels import numba "
                                  "themselves (simulate/kernels/)",
     ("simulate/linear/ode.py", "matplotlib"): "only --plot draws; the main command must start without matplotlib",
     ("simulate/core/cli.py", "matplotlib"): "--plot checks that matplotlib is installed before any work starts",
-    ("simulate/committee/mc.py", "numba"): "numba.get/set_num_threads for the threads setting, as simulate/linear/mc.py",
     ("simulate/committee/ode.py", "matplotlib"): "only --plot draws, as in simulate/linear/ode.py",
 }
 
@@ -77,8 +76,8 @@ def test_the_scan_sees_imports_inside_functions(tmp_path):
     pkg.mkdir()
     (pkg / "bad.py").write_text("def f():\n    import torch\n\n\nclass C:\n    def g(self):\n"
                                 "        from empirical import data\n\n\nfrom .. import other\n")
-    (pkg / "linear").mkdir()
-    (pkg / "linear" / "mc.py").write_text("def threads():\n    import numba\n")
+    (pkg / "core").mkdir()
+    (pkg / "core" / "run.py").write_text("def threads():\n    import numba\n")
     bad = import_violations("simulate", tmp_path)
     assert sorted(bad) == ["simulate/bad.py:10 imports <beyond the package>",
                            "simulate/bad.py:2 imports torch inside a function",
@@ -93,3 +92,30 @@ def test_theory_and_main_command_work_without_torch_and_numba():
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def private_imports(root: Path = ROOT) -> list[str]:
+    """Imports of a private name (one leading underscore) from another module, in the four packages."""
+    bad = []
+    for package in sorted(LAYERS):
+        for path in sorted((root / package).rglob("*.py")):
+            for n in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(n, ast.ImportFrom):
+                    for a in n.names:
+                        if a.name.startswith("_") and not a.name.startswith("__"):
+                            mod = "." * n.level + (n.module or "")
+                            bad.append(f"{path.relative_to(root).as_posix()}:{n.lineno} from {mod} import {a.name}")
+    return bad
+
+
+def test_no_private_name_is_imported_across_modules():
+    """What a module shares is public; a leading underscore means 'this module only'."""
+    bad = private_imports()
+    assert not bad, "\n".join(bad)
+
+
+def test_the_private_import_scan_sees_one(tmp_path):
+    pkg = tmp_path / "simulate"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from .b import _helper, public\n")
+    assert private_imports(tmp_path) == ["simulate/a.py:1 from .b import _helper"]

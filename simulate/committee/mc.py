@@ -16,8 +16,6 @@ the weights is the theory's E(Q, R, b, v), S(...)).  Checkpoints (.npz, atomic) 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +26,13 @@ import numpy as np
 from theory.committee import CommitteeParams, State, pack, state_names
 from theory.params import ParameterError
 
-from ..linear.mc import Execution, _Engine, alpha_steps, drive, execution_from
+from ..core.grid import check_eps_test
+from ..core.run import Engine, Execution, alpha_steps, drive, execution_from, run_signature
 from ..core.cli import command
 
 __all__ = ["CommitteeMCResult", "run_committee_mc", "initial_weights"]
 
-CHECKPOINT_VERSION = 2  # 2: the shared run loop's layout (simulate.mc.drive)
+CHECKPOINT_VERSION = 2  # 2: the shared run loop's layout (simulate.core.run.drive)
 
 
 def _kernels():
@@ -120,7 +119,7 @@ def _order_parameters(W, bb, vv, D) -> np.ndarray:
     return np.array(out)
 
 
-class _CommitteeEngine(_Engine):
+class _CommitteeEngine(Engine):
     """Every replica's W (M, K, N), b (M, K), v (M, K) and its position in the example streams; advances with
     :func:`simulate.kernels.committee.committee_steps`, observes the order parameters and E, S on fresh inputs
     (:func:`simulate.kernels.committee.committee_errors`)."""
@@ -196,18 +195,15 @@ def run_committee_mc(params: CommitteeParams, N: int, replicas: int, alphas, see
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
             raise ParameterError(f"{name} must be an integer >= {lo}, got {value!r}")
     N, M = int(N), int(replicas)
-    eps_test = (params.eps if params.eps > 0 else 1.0) if eps_test is None else float(eps_test)
-    if not (math.isfinite(eps_test) and eps_test >= 0):
-        raise ParameterError(f"eps_test must be finite and >= 0, got {eps_test}")
+    eps_test = check_eps_test(eps_test, params)
     s_test = params.pgd_steps if test_steps is None else int(test_steps)
     a_test = params.pgd_step if test_step is None else float(test_step)
     steps, alpha = alpha_steps(alphas, N)
     root = np.random.SeedSequence(seed)
     kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
     eng = _CommitteeEngine(params, N, kernel_seqs, init_seqs, eps_test, s_test, a_test, n_test)
-    sig = hashlib.sha256(json.dumps(dict(p=params.as_dict(), N=N, M=M, seed=seed, steps=steps.tolist(),
-                                         eps_test=eps_test, s=s_test, a=a_test, n_test=n_test,
-                                         v=CHECKPOINT_VERSION), sort_keys=True, default=repr).encode()).hexdigest()[:20]
+    sig = run_signature(p=params.as_dict(), N=N, M=M, seed=seed, steps=steps.tolist(), eps_test=eps_test, s=s_test,
+                        a=a_test, n_test=n_test, v=CHECKPOINT_VERSION)
     chunk = max(1, (1 << 21) // (N * params.K * (params.pgd_steps + 1)))
     rec, wall = drive(eng, steps, M, sig, eng.names, ex, chunk=chunk, desc=f"MC committee K={params.K} N={N} x{M}")
     info = {"wall_s": wall, "n_test": n_test, "B": "coordinate vectors e_1..e_D",
@@ -242,7 +238,7 @@ def physics_tables(N: int = 1000, replicas: int = 16, seed: int = 2026, n_test: 
     """Rows (case, alpha, quantity, ODE, MC mean, MC se, z = (MC - ODE)/se) and per case the verdict of
     simulate.compare.check (|MC - ODE| <= q se + TABLE_BIAS/N, q Sidak-corrected over the case's rows at the
     family-wise level of simulate.compare); S at eps_test = 1 (talk) or 0.3 (xor)."""
-    from ..linear.compare import check
+    from ..core.compare import check
     from .ode import integrate
 
     rows, verdicts = [], {}

@@ -35,14 +35,14 @@ from typing import Any
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, Rule, State, _sqrt_gram, drift,
+from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, Rule, State, sqrt_gram, drift,
                               drift_error, drift_rule, errors, fixed_point, pack, rule_for, rule_parts, state_names,
                               unpack)
 from theory.params import ParameterError
 
 from ..core.cli import (AlphaProgress, ArgumentParser, add_output_arguments, check_outputs, flag_name, number,
                   one_line_errors, progress_bar, real, table_indices, write_outputs)
-from ..linear.ode import default_alphas
+from ..core.grid import check_eps_test, default_alphas, default_eps_test
 from ..core.provenance import provenance, save_figure, write_result
 from .ode import default_alphas
 from ..core.cli import command
@@ -56,10 +56,6 @@ BACKENDS = ("auto", "numba", "numpy")
 DEFAULT_METHOD = "LSODA"
 
 _ARRAYS = ("R0", "Q0", "b0", "v0")
-
-
-def default_eps_test(params: CommitteeParams) -> float:
-    return params.eps if params.eps > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
     from ..kernels.committee_drift import committee_averages
 
     Q, R, b, v = state
-    L, P = _sqrt_gram(Q)
+    L, P = sqrt_gram(Q)
     eps = p.eps if attack_in_average else 0.0
     parts = []
     for mix, r in rule_parts(state, p, rule, _compiled_line_nodes):  # one part, or one per cluster (line rule)
@@ -219,9 +215,7 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
     alphas = np.asarray(default_alphas() if alphas is None else alphas, dtype=float).ravel()
     if alphas.size == 0 or not np.all(np.isfinite(alphas)) or alphas[0] < 0 or np.any(np.diff(alphas) < 0):
         raise ParameterError("alphas must be a non-empty, finite, non-decreasing grid of values >= 0")
-    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
-    if not (math.isfinite(eps_test) and eps_test >= 0):
-        raise ParameterError(f"eps_test must be finite and >= 0, got {eps_test}")
+    eps_test = check_eps_test(eps_test, params)
     steps = params.pgd_steps if test_steps is None else test_steps
     step = params.pgd_step if test_step is None else float(test_step)
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:

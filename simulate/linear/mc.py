@@ -36,14 +36,11 @@ threads, and a run resumed from a checkpoint is bit-identical to an uninterrupte
 
 from __future__ import annotations
 
-import abc
 import argparse
 import contextlib
 import hashlib
 import math
 import sys
-import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -56,8 +53,11 @@ from theory.params import ParameterError, Params, eps_ppf, stable_key
 from ..core.cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_param_arguments, check_outputs,
                   one_line_errors,
                   params_from_args, params_line, real, table_indices)
-from ..core.provenance import atomic_write, check_output, output_lock, provenance, write_result
-from ..core.cli import Interrupted, command, deferred_stop
+from ..core.grid import check_eps_test, default_alphas
+from ..core.provenance import check_output, output_lock, provenance, write_result
+from ..core.run import (MEMORY_MAX, REPLICAS_MAX, SECONDS_MAX, SEED_MAX, STEPS_MAX, Engine, Execution, Unfinished,
+                        alpha_steps, check_int, drive, execution_from, replica_stats, run_signature)
+from ..core.cli import command
 
 __all__ = ["ENGINES", "MCResult", "Execution", "Unfinished", "run_mc", "validate_run", "alpha_steps", "main",
            "QUANTITIES", "UNFINISHED", "drive", "execution_from", "replica_stats"]
@@ -85,25 +85,6 @@ def _rng_kernels():
     _kernels()
     from ..kernels import rng
     return rng
-
-
-def alpha_steps(alphas, N: int) -> tuple[np.ndarray, np.ndarray]:
-    """Step counts round(alpha N) of an alpha grid and the alphas actually simulated (steps/N)."""
-    a = np.asarray(alphas, dtype=float).ravel()
-    if a.size == 0 or not np.all(np.isfinite(a)) or a[0] < 0 or np.any(np.diff(a) < 0):
-        raise ParameterError("alphas must be a non-empty, finite, non-decreasing grid of values >= 0")
-    steps = np.rint(a * N).astype(np.int64)
-    return steps, steps / N
-
-
-def replica_stats(values) -> dict[str, np.ndarray]:
-    """Statistics over replicas of ``values`` (len(alpha), replicas): the ``mean``, the sample ``std``
-    (ddof 1; NaN for one replica) and the standard error of the mean ``se`` = std/sqrt(replicas).
-    The one definition of every Monte Carlo engine's error bars."""
-    v = np.asarray(values, dtype=float)
-    M = v.shape[1]
-    std = v.std(axis=1, ddof=1) if M > 1 else np.full(v.shape[0], np.nan)
-    return {"mean": v.mean(axis=1), "std": std, "se": std / math.sqrt(M)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -178,27 +159,8 @@ class MCResult:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Engines: each holds the state of every replica and advances it by n steps from step t
+# Engines (:class:`simulate.core.run.Engine`): each holds the state of every replica and advances it by n steps
 # ---------------------------------------------------------------------------------------------------
-class _Engine(abc.ABC):
-    """The interface of an engine: its state (for checkpoints), n steps from step t, and R, b, E, S."""
-
-    name = ""
-
-    @abc.abstractmethod
-    def state(self) -> dict[str, np.ndarray]: ...
-
-    @abc.abstractmethod
-    def load(self, state: dict[str, np.ndarray]) -> None: ...
-
-    @abc.abstractmethod
-    def advance(self, t: int, n: int) -> None: ...
-
-    @abc.abstractmethod
-    def observe(self) -> dict[str, np.ndarray]:
-        """The recorded quantities of every replica, {name: (replicas,) array}."""
-
-
 def _record(R, b, E, S) -> dict[str, np.ndarray]:
     return dict(zip(QUANTITIES, (R, b, E, S)))
 
@@ -211,7 +173,7 @@ def _eps_chunk(params: Params, eps_keys: np.ndarray, t: int, n: int) -> tuple[np
     return np.ascontiguousarray(eps_ppf(params.eps_law, params.eps, u), dtype=float), True
 
 
-class _FullEngine(_Engine):
+class _FullEngine(Engine):
     name = "full"
 
     def __init__(self, params, N, kernel_seqs, init_seqs, B, variances, eps_test):
@@ -272,7 +234,7 @@ class _FullEngine(_Engine):
         return _record(R, b, E, S)
 
 
-class _ReducedEngine(_Engine):
+class _ReducedEngine(Engine):
     name = "reduced"
 
     def __init__(self, params, N, kernel_seqs, eps_test):
@@ -304,7 +266,7 @@ class _ReducedEngine(_Engine):
         return _record(R, b, test_error(R, b, self.p), adversarial_error(R, b, self.eps_test, self.p))
 
 
-class _SamplerEngine(_Engine):
+class _SamplerEngine(Engine):
     """Full engine on inputs from a user sampler; E and S estimated on held-out inputs.
 
     Steps are drawn in blocks of ``block`` steps; block j of replica r uses its own generator
@@ -381,20 +343,8 @@ def initial_w(R0: float, B: np.ndarray, seq: np.random.SeedSequence) -> np.ndarr
     return R0 * B + math.sqrt(1.0 - R0 * R0) * g
 
 
-def _check_int(name, value, lo, hi=None, why: str = ""):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ParameterError(f"{name} must be an integer {rng}{why}, got {value!r}")
-    return int(value)
-
-
-# Valid ranges of a run, each with its reason.
+# Valid N of a run (the other ranges: simulate.core.run)
 N_MAX = 1 << 26            # 64 Mi coordinates: one replica's w is then 512 MiB
-REPLICAS_MAX = 1 << 20     # the per-replica keys and records grow with it; 10^6 replicas resolve 1e-3 / sqrt(10^6)
-SEED_MAX = (1 << 64) - 1   # seeds are recorded, compared and replayed as unsigned 64-bit integers
-STEPS_MAX = 1 << 53        # step counts round(alpha N) must be exact in float64 (alpha = steps/N)
-MEMORY_MAX = 4 << 30       # bytes of replica state and records: the run must fit a workstation's memory
-SECONDS_MAX = 1e7          # about 4 months: a longer wall-clock setting is a typo
 
 
 def _state_bytes(engine: str, N: int, M: int, n_records: int, isotropic: bool) -> int:
@@ -406,18 +356,14 @@ def validate_run(params: Params, N, replicas, alphas, seed, engine: str, eps_tes
                  isotropic: bool = True):
     """The one validation of a run's physics and size: (N, M, seed, eps_test, steps, alpha), or ParameterError
     naming the parameter, its range and the reason for the bound."""
-    from .ode import EPS_TEST_MAX, default_alphas, default_eps_test
-
     if not isinstance(params, Params):
         raise ParameterError(f"params must be a theory.Params, got {type(params).__name__}")
-    N = _check_int("N", N, 2, N_MAX, " (memory: one replica holds N doubles)")
-    M = _check_int("replicas", replicas, 1, REPLICAS_MAX)
-    seed = _check_int("seed", seed, 0, SEED_MAX, " (an unsigned 64-bit integer)")
+    N = check_int("N", N, 2, N_MAX, " (memory: one replica holds N doubles)")
+    M = check_int("replicas", replicas, 1, REPLICAS_MAX)
+    seed = check_int("seed", seed, 0, SEED_MAX, " (an unsigned 64-bit integer)")
     if engine not in ENGINES:
         raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
-    if not (math.isfinite(eps_test) and 0 <= eps_test <= EPS_TEST_MAX):
-        raise ParameterError(f"eps_test must lie in [0, {EPS_TEST_MAX:g}], got {eps_test}")
+    eps_test = check_eps_test(eps_test, params)
     steps, alpha = alpha_steps(default_alphas() if alphas is None else alphas, N)
     if steps[-1] > STEPS_MAX:
         raise ParameterError(f"alpha_max must be at most 2^53/N = {STEPS_MAX / N:.4g} for N = {N} (the step "
@@ -428,54 +374,6 @@ def validate_run(params: Params, N, replicas, alphas, seed, engine: str, eps_tes
                              f"{need / 2**30:.3g} GiB, more than the {MEMORY_MAX / 2**30:g} GiB allowed; "
                              "lower --replicas, --N or the grid (--alpha-step)")
     return N, M, seed, eps_test, steps, alpha
-
-
-def _numba_threads_max() -> int:
-    import numba
-
-    return int(numba.config.NUMBA_NUM_THREADS)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Execution:
-    """How a run is executed. None of it changes the result: same seed, same numbers.
-
-    threads             numba threads (1 .. NUMBA_NUM_THREADS; None = all)
-    progress            show a tqdm bar
-    checkpoint          .npz written every ``checkpoint_every`` seconds and at the end; an existing one of
-                        the same run is resumed
-    stop_after_steps    stop after this many steps (tests of resuming)
-    time_limit          stop at the first chunk boundary after this wall time (needs ``checkpoint``)
-    Stopping saves the checkpoint and raises :class:`Unfinished`.
-    """
-
-    threads: int | None = None
-    progress: bool = True
-    checkpoint: Path | None = None
-    checkpoint_every: float = 60.0
-    stop_after_steps: int | None = None
-    time_limit: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.threads is not None:
-            object.__setattr__(self, "threads", _check_int("threads", self.threads, 1, _numba_threads_max(),
-                                                           " (NUMBA_NUM_THREADS)"))
-        if self.checkpoint is not None:
-            object.__setattr__(self, "checkpoint", Path(self.checkpoint))
-        for name in ("checkpoint_every", "time_limit"):
-            value = getattr(self, name)
-            if value is None and name == "time_limit":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= SECONDS_MAX:
-                raise ParameterError(f"{name} must lie in (0, {SECONDS_MAX:g}] seconds, got {value!r}")
-        if self.stop_after_steps is not None:
-            _check_int("stop_after_steps", self.stop_after_steps, 1)
-        if self.time_limit is not None and self.checkpoint is None:
-            raise ParameterError("time_limit needs a checkpoint to resume from (--checkpoint)")
-
-
-class Unfinished(InterruptedError):
-    """A run stopped early on request, its checkpoint saved: running it again resumes."""
 
 
 def _prepare_covariance(N, B, variances, sampler, engine):
@@ -511,120 +409,6 @@ def _check_schedule(eps_schedule, N):
     return np.rint(breaks * N).astype(np.int64), values
 
 
-def _signature(**kw) -> str:
-    return stable_key(kw, 20)
-
-
-def drive(eng: _Engine, steps: np.ndarray, M: int, signature: str, quantities, ex: Execution, *, chunk: int,
-          desc: str, segment: Callable[[int, int], int] | None = None,
-          on_record: Callable[[dict[str, np.ndarray]], None] | None = None) -> tuple[dict[str, np.ndarray], float]:
-    """The run loop shared by the Monte Carlo engines (this module's and :mod:`simulate.mc_committee`'s).
-
-    Advances ``eng`` in chunks of at most ``chunk`` steps to every recorded step ``steps[k]``, where it stores
-    ``eng.observe()`` (a dict of (M,) arrays named by ``quantities``); ``segment(t, n)`` may shorten a chunk
-    starting at step t (a schedule break) and ``on_record(values)`` sees every record.  Execution ``ex``: the
-    tqdm bar, numba threads, the checkpoint (``signature`` guards it; resumed when it exists, written every
-    ``checkpoint_every`` seconds, at a stop and at the end, atomically) and stopping early (raises
-    :class:`Unfinished` after saving; Ctrl-C or SIGTERM stop at the next chunk boundary, save and raise
-    :class:`simulate.cli.Interrupted`).  Returns the records {name: (len(steps), M)} and the wall time.
-    """
-    rec = {q: np.full((steps.size, M), np.nan) for q in quantities}
-    t, k = 0, 0  # steps done, records done
-    ckpt = ex.checkpoint
-    if ckpt is not None and ckpt.exists():
-        try:
-            with np.load(ckpt, allow_pickle=False) as z:
-                if str(z["signature"]) != signature:
-                    raise ParameterError(f"checkpoint {ckpt} belongs to another run (parameters, seed, N, "
-                                         f"replicas, grid or engine differ); remove it or choose another path")
-                t, k = int(z["t"]), int(z["k"])
-                for q in quantities:
-                    rec[q] = np.array(z["rec_" + q])
-                eng.load({name[len("state_"):]: z[name] for name in z.files if name.startswith("state_")})
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            if isinstance(err, ParameterError):
-                raise
-            raise ParameterError(f"checkpoint {ckpt} is not a readable checkpoint of this program "
-                                 f"({type(err).__name__}); remove it or choose another path") from None
-
-    def save():
-        if ckpt is None:
-            return
-        arrays = {"signature": np.array(signature), "t": np.array(t), "k": np.array(k)}
-        arrays.update({"rec_" + q: rec[q] for q in quantities})
-        arrays.update({"state_" + name: v for name, v in eng.state().items()})
-        with atomic_write(ckpt, "wb") as fh:
-            np.savez(fh, **arrays)
-
-    bar = None
-    if ex.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=int(steps[-1]) * M, initial=t * M, unit="step", unit_scale=True, desc=desc, leave=False)
-    last_save = time.monotonic()
-    t_start = time.perf_counter()
-    done_here = 0
-    previous_threads = None
-    if ex.threads is not None:
-        import numba
-
-        previous_threads = numba.get_num_threads()
-        numba.set_num_threads(ex.threads)
-    handlers = contextlib.ExitStack()
-    try:
-        stop = handlers.enter_context(deferred_stop())  # Ctrl-C / SIGTERM end the loop at a chunk boundary
-        while k < steps.size:
-            if stop:
-                save()
-                raise Interrupted(ckpt, signum=stop.signum)
-            if t == steps[k]:
-                values = eng.observe()
-                for q in quantities:
-                    rec[q][k] = values[q]
-                if on_record is not None:
-                    on_record(values)
-                k += 1
-                continue
-            n = int(min(chunk, steps[k] - t))
-            if segment is not None:
-                n = segment(t, n)
-            if ex.stop_after_steps is not None:
-                n = min(n, ex.stop_after_steps - done_here)
-            if n <= 0 or (ex.time_limit is not None and time.perf_counter() - t_start > ex.time_limit):
-                save()
-                raise Unfinished(f"stopped after {done_here} steps (checkpoint {ckpt})")
-            eng.advance(t, n)
-            t += n
-            done_here += n
-            if bar is not None:
-                bar.update(n * M)
-            if ckpt is not None and time.monotonic() - last_save > ex.checkpoint_every:
-                save()
-                last_save = time.monotonic()
-    finally:
-        handlers.close()
-        if bar is not None:
-            bar.close()
-        if previous_threads is not None:
-            import numba
-
-            numba.set_num_threads(previous_threads)
-    save()
-    return rec, time.perf_counter() - t_start
-
-
-def execution_from(execution: Execution | None, settings: dict[str, Any], caller: str) -> Execution:
-    """``execution`` or an :class:`Execution` built from keyword settings (not both)."""
-    if execution is None:
-        try:
-            return Execution(**settings)
-        except TypeError as err:
-            raise TypeError(f"{caller}: {err}") from None
-    if settings:
-        raise TypeError(f"{caller}: give execution= or its fields ({', '.join(settings)}), not both")
-    return execution
-
-
 def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *, engine: str = "full",
            eps_test: float | None = None, variances=None, B=None, sampler: Sampler | None = None,
            n_test: int = 10000, eps_schedule=None, observe: Callable | None = None,
@@ -632,7 +416,7 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
            **execution_settings) -> MCResult:
     """Simulate ``replicas`` independent SGD runs in dimension N and record R, b, E, S on ``alphas``.
 
-    ``alphas`` defaults to the ODE's grid (:func:`simulate.ode.default_alphas`).  ``eps_test`` defaults as
+    ``alphas`` defaults to the ODE's grid (:func:`simulate.core.grid.default_alphas`).  ``eps_test`` defaults as
     in the ODE (the training eps, or 1 for standard training).  How the run is executed (threads, progress
     bar, checkpoint, stopping early) is an :class:`Execution`, given as ``execution=`` or as its fields in
     keywords (``threads=2, checkpoint="run.npz"``).  A run stopped early saves its checkpoint and raises
@@ -650,12 +434,12 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
     sched = _check_schedule(eps_schedule, N)
     Bv, variances = _prepare_covariance(N, B, variances, sampler, engine)
     if sampler is not None:
-        n_test = _check_int("n_test", n_test, 1)
+        n_test = check_int("n_test", n_test, 1)
 
     root = np.random.SeedSequence(seed)
     kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
     if engine == "reduced":
-        eng: _Engine = _ReducedEngine(params, N, kernel_seqs, eps_test)
+        eng: Engine = _ReducedEngine(params, N, kernel_seqs, eps_test)
     elif sampler is not None:
         eng = _SamplerEngine(params, N, kernel_seqs, init_seqs, Bv, sampler, eps_test, root.spawn(1)[0], n_test)
     else:
@@ -663,7 +447,7 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
 
     cov = ("isotropic" if variances is None and sampler is None else
            "diagonal" if sampler is None else f"sampler:{getattr(sampler, '__name__', repr(sampler))}")
-    sig = _signature(params=params.as_dict(), N=N, M=M, seed=seed, engine=engine, steps=steps.tolist(),
+    sig = run_signature(params=params.as_dict(), N=N, M=M, seed=seed, engine=engine, steps=steps.tolist(),
                      eps_test=eps_test, cov=cov, B=hashlib.sha256(Bv.tobytes()).hexdigest(),
                      var=None if variances is None else hashlib.sha256(variances.tobytes()).hexdigest(),
                      version=CHECKPOINT_VERSION,

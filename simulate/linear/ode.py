@@ -29,61 +29,31 @@ from theory.params import ParameterError, Params
 
 from ..core.cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, one_line_errors,
                   params_from_args, params_line, real, table_indices, write_outputs)
+from ..core.grid import (ALPHA_MAX, EPS_TEST_MAX, GRID_MAX, check_alphas, check_eps_test, default_alphas,
+                         default_eps_test)
+from ..core.compare import STATED_ERROR
 from ..core.provenance import provenance, save_figure, write_result
 from ..core.cli import command
 
 __all__ = ["Trajectory", "integrate", "integrate_grid", "default_alphas", "default_eps_test", "check_run", "main", "STATED_ERROR", "METHODS"]
 
-STATED_ERROR = 1e-8
 
-# Valid ranges of a run, each with its reason.
-ALPHA_MAX = 1e6          # learning time: the slowest valid relaxation (eta_w = 1e-3) is over well before
-GRID_MAX = 1_000_001     # output points: 5 arrays of 8 bytes each, 40 MB; a finer grid resolves nothing more
-EPS_TEST_MAX = 1e3       # test budget: beyond, S = 1 to double precision for every valid rho and v
+# Valid ranges of a run, each with its reason (alpha grid and eps_test: simulate.core.grid).
 RTOL_RANGE = (1e-13, 1e-2)  # below ~100 machine epsilons solve_ivp cannot honour rtol; above, no digit is right
 ATOL_RANGE = (1e-15, 1e-2)
-
-
-def default_eps_test(params: Params) -> float:
-    """The training budget, or 1 (the talk's test budget) for standard training."""
-    return params.eps if params.eps > 0 else 1.0
-
-
-def default_alphas(alpha_max: float = 200.0, step: float = 1.0) -> np.ndarray:
-    """0, step, 2 step, ... up to alpha_max, plus alpha = 10, 50, 200 and alpha_max itself."""
-    if not (isinstance(alpha_max, (int, float)) and 0 < alpha_max <= ALPHA_MAX):
-        raise ParameterError(f"alpha_max must lie in (0, {ALPHA_MAX:g}], got {alpha_max}")
-    if not (isinstance(step, (int, float)) and 0 < step <= ALPHA_MAX):
-        raise ParameterError(f"alpha_step must lie in (0, {ALPHA_MAX:g}], got {step}")
-    if alpha_max / step + 1 > GRID_MAX:
-        raise ParameterError(f"alpha_step must be at least alpha_max/{GRID_MAX - 1} = {alpha_max / (GRID_MAX - 1):.3g} "
-                             f"(at most {GRID_MAX} output points, memory), got {step}")
-    grid = np.arange(0.0, alpha_max + 0.5 * step, step)
-    extra = [a for a in (10.0, 50.0, 200.0, alpha_max) if a <= alpha_max]
-    return np.unique(np.concatenate([grid[grid <= alpha_max], extra]))
-
 
 METHODS = ("auto", "DOP853", "RK45", "Radau", "LSODA")
 
 
 def check_run(params: Params, eps_test, rtol: float, atol: float, method: str) -> float:
     """The one validation of an ODE run's settings; returns eps_test (defaulted). Raises ParameterError."""
-    eps_test = default_eps_test(params) if eps_test is None else eps_test
-    if not (isinstance(eps_test, (int, float)) and 0 <= eps_test <= EPS_TEST_MAX):
-        raise ParameterError(f"eps_test must lie in [0, {EPS_TEST_MAX:g}], got {eps_test}")
+    eps_test = check_eps_test(eps_test, params)
     for name, value, (lo, hi) in (("rtol", rtol, RTOL_RANGE), ("atol", atol, ATOL_RANGE)):
         if not (isinstance(value, (int, float)) and lo <= value <= hi):
             raise ParameterError(f"{name} must lie in [{lo:g}, {hi:g}], got {value}")
     if method not in METHODS:
         raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    return float(eps_test)
-
-
-def _check_alphas(alphas) -> np.ndarray:
-    a = np.asarray(alphas, dtype=float).ravel()
-    if a.size == 0 or not np.all(np.isfinite(a)) or a[0] < 0 or np.any(np.diff(a) < 0):
-        raise ParameterError("alphas must be a non-empty, finite, non-decreasing grid of values >= 0")
-    return a
+    return eps_test
 
 
 @dataclass(frozen=True)
@@ -154,7 +124,7 @@ def integrate(params: Params, alphas=None, *, eps_test: float | None = None, rto
     """
     import time
 
-    alphas = _check_alphas(default_alphas() if alphas is None else alphas)
+    alphas = check_alphas(default_alphas() if alphas is None else alphas)
     eps_test = check_run(params, eps_test, rtol, atol, method)
     calls = [0]
     budget: list[int | None] = [AUTO_BUDGET if method == "auto" else None]
@@ -204,7 +174,7 @@ def integrate_grid(alphas, *, rtol: float = 1e-8, atol: float = 1e-10, method: s
     solve_ivp with a vectorised right-hand side (no Python loop over trajectories).  Returns (R, b) of
     shape (len(alphas),) + M.
     """
-    alphas = _check_alphas(alphas)
+    alphas = check_alphas(alphas)
     shapes = [np.shape(v) for v in arrays.values() if not isinstance(v, str)]
     shape = np.broadcast_shapes(np.shape(R0), np.shape(b0), *shapes)
     M = int(np.prod(shape)) if shape else 1

@@ -15,7 +15,7 @@ import numpy as np
 
 from theory.multinorm import ParameterError
 
-from ..compare import Comparison, sidak_quantile
+from ..core.compare import Comparison, sidak_quantile
 from .mc import MultinormMCResult
 
 __all__ = ["compare", "n_comparisons", "QUANTITIES"]

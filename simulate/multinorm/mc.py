@@ -30,8 +30,8 @@ import numpy as np
 from theory.multinorm import MultinormParams, ParameterError, check_d, errors, state_from_weights
 from theory.multinorm.errors import ERROR_KEYS
 
-from ..mc import (REPLICAS_MAX, SEED_MAX, STEPS_MAX, MEMORY_MAX, Execution, _Engine, _check_int, _signature,
-                  alpha_steps, drive, execution_from, replica_stats)
+from ..core.run import (MEMORY_MAX, REPLICAS_MAX, SEED_MAX, STEPS_MAX, Engine, Execution, alpha_steps, check_int,
+                        drive, execution_from, replica_stats, run_signature)
 
 __all__ = ["QUANTITIES", "ORDER_PARAMETERS", "MultinormMCResult", "run_multinorm_mc", "initial_weights",
            "validate_multinorm_run", "RENORM_EVERY"]
@@ -108,7 +108,7 @@ class MultinormMCResult:
         return out
 
 
-class _MultinormEngine(_Engine):
+class _MultinormEngine(Engine):
     """Every replica's direction u (M, N) with lazy scale A, threshold b and sequential-stream position."""
 
     name = "multinorm"
@@ -162,8 +162,8 @@ def validate_multinorm_run(params: MultinormParams, d, replicas, alphas, seed):
     if not D_MIN <= d <= D_MAX:
         raise ParameterError(f"d must be an integer in [{D_MIN}, {D_MAX}] for the Monte Carlo (memory: one "
                              f"replica holds d + 1 doubles), got {d}")
-    M = _check_int("replicas", replicas, 1, REPLICAS_MAX)
-    seed = _check_int("seed", seed, 0, SEED_MAX, " (an unsigned 64-bit integer)")
+    M = check_int("replicas", replicas, 1, REPLICAS_MAX)
+    seed = check_int("seed", seed, 0, SEED_MAX, " (an unsigned 64-bit integer)")
     N = d + 1
     steps, alpha = alpha_steps(alphas, N)
     if steps[-1] > STEPS_MAX:
@@ -194,7 +194,7 @@ def run_multinorm_mc(params: MultinormParams, d: int, replicas: int, alphas, see
     root = np.random.SeedSequence(seed)
     kernel_seqs, init_seqs = zip(*(child.spawn(2) for child in root.spawn(M)))
     eng = _MultinormEngine(params, d, kernel_seqs, init_seqs, u_bins)
-    sig = _signature(family="multinorm", params=params.as_dict(), d=d, M=M, seed=seed, steps=steps.tolist(),
+    sig = run_signature(family="multinorm", params=params.as_dict(), d=d, M=M, seed=seed, steps=steps.tolist(),
                      version=CHECKPOINT_VERSION)
     # chunks between progress updates: about 2^22 coordinate updates per replica
     chunk = max(1, (1 << 22) // (d + 1))

@@ -22,7 +22,7 @@ import numpy as np
 
 from theory.multinorm import MultinormParams, ParameterError, check_d
 
-from ..sweep_engines import SweepEngine, _alphas, register_engine
+from ..sweep_engines import SweepEngine, sweep_alphas, register_engine
 
 __all__ = ["MultinormMCEngine", "MultinormTheoryEngine", "point_seed", "OUTPUT_KEYS"]
 
@@ -73,12 +73,12 @@ class MultinormMCEngine(SweepEngine):
         return out
 
     def coords(self, options):
-        return {"alpha": _alphas(options)}
+        return {"alpha": sweep_alphas(options)}
 
     def compute(self, points, options):
         from .mc import run_multinorm_mc
 
-        alphas = _alphas(options)
+        alphas = sweep_alphas(options)
         out = {name: np.full((len(points),) + ((alphas.size,) if dims else ()), np.nan)
                for name, dims in self.outputs(options).items()}
         for i, pt in enumerate(points):
@@ -114,7 +114,7 @@ class MultinormTheoryEngine(SweepEngine):
         return {NAMES[q]: ("alpha",) for q in OUTPUT_KEYS}
 
     def coords(self, options):
-        return {"alpha": _alphas(options)}
+        return {"alpha": sweep_alphas(options)}
 
     def compute(self, points, options):
         try:
@@ -122,7 +122,7 @@ class MultinormTheoryEngine(SweepEngine):
         except ImportError:
             raise ParameterError("engine multinorm: theory.multinorm.solve is not available in this checkout; "
                                  "use --engine multinorm_mc") from None
-        alphas = _alphas(options)
+        alphas = sweep_alphas(options)
         out = {NAMES[q]: np.full((len(points), alphas.size), np.nan) for q in OUTPUT_KEYS}
         for i, pt in enumerate(points):
             d = int(pt.get("d", options["d"]))

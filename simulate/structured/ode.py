@@ -25,12 +25,15 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from theory.params import ParameterError, Params
-from theory.structured import (FullState, Mixture, SpectralState, errors, initial_state, lp_errors, rhs, rhs_linf)
+from theory.structured import (FullState, Mixture, SpectralState, errors, errors_from_order_parameters, initial_state,
+                               lp_errors, rhs, rhs_linf)
 
 from ..core.cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, number, one_line_errors,
                   params_from_args, real)
+from ..core.grid import check_alphas, check_eps_test, default_alphas
 from ..core.provenance import provenance, write_json
 from ..core.cli import command
+from ..core.run import replica_stats
 
 #: Largest input dimension of the command (spectral path) and of its full N x N path
 N_MAX = 1_000_000
@@ -96,14 +99,10 @@ def integrate(mix: Mixture, params: Params, alphas, *, state0=None, eps_test: fl
     ``threat='linf'``: l_inf adversarial training with budget params.eps/sqrt(N) per coordinate
     (:func:`theory.structured.rhs_linf`, experimental Gaussian closure); S is then the l2 error at eps_test.
     """
-    from ..linear.ode import _check_alphas, default_eps_test
-
     if not isinstance(mix, Mixture):
         raise ParameterError(f"mix must be a theory.structured.Mixture, got {type(mix).__name__}")
-    alphas = _check_alphas(alphas)
-    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
-    if not (math.isfinite(eps_test) and eps_test >= 0):
-        raise ParameterError(f"eps_test must be finite and >= 0, got {eps_test}")
+    alphas = check_alphas(alphas)
+    eps_test = check_eps_test(eps_test, params)
     N = mix.N
     B = _direction(mix)
     if state0 is None:
@@ -159,16 +158,6 @@ def integrate(mix: Mixture, params: Params, alphas, *, state0=None, eps_test: fl
 MC_QUANTITIES = ("E", "S", "M_plus", "M_minus", "Q_plus", "Q_minus")
 
 
-def _replica_errors(M, Q, b, params: Params, eps_test: float):
-    """E and S per replica from its own (M_tau, Q_tau, b): the formulas of theory.structured.errors."""
-    from scipy.special import ndtr
-
-    P = (params.prior, 1.0 - params.prior)
-    E = sum(P[k] * ndtr(-t * (M[k] - b) / np.sqrt(Q[k])) for k, t in enumerate((1.0, -1.0)))
-    S = sum(P[k] * ndtr((eps_test - t * (M[k] - b)) / np.sqrt(Q[k])) for k, t in enumerate((1.0, -1.0)))
-    return E, S
-
-
 def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int = 0, *,
                 eps_test: float | None = None, progress: bool = False, threads: int | None = None) -> dict[str, Any]:
     """Replicas of the real N-dimensional SGD on inputs drawn from ``mix`` (:func:`simulate.mc.run_mc`).
@@ -183,9 +172,8 @@ def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int =
     0 (for the theory from the same initial conditions, :func:`theory_from_replicas`).
     """
     from ..linear.mc import run_mc
-    from ..linear.ode import default_eps_test
 
-    eps_test = default_eps_test(params) if eps_test is None else float(eps_test)
+    eps_test = check_eps_test(eps_test, params)
     N = mix.N
     mu = mix.mu  # in the state's basis
     diff = mu[0] - mu[1]
@@ -250,7 +238,7 @@ def monte_carlo(mix: Mixture, params: Params, replicas: int, alphas, seed: int =
     out = dict(res.info["observed"])
     Mv = (out["M_plus"], out["M_minus"])
     Qv = (out["Q_plus"], out["Q_minus"])
-    out["E"], out["S"] = _replica_errors(Mv, Qv, out["b"], p, eps_test)
+    out["E"], out["S"] = errors_from_order_parameters(Mv, Qv, out["b"], p.prior, eps_test)
     out["alpha"] = res.alpha
     out["w0"] = initial[0] if initial and res.alpha[0] == 0 else None
     out["info"] = {**{k: v for k, v in res.info.items() if k != "observed"}, "path": path, "N": N,
@@ -285,7 +273,7 @@ def compare(traj: "StructuredTrajectory", mc: dict[str, Any], quantities=MC_QUAN
             familywise: float | None = None):
     """:class:`simulate.compare.Comparison` of the replica means with the theory at every alpha > 0:
     |mean - theory| <= q se + c/N, q Sidak-corrected for all comparisons (the check of simulate.compare)."""
-    from ..linear.compare import TOLERANCES, Comparison, sidak_quantile
+    from ..core.compare import TOLERANCES, Comparison, sidak_quantile
 
     bias = MC_BIAS if bias is None else bias
     familywise = TOLERANCES["familywise"] if familywise is None else familywise
@@ -296,11 +284,10 @@ def compare(traj: "StructuredTrajectory", mc: dict[str, Any], quantities=MC_QUAN
     quantities = tuple(quantities)
     m = int(keep.sum()) * len(quantities)
     q = sidak_quantile(m, familywise)
-    R = mc["E"].shape[1]
     N = mc["info"]["N"]
+    stats = {n: replica_stats(mc[n][keep]) for n in quantities}
     return Comparison(alpha=alpha[keep], ode={n: np.asarray(traj.values[n])[keep] for n in quantities},
-                      mean={n: mc[n][keep].mean(axis=1) for n in quantities},
-                      se={n: mc[n][keep].std(axis=1, ddof=1) / math.sqrt(R) for n in quantities},
+                      mean={n: stats[n]["mean"] for n in quantities}, se={n: stats[n]["se"] for n in quantities},
                       allowance={n: bias[n] / N + TOLERANCES["solver"] for n in quantities}, q=q, m=m,
                       quantities=quantities)
 
@@ -394,8 +381,6 @@ def _load_mixture(parser, path: Path, mode: str) -> Mixture:
 
 @command
 def main(argv=None) -> int:
-    from ..linear.ode import default_alphas
-
     parser = build_parser()
     args = parser.parse_args(argv)
     params = params_from_args(parser, args)

@@ -102,7 +102,7 @@ def params_of(point: dict[str, Any]) -> Params:
     return Params(**{k: v for k, v in point.items() if k in names})
 
 
-def _alphas(options: dict[str, Any]) -> np.ndarray:
+def sweep_alphas(options: dict[str, Any]) -> np.ndarray:
     a = np.asarray(options["alphas"], dtype=float).ravel()
     if a.size == 0 or not np.all(np.isfinite(a)) or a[0] <= 0 or np.any(np.diff(a) <= 0):
         raise ParameterError("alphas must be an increasing list of finite values > 0")
@@ -240,10 +240,10 @@ class ODEEngine(SweepEngine):
         return out
 
     def coords(self, options):
-        return {"alpha": _alphas(options)}
+        return {"alpha": sweep_alphas(options)}
 
     def compute(self, points, options):
-        alphas = _alphas(options)
+        alphas = sweep_alphas(options)
         ps = [params_of(pt) for pt in points]
         n, na = len(ps), alphas.size
         out = {name: np.full((n,) + ((na,) if dims else ()), np.nan) for name, dims in self.outputs(options).items()}
@@ -332,12 +332,12 @@ class MCEngine(SweepEngine):
         return out
 
     def coords(self, options):
-        return {"alpha": _alphas(options)}
+        return {"alpha": sweep_alphas(options)}
 
     def compute(self, points, options):
         from ..linear.mc import run_mc
 
-        alphas = _alphas(options)
+        alphas = sweep_alphas(options)
         out = {name: np.full((len(points),) + ((alphas.size,) if dims else ()), np.nan)
                for name, dims in self.outputs(options).items()}
         for i, pt in enumerate(points):
@@ -441,12 +441,12 @@ class CommitteeEngine(SweepEngine):
                 "quad_error": ()}
 
     def coords(self, options):
-        return {"alpha": _alphas(options)}
+        return {"alpha": sweep_alphas(options)}
 
     def compute(self, points, options):
         from ..committee import integrate
 
-        alphas = _alphas(options)
+        alphas = sweep_alphas(options)
         grid = np.concatenate([[0.0], alphas])
         out = {name: np.full((len(points),) + ((alphas.size,) if dims else ()), np.nan)
                for name, dims in self.outputs(options).items()}

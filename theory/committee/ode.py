@@ -455,7 +455,7 @@ def drift_nodes(K: int, n: int | str | None = None) -> tuple[np.ndarray, np.ndar
     return r.nodes, r.weights
 
 
-def _sqrt_gram(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sqrt_gram(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(L, P) with L L^T = Q and P = L^+ (so that Q^+ L = P^T).
 
     L is the Cholesky factor while Q is comfortably positive definite: a smooth function of Q, so the
@@ -485,7 +485,7 @@ def field_grid(state: State, mix: Mixture, nodes: np.ndarray):
     and Q^+ L = (L^+)^T.
     """
     Q, R, b, _ = state
-    L, P = _sqrt_gram(Q)
+    L, P = sqrt_gram(Q)
     sd = np.sqrt(mix.variances)[:, None, None]
     lam = (mix.means @ R.T)[:, None, :] - b + sd * (nodes @ L.T)[None]
     hbar = mix.means[:, None, :] + sd * (nodes @ (P @ R))[None]
@@ -534,7 +534,7 @@ def line_geometry(state: State, p: CommitteeParams, rule: Rule, c: int):
     mix = p.mixture()
     Q, R, b, v = state
     K = p.K
-    L, _ = _sqrt_gram(Q)
+    L, _ = sqrt_gram(Q)
     sd = math.sqrt(mix.variances[c])
     mean = mix.means[c] @ R.T - b
     grad = sd * L.T @ (v * np.exp(-mean * mean))
@@ -752,7 +752,7 @@ def errors(state: State, p: CommitteeParams, eps_test: float, steps: int | None 
     mix = p.mixture()
     Q, R, b, v = state
     K = p.K
-    L, _ = _sqrt_gram(Q)
+    L, _ = sqrt_gram(Q)
     if K > 1:
         if n_outer is not None:
             nodes, weights = drift_nodes(K - 1, n_outer)

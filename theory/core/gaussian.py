@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import erf, owens_t, roots_hermite, roots_legendre
 
-__all__ = ["erf_exp_moments", "gauss_hermite_mean", "truncated_gauss_mean"]
+__all__ = ["erf_exp_moments", "gauss_hermite_mean", "truncated_gauss_mean", "hermite_rule"]
 
 SQRT2 = math.sqrt(2.0)
 
@@ -49,7 +49,9 @@ def erf_exp_moments(mu, var):
 
 
 @lru_cache(maxsize=8)
-def _hermite(n: int):
+def hermite_rule(n: int):
+    """Nodes t and weights of the n-point Gauss-Hermite rule normalised to sum 1: E[f(x)] for x ~ N(0, 1/2)
+    is sum_i w_i f(t_i) (substitute x = mu + sqrt(2 var) t for N(mu, var))."""
     t, w = roots_hermite(n)
     return t, w / math.sqrt(math.pi)
 
@@ -61,7 +63,7 @@ def gauss_hermite_mean(fun, mu, var, n: int = 256):
     erf-exp moments with n = 256 the error is below 1e-10 for var <= 3 and grows beyond (8e-8 at var = 5).
     No indicator functions.
     """
-    t, w = _hermite(n)
+    t, w = hermite_rule(n)
     mu = np.asarray(mu, dtype=float)[..., None]
     sd = np.sqrt(2.0 * np.asarray(var, dtype=float))[..., None]
     return np.sum(w * fun(mu + sd * t), axis=-1)

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from scipy.special import erf, erfcx, ndtr
 
-from ..core.gaussian import _hermite
+from ..core.gaussian import hermite_rule
 from .params import ParameterError, Params
 
 __all__ = ["loss_second_derivative", "drift_derivatives", "objective_terms", "costate_rhs", "switching_function",
@@ -63,7 +63,7 @@ def loss_second_derivative(x, tau, loss: str = "quadratic", erf_scale: float = 1
 
 def _moments(mu, v, tau, loss, s, n):
     """<delta>, <delta^2>, <delta'>, <2 delta delta'> over N(mu, v), Gauss-Hermite with n nodes."""
-    t, w = _hermite(n)
+    t, w = hermite_rule(n)
     x = np.asarray(mu, float)[..., None] + math.sqrt(2.0 * v) * t
     d, dd = loss_second_derivative(x, tau, loss, s)
     return (np.sum(w * d, -1), np.sum(w * d * d, -1), np.sum(w * dd, -1), np.sum(w * 2.0 * d * dd, -1))

@@ -56,7 +56,7 @@ def field_moments(mu_x, v, tau, *, erf_scale=1.0, loss="quadratic", non_robust_o
     """(<delta>, <delta^2>) over the local field x ~ N(mu_x, v) of the cluster tau (with 1{tau x < 0} inside
     when non_robust_only); ``backend`` one of 'closed', 'quadrature', 'hermite' (see :func:`drift`)."""
     if backend == "auto":
-        backend = _resolve_backend(backend, loss, non_robust_only)
+        backend = resolve_backend(backend, loss, non_robust_only)
     if backend == "closed":
         s = erf_scale
         A0, A1, B0, B1, B2 = erf_exp_moments(mu_x / s, v / (s * s))
@@ -78,7 +78,7 @@ def field_moments(mu_x, v, tau, *, erf_scale=1.0, loss="quadratic", non_robust_o
             truncated_gauss_mean(d2, mu_x, v, lower, upper))
 
 
-def _resolve_backend(backend: str, loss: str, non_robust_only: bool) -> str:
+def resolve_backend(backend: str, loss: str, non_robust_only: bool) -> str:
     if backend not in BACKENDS:
         raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     closed_ok = loss == "quadratic" and not non_robust_only
@@ -103,7 +103,7 @@ def drift(R, b, *, rho, prior, v1, v2, eta_w, eta_b, eps, erf_scale=1.0, eps_law
 
     ``eps_law`` other than 'fixed' needs a scalar ``eps`` (the quadrature nodes depend on it).
     """
-    backend = _resolve_backend(backend, loss, non_robust_only)
+    backend = resolve_backend(backend, loss, non_robust_only)
     R = np.asarray(R, dtype=float)
     b = np.asarray(b, dtype=float)
     shape = np.broadcast_shapes(R.shape, b.shape, *(np.shape(a) for a in (rho, prior, v1, v2, erf_scale)))

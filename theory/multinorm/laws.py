@@ -37,7 +37,7 @@ def _expm1_over(x):
     return np.where(small, 1.0 + 0.5 * x, np.expm1(safe) / safe)
 
 
-def _max_terms(Fcdf, u0: float, d: float, top: float):
+def max_terms(Fcdf, u0: float, d: float, top: float):
     """(pi0, E[max(|u0|, M)]) for M the max of d i.i.d. |u| with CDF Fcdf (callable), top = support end."""
     if math.isinf(d):
         return (1.0 if u0 > 0 else 0.0), u0

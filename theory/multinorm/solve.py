@@ -32,7 +32,7 @@ from scipy.special import erf
 
 from .drift import Coefficients, coefficients, scheme_modes
 from .errors import State, accuracy_at_shift
-from .laws import FiniteVolumes, Quantiles, _max_terms
+from .laws import FiniteVolumes, Quantiles, max_terms
 from .params import MultinormParams, ParameterError, check_d
 
 __all__ = ["solve", "METHODS", "TAU", "time_solve"]
@@ -73,9 +73,9 @@ class _System:
             Fcdf = self.law.folded_cdf(x, sigma)
             top = self.law.top(x, sigma)
             sd = math.sqrt(d)
-            pi0, emax_u = _max_terms(Fcdf, sd * w0, d, top)
+            pi0, emax_u = max_terms(Fcdf, sd * w0, d, top)
             emax_w = emax_u / sd
-            wmax = _max_terms(Fcdf, 0.0, d, top)[1] / sd
+            wmax = max_terms(Fcdf, 0.0, d, top)[1] / sd
         return dict(w0=w0, b=b, sigma=sigma, ubar=ubar, L1=L1, Qlaw=Qlaw, Fcdf=Fcdf, pi0=pi0, emax_w=emax_w, wmax=wmax)
 
     def switch(self, st) -> float:

@@ -59,11 +59,11 @@ from scipy.integrate import quad
 from scipy.special import erf, ndtr
 
 from ..core.gaussian import gauss_hermite_mean, truncated_gauss_mean
-from ..linear.ode import field_moments, loss_derivative, _resolve_backend
+from ..linear.ode import field_moments, loss_derivative, resolve_backend
 from ..linear.params import ParameterError, Params, eps_quadrature
 
 __all__ = ["Mixture", "SpectralState", "FullState", "initial_state", "order_parameters", "rhs", "centred_moment",
-           "cluster_averages", "errors", "lp_errors", "pixel_law", "PSD_TOL", "COMMUTE_TOL"]
+           "cluster_averages", "errors", "errors_from_order_parameters", "lp_errors", "pixel_law", "PSD_TOL", "COMMUTE_TOL"]
 
 _SQRT_PI = math.sqrt(math.pi)
 #: relative tolerances of the input checks: asymmetry and negative eigenvalues up to PSD_TOL * max|eig|
@@ -331,7 +331,7 @@ def centred_moment(mu_x, var, tau, *, erf_scale=1.0, loss="quadratic", non_robus
         <delta (x - mu_x)> = k s c1 [(mu1 - mu)(erf(mu1/r) - tau) + V1 (2/sqrt pi) exp(-mu1^2/r^2)/r],
     r = sqrt(1 + 2 V1), k = 2/(s sqrt pi).  Otherwise by the quadratures of :mod:`theory.gaussian`.
     """
-    backend = _resolve_backend(backend, loss, non_robust_only)
+    backend = resolve_backend(backend, loss, non_robust_only)
     mu_x = np.asarray(mu_x, dtype=float)
     var = np.asarray(var, dtype=float)
     s = erf_scale
@@ -416,17 +416,25 @@ def rhs(state, mix: Mixture, params: Params, *, noise: bool = True, backend: str
 # ----------------------------------------------------------------------------------------------------
 # Errors
 # ----------------------------------------------------------------------------------------------------
+def errors_from_order_parameters(M, Q, b, prior: float, eps_test=0.0):
+    """(E, S(eps_test)) of sign(w.xi - b) from the order parameters: M[k] = w.mu_tau, Q[k] = w'Sigma_tau w for
+    tau = +1, -1 (k = 0, 1) and the bias b, each of any shape (e.g. one value per replica):
+
+        E = sum_tau P_tau Phi(-tau (M_tau - b) / sqrt(Q_tau)),   S = sum_tau P_tau Phi((eps_test - tau (M_tau - b)) / sqrt(Q_tau)).
+
+    The one formula of the theory, the Monte Carlo (:mod:`simulate.structured`) and the fitted mixtures."""
+    P = (prior, 1.0 - prior)
+    eps = np.asarray(eps_test, dtype=float)
+    E = sum(P[k] * ndtr(-tau * (M[k] - b) / np.sqrt(Q[k])) for k, tau in enumerate((1.0, -1.0)))
+    S = sum(P[k] * ndtr((eps - tau * (M[k] - b)) / np.sqrt(Q[k])) for k, tau in enumerate((1.0, -1.0)))
+    return E, S
+
+
 def errors(state, mix: Mixture, params: Params, eps_test=0.0):
     """(E, S(eps_test), M, Q): clean and l_2 adversarial error of sign(w.xi - b) (module docstring)."""
     M, Q = order_parameters(state, mix)
-    P = np.array([params.prior, 1.0 - params.prior])
-    tau = np.array([1.0, -1.0])
-    eps = np.asarray(eps_test, dtype=float)
-    sd = np.sqrt(Q)
-    margin = tau * (M - state.b)
-    E = float(P @ ndtr(-margin / sd))
-    S = sum(P[k] * ndtr((eps - margin[k]) / sd[k]) for k in range(2))
-    return E, S, M, Q
+    E, S = errors_from_order_parameters(M, Q, state.b, params.prior, eps_test)
+    return float(E), S, M, Q
 
 
 def pixel_law(state, mix: Mixture) -> tuple[np.ndarray, np.ndarray]:
