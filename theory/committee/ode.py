@@ -55,8 +55,6 @@ Pure mathematics: numpy and scipy, no randomness, no I/O.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -67,6 +65,7 @@ from scipy.optimize import root
 from scipy.special import erf, ndtr, ndtri, roots_hermite
 
 from ..linear.params import FIELD_HELP as _LINEAR_HELP
+from ..core.params import FrozenParams
 from ..linear.params import ParameterError, Params, check_range
 
 __all__ = ["CommitteeParams", "Mixture", "State", "PRESETS", "COMMITTEE_FIELD_HELP", "mixture", "field_grid",
@@ -183,7 +182,7 @@ def _tuple(arr: np.ndarray):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CommitteeParams:
+class CommitteeParams(FrozenParams):
     """Data model, network and training of the committee machine (defaults: the talk's data, K = 2, FGSM).
 
     The data-model and learning-rate fields are those of :class:`theory.params.Params` and are validated
@@ -257,24 +256,10 @@ class CommitteeParams:
 
     def replace(self, **changes: Any) -> "CommitteeParams":
         """A validated copy with some fields changed (changing K or the preset resets defaulted arrays)."""
-        unknown = set(changes) - {f.name for f in fields(self)}
-        if unknown:
-            raise ParameterError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
         if ("K" in changes and changes["K"] != self.K) or ("preset" in changes and changes["preset"] != self.preset):
             for name in ("R0", "Q0", "b0", "v0"):
                 changes.setdefault(name, None)
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        blob = json.dumps(self.as_dict(), sort_keys=True, default=repr)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return super().replace(**changes)
 
     def initial_state(self) -> State:
         return State(np.array(self.Q0), np.array(self.R0).reshape(self.K, self.D), np.array(self.b0),

@@ -26,28 +26,16 @@ Every later part of the project (ODE, Monte Carlo, CLIs, figures) takes a :class
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from ..core.params import FrozenParams, ParameterError, check_finite, check_range, stable_key  # noqa: F401
+
 __all__ = ["Params", "ParameterError", "EPS_LAWS", "LOSSES", "eps_quadrature", "eps_ppf", "FIELD_HELP",
            "stable_key", "RANGES", "SNR_MAX", "check_range"]
-
-
-def stable_key(obj: Any, digits: int = 16) -> str:
-    """The first ``digits`` hex digits of the SHA-256 of ``obj`` as canonical JSON (sorted keys; values JSON
-    cannot hold written by ``repr``). The one key of the project: parameters, checkpoints, figure caches."""
-    blob = json.dumps(obj, sort_keys=True, default=repr)
-    return hashlib.sha256(blob.encode()).hexdigest()[:digits]
-
-
-class ParameterError(ValueError):
-    """A parameter outside its allowed range. The message names the parameter and the range."""
 
 
 #: Laws of the per-example budget.  Each is a scale family eps * U with E[U] = 1, so ``eps`` is
@@ -99,31 +87,8 @@ RANGES: dict[str, tuple[float, float, str, str]] = {
 SNR_MAX = 80.0
 
 
-def check_range(name: str, x: Any, lo: float, hi: float, ends: str = "[]", why: str = "") -> float:
-    """``x`` as a float if it lies in the interval ``lo, hi`` (``ends``: which ends are open, "()" "(]" "[)"
-    "[]"), else ParameterError naming ``name``, the interval and the reason ``why``. NaN is never in range."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a real number, got {x!r}") from None
-    if isinstance(x, bool) or not ((lo < v if ends[0] == "(" else lo <= v) and (v < hi if ends[1] == ")" else v <= hi)):
-        reason = f" ({why})" if why else ""
-        raise ParameterError(f"{name} must lie in {ends[0]}{lo:g}, {hi:g}{ends[1]}{reason}, got {x!r}")
-    return v
-
-
-def _check_finite(name: str, value: Any) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise ParameterError(f"{name} must be finite, got {value!r}")
-    return x
-
-
 @dataclass(frozen=True, kw_only=True)
-class Params:
+class Params(FrozenParams):
     """Model and training parameters (defaults: scenario 1 of the talk, adversarial training).
 
     Frozen and validated on construction; ``replace(**changes)`` gives a validated copy and ``key()``
@@ -147,7 +112,7 @@ class Params:
     def __post_init__(self) -> None:
         for f in fields(self):
             if f.type in ("float", float):
-                object.__setattr__(self, f.name, _check_finite(f.name, getattr(self, f.name)))
+                object.__setattr__(self, f.name, check_finite(f.name, getattr(self, f.name)))
         for name, (lo, hi, ends, why) in RANGES.items():
             check_range(name, getattr(self, name), lo, hi, ends, why)
         snr = self.rho / math.sqrt(min(self.v1, self.v2))
@@ -163,21 +128,7 @@ class Params:
             raise ParameterError(f"non_robust_only must be a bool, got {self.non_robust_only!r}")
         object.__setattr__(self, "non_robust_only", bool(self.non_robust_only))
 
-    # -- conveniences -----------------------------------------------------------------------
-    def replace(self, **changes: Any) -> "Params":
-        """A validated copy with some fields changed."""
-        unknown = set(changes) - {f.name for f in fields(self)}
-        if unknown:
-            raise ParameterError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        """Stable 16-hex-digit key of every field (same parameters, same key)."""
-        return stable_key(self.as_dict())
-
+    # -- conveniences (replace, as_dict, key, field_names: theory.core.params.FrozenParams) ----------
     @property
     def p(self) -> float:
         """The prior, in the talk's notation."""
@@ -191,10 +142,6 @@ class Params:
     def swapped(self) -> "Params":
         """The same problem with the clusters' roles exchanged (p <-> 1-p, v1 <-> v2, b0 -> -b0)."""
         return self.replace(prior=1.0 - self.prior, v1=self.v2, v2=self.v1, b0=-self.b0)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
 
 
 # --------------------------------------------------------------------------------------------

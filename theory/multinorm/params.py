@@ -44,7 +44,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..params import LOSSES, ParameterError, check_range, stable_key
+from ..core.params import FrozenParams
+from ..params import LOSSES, ParameterError, check_range, stable_key  # noqa: F401
 
 __all__ = ["MultinormParams", "SCHEMES", "LOSSES", "ParameterError", "check_d"]
 
@@ -65,7 +66,7 @@ def _choice(default: str, choices: tuple[str, ...], help: str):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MultinormParams:
+class MultinormParams(FrozenParams):
     """Data model, attacks and training (defaults: the parameter set of the trade-off experiments, a = 2,
     p0 = 0.9, l_inf budget e = 4, l_1 budget eps1 = 2, eta_w = 0.2, eta_b = 0.1, initial w0 = 0.2).
 
@@ -106,24 +107,8 @@ class MultinormParams:
             elif value not in f.metadata["choices"]:
                 raise ParameterError(f"{f.name} must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
 
-    # -- conveniences -----------------------------------------------------------------------
-    def replace(self, **changes: Any) -> "MultinormParams":
-        """A validated copy with some fields changed."""
-        unknown = set(changes) - set(self.field_names())
-        if unknown:
-            raise ParameterError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def key(self) -> str:
-        """Stable 16-hex-digit key of every field (same parameters, same key)."""
-        return stable_key({"family": "multinorm", **self.as_dict()})
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+    # -- conveniences (replace, as_dict, key, field_names: theory.core.params.FrozenParams) ----------
+    key_family = "multinorm"
 
     @property
     def attacks(self) -> tuple[str, ...]:
