@@ -28,20 +28,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory.committee import (COMMITTEE_FIELD_HELP, PRESETS, CommitteeParams, Rule, State, sqrt_gram, drift,
-                              drift_error, drift_rule, errors, fixed_point, pack, rule_for, rule_parts, state_names,
-                              unpack)
-from theory.params import ParameterError
+from theory.committee import (COMMITTEE_FIELD_HELP, COMMITTEE_INT_RANGES, COMMITTEE_RANGES, PRESETS, CommitteeParams,
+                              Rule, State, drift, drift_error, drift_rule, errors, fixed_point, pack, rule_for,
+                              rule_parts, sqrt_gram, state_names, unpack)
+from theory.params import RANGES, ParameterError
 
-from ..core.cli import (AlphaProgress, ArgumentParser, add_output_arguments, check_outputs, flag_name, number,
-                  one_line_errors, progress_bar, real, table_indices, write_outputs)
+from ..core.cli import (AlphaProgress, ArgumentParser, add_output_arguments, add_param_arguments, check_outputs,
+                        flag_name, number, one_line_errors, progress_bar, real, table_indices, write_outputs)
 from ..core.grid import check_eps_test, default_alphas, default_eps_test
 from ..core.provenance import provenance, save_figure, write_result
 from .ode import default_alphas
@@ -280,21 +280,14 @@ def parse_array(text: str) -> list:
 
 
 def add_committee_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per field of CommitteeParams (names as in simulate.cli: eta_w -> --eta-w, R0 -> --R0)."""
-    group = parser.add_argument_group("model and training parameters (theory.committee.CommitteeParams)")
-    for f in fields(CommitteeParams):
-        default = f.default if f.default is not MISSING else None
-        help_text = f"{COMMITTEE_FIELD_HELP.get(f.name, f.name)} [default: {default}]"
-        if f.name == "preset":
-            group.add_argument("--preset", choices=PRESETS, default=default, help=help_text)
-        elif f.name in ("K", "pgd_steps"):
-            group.add_argument(flag_name(f.name), dest=f.name, type=int, default=default, metavar="N", help=help_text)
-        elif f.name in _ARRAYS:
-            group.add_argument(flag_name(f.name), dest=f.name, type=parse_array, default=None, metavar="ARRAY",
-                               help=help_text)
-        else:
-            group.add_argument(flag_name(f.name), dest=f.name, type=real, default=default, metavar="X",
-                               help=help_text)
+    """One flag per field of CommitteeParams, by the shared generator (names as everywhere: eta_w -> --eta-w);
+    the shared fields carry the linear model's ranges (CommitteeParams validates them with its rules)."""
+    shared = [k for k in RANGES if k in COMMITTEE_FIELD_HELP and k not in _ARRAYS]  # rho, prior, v1, v2, eta_*, eps
+    ranges = {**{k: RANGES[k] for k in shared}, **COMMITTEE_RANGES,
+              **{k: (1, hi, "[]", why) for k, (hi, why) in COMMITTEE_INT_RANGES.items()}}
+    types = {"K": (int, "N"), "pgd_steps": (int, "N"), **{name: (parse_array, "ARRAY") for name in _ARRAYS}}
+    add_param_arguments(parser, params_cls=CommitteeParams, helps=COMMITTEE_FIELD_HELP, ranges=ranges, types=types,
+                        title="theory.committee.CommitteeParams")
 
 
 def committee_params_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> CommitteeParams:

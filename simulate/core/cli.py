@@ -138,30 +138,40 @@ def real(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid real number: {text!r}") from None
 
 
-def add_param_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (), params_cls: type = Params) -> None:
-    """Add one flag per field of the parameter dataclass ``params_cls`` (default :class:`theory.Params`).
+def add_param_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (), params_cls: type = Params,
+                        *, helps: dict | None = None, ranges: dict | None = None, types: dict | None = None,
+                        title: str | None = None) -> None:
+    """Add one flag per field of the parameter dataclass ``params_cls`` (default :class:`theory.Params`): the one
+    flag generator of every command.
 
     Help, valid interval and choices come from the field's metadata (``help``, ``range`` = (lo, hi, ends,
-    reason), ``choices``) when it has them, else from theory.params' FIELD_HELP, RANGES and choices."""
-    title = "theory.Params" if params_cls is Params else f"{params_cls.__module__}.{params_cls.__name__}"
+    reason), ``choices``) when it has them, else from ``helps`` / ``ranges`` ({field: text} / {field: (lo, hi,
+    ends, reason)}), else (for :class:`theory.Params`) from theory.params' FIELD_HELP, RANGES and choices.
+    ``types``: {field: (argparse type, metavar)} for fields that are not real numbers (integers, arrays)."""
+    helps = {**(FIELD_HELP if params_cls is Params else {}), **(helps or {})}
+    ranges = {**(RANGES if params_cls is Params else {}), **(ranges or {})}
+    types = types or {}
+    if title is None:
+        title = "theory.Params" if params_cls is Params else f"{params_cls.__module__}.{params_cls.__name__}"
     group = parser.add_argument_group(f"model and training parameters ({title})")
     for f in fields(params_cls):
         if f.name in exclude:
             continue
         default = f.default if f.default is not MISSING else None
         valid = ""
-        rng = f.metadata.get("range", RANGES.get(f.name) if params_cls is Params else None)
+        rng = f.metadata.get("range", ranges.get(f.name))
         if rng is not None:
             lo, hi, ends, _ = rng
             valid = f"; valid {ends[0]}{lo:g}, {hi:g}{ends[1]}"
-        help_text = f"{f.metadata.get('help', FIELD_HELP.get(f.name, f.name))} [default: {default}{valid}]"
+        help_text = f"{f.metadata.get('help', helps.get(f.name, f.name))} [default: {default}{valid}]"
         choices = f.metadata.get("choices", _CHOICES.get(f.name) if params_cls is Params else None)
         if f.type in ("bool", bool):
             group.add_argument(flag_name(f.name), dest=f.name, action="store_true", help=help_text)
         elif choices is not None:
             group.add_argument(flag_name(f.name), dest=f.name, choices=choices, default=default, help=help_text)
         else:
-            group.add_argument(flag_name(f.name), dest=f.name, type=real, default=default, metavar="X",
+            kind, metavar = types.get(f.name, (real, "X"))
+            group.add_argument(flag_name(f.name), dest=f.name, type=kind, default=default, metavar=metavar,
                                help=help_text)
 
 
