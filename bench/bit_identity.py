@@ -7,6 +7,10 @@ sweep, trade-off and protocol results, computed through the public names that ev
 Run it in the old checkout and in the new one (each with PYTHONPATH at its root) and compare: every hash is
 the SHA-256 of the arrays' raw bytes (with dtype and shape), so "same" means bit-identical.  Single thread
 (NUMBA_NUM_THREADS=1, set here before numba loads), a few minutes on one core.
+
+Give each run an empty NUMBA_CACHE_DIR: on this machine a numba kernel loaded from the cache gives Monte Carlo
+results that differ in the last bits from the same kernel compiled fresh (seen for the linear full engine and
+the committee engine; same source, same seed), so only runs that both compile fresh are comparable.
 """
 
 from __future__ import annotations
@@ -130,10 +134,12 @@ def cases():
     yield "protocol objective and gradient", protocol
 
 
-def run(out: Path) -> int:
+def run(out: Path, only: str | None = None) -> int:
     sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {"git_sha": sha, "python": sys.version.split()[0], "numpy": np.__version__, "cases": {}}
     for name, fn in cases():
+        if only is not None and only not in name:
+            continue
         t0 = time.perf_counter()
         try:
             result["cases"][name] = fn()
@@ -164,12 +170,13 @@ def main(argv=None) -> int:
     ap = ArgumentParser(prog="python bench/bit_identity.py", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path)
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"))
+    ap.add_argument("--only", default=None, metavar="TEXT", help="run only the cases whose name contains TEXT")
     args = ap.parse_args(argv)
     if args.compare:
         return compare(*args.compare)
     if args.out is None:
         ap.error("--out or --compare is required")
-    return run(args.out)
+    return run(args.out, args.only)
 
 
 if __name__ == "__main__":

@@ -213,6 +213,7 @@ def _gauss_errors(M, Q, b, prior: float, eps_test: float):
 def structured_routes(fitted, *, eps_values, eps_test, eta_w, eta_b, erf_scale, alphas, seeds, N,
                       mc_replicas: int = 0, mc_seed: int = 0, path: str = "auto", quiet: bool = True):
     """Theory (per seed, from that seed's initial w) and optionally the Monte Carlo of the fitted mixture."""
+    from simulate.core.run import replica_stats
     from simulate.structured import compare, integrate, monte_carlo, theory_from_replicas
     from theory.params import Params
     from theory.structured import initial_state
@@ -231,10 +232,9 @@ def structured_routes(fitted, *, eps_values, eps_test, eta_w, eta_b, erf_scale, 
         out["theory"][f"eps={e:g}"] = per_seed
         if mc_replicas:
             mc = monte_carlo(mix, p, mc_replicas, alphas, seed=mc_seed, eps_test=eps_test, progress=not quiet)
-            R = mc_replicas
             out["mc"][f"eps={e:g}"] = {
                 "alpha": mc["alpha"], "info": mc["info"],
-                **{k: {"mean": mc[k].mean(axis=1), "se": mc[k].std(axis=1, ddof=1) / math.sqrt(R)}
+                **{k: {n: replica_stats(mc[k])[n] for n in ("mean", "se")}
                    for k in ("E", "S", "M_plus", "M_minus", "Q_plus", "Q_minus", "b")}}
             # the theory from the MC replicas' own initial w (averaged over them), and from m = 0, C = I/N
             if mix.spectral:

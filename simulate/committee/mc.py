@@ -16,7 +16,6 @@ the weights is the theory's E(Q, R, b, v), S(...)).  Checkpoints (.npz, atomic) 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from theory.committee import CommitteeParams, State, pack, state_names
 from theory.params import ParameterError
 
 from ..core.grid import check_eps_test
-from ..core.run import Engine, Execution, alpha_steps, drive, execution_from, run_signature
+from ..core.run import Engine, Execution, alpha_steps, drive, execution_from, replica_stats, run_signature
 from ..core.cli import command
 
 __all__ = ["CommitteeMCResult", "run_committee_mc", "initial_weights"]
@@ -81,14 +80,13 @@ class CommitteeMCResult:
         return self.data[q]
 
     def mean(self, q: str) -> np.ndarray:
-        return self.data[q].mean(axis=1)
+        return replica_stats(self.data[q])["mean"]
 
     def std(self, q: str) -> np.ndarray:
-        v = self.data[q]
-        return v.std(axis=1, ddof=1) if v.shape[1] > 1 else np.full(v.shape[0], np.nan)
+        return replica_stats(self.data[q])["std"]
 
     def se(self, q: str) -> np.ndarray:
-        return self.std(q) / math.sqrt(self.replicas)
+        return replica_stats(self.data[q])["se"]
 
     def __getitem__(self, q: str) -> dict[str, np.ndarray]:
         return {"mean": self.mean(q), "se": self.se(q), "std": self.std(q), "values": self.values(q)}
