@@ -46,7 +46,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from theory.params import EPS_LAWS, LOSSES, ParameterError, Params
+from theory.params import EPS_LAWS, LOSSES, ParameterError, Params, stable_key
 
 from ..core.cli import ArgumentParser, add_param_arguments, flag_name, params_from_args
 from ..core.provenance import (OutputError, WriteError, atomic_write, provenance, sidecar_path, to_jsonable, versions,
@@ -374,13 +374,10 @@ class SweepStats:
 
 
 def _signature(engine: SweepEngine, grid: Grid, options: dict[str, Any], chunk: int) -> str:
-    import hashlib
-
     # options that do not change the numbers (pauses, threads) stay out of the signature
     opts = {k: v for k, v in options.items() if k not in ("throttle", "threads")}
-    blob = json.dumps(to_jsonable({"engine": engine.name, "grid": grid.as_dict(), "options": opts, "chunk": chunk,
-                                   "version": STORE_VERSION}), sort_keys=True, default=repr)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return stable_key(to_jsonable({"engine": engine.name, "grid": grid.as_dict(), "options": opts, "chunk": chunk,
+                                   "version": STORE_VERSION}), 24)
 
 
 def _assemble(engine, grid, options, blocks: dict[int, dict], chunk: int, attrs: dict[str, Any]):

@@ -65,6 +65,7 @@ from scipy.optimize import root
 from scipy.special import erf, ndtr, ndtri, roots_hermite
 
 from ..linear.params import FIELD_HELP as _LINEAR_HELP
+from ..core.numerics import central_jacobian
 from ..core.params import FrozenParams
 from ..linear.params import ParameterError, Params, check_range
 
@@ -815,13 +816,7 @@ def adversarial_error(state: State, p: CommitteeParams, eps_test: float, **kw) -
 # ---------------------------------------------------------------------------------------------------
 def jacobian(y, p: CommitteeParams, h: float = 1e-6) -> np.ndarray:
     """Jacobian of :func:`rhs` by central differences."""
-    y = np.asarray(y, dtype=float)
-    J = np.empty((y.size, y.size))
-    for j in range(y.size):
-        dy = np.zeros_like(y)
-        dy[j] = h
-        J[:, j] = (rhs(y + dy, p) - rhs(y - dy, p)) / (2 * h)
-    return J
+    return central_jacobian(lambda v: rhs(v, p), y, h)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.optimize import root
 from scipy.special import erf, erfcx, owens_t
 
+from ..core.numerics import central_jacobian
 from ..core.gaussian import erf_exp_moments, gauss_hermite_mean, truncated_gauss_mean
 from .params import Params, ParameterError, eps_quadrature
 
@@ -177,13 +178,7 @@ def rhs(R, b, params: Params, backend: str = "auto"):
 
 def jacobian(R: float, b: float, params: Params, h: float = 1e-6) -> np.ndarray:
     """2x2 Jacobian d(dR, db)/d(R, b) by central differences (error O(h^2) ~ 1e-12 relative)."""
-    J = np.empty((2, 2))
-    for j, (dRh, dbh) in enumerate(((h, 0.0), (0.0, h))):
-        fp = rhs(R + dRh, b + dbh, params)
-        fm = rhs(R - dRh, b - dbh, params)
-        J[0, j] = (float(fp[0]) - float(fm[0])) / (2 * h)
-        J[1, j] = (float(fp[1]) - float(fm[1])) / (2 * h)
-    return J
+    return central_jacobian(lambda y: [float(v) for v in rhs(float(y[0]), float(y[1]), params)], [R, b], h)
 
 
 @dataclass(frozen=True)
