@@ -261,8 +261,12 @@ def test_cli_checkpoint_resume(tmp_path):
     ck = tmp_path / "c.npz"
     args = ["--N", "40", "--replicas", "3", "--alpha-max", "2", "--alpha-step", "1", "--quiet", "--checkpoint", str(ck)]
     assert mc.main(args + ["--out", str(tmp_path / "a.csv")]) == 0
+    assert not ck.exists()  # a finished run removes its checkpoint
+    # stopped after its first chunk (exit 75, checkpoint kept), then resumed: the uninterrupted result
+    assert mc.main(args + ["--out", str(tmp_path / "b.csv"), "--time-limit", "1e-9"]) == 75
     assert ck.exists()
-    assert mc.main(args + ["--out", str(tmp_path / "b.csv")]) == 0  # resumes the finished run
+    assert mc.main(args + ["--out", str(tmp_path / "b.csv")]) == 0
+    assert not ck.exists()
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
     assert mc.main(["--N", "40", "--replicas", "3", "--alpha-max", "2", "--alpha-step", "1", "--quiet", "--seed", "1",
                     "--out", str(tmp_path / "c.csv")]) == 0

@@ -226,11 +226,12 @@ def bridge_mc_error(params: Params, R: float, b: float, N: int, structure: str, 
 # ---------------------------------------------------------------------------------------------
 # Tables.
 # ---------------------------------------------------------------------------------------------
-def _cases(a_values, p0_values, progress: bool, desc: str):
-    """The (a, p0) pairs of a table, through a tqdm bar on stderr when ``progress``."""
+def _cases(model_class, d: int, a_values, p0_values, progress: bool, desc: str):
+    """The (a, p0, model) triples of a table, through a tqdm bar on stderr when ``progress``; every model
+    is built (and so validated) before the bar starts, so that bad input gives its one-line error alone."""
     from ..core.cli import progress_bar
 
-    cases = list(itertools.product(a_values, p0_values))
+    cases = [(a, p0, model_class(d=d, a=a, p0=p0)) for a, p0 in itertools.product(a_values, p0_values)]
     with progress_bar(len(cases), desc, show=progress, unit="row") as bar:
         for case in cases:
             yield case
@@ -241,8 +242,7 @@ def lp_table(d: int, a_values, p0_values, eps_inf: float | None, eps_1: float, *
              targets=FRONTIER_TARGETS, progress: bool = False) -> list[dict]:
     """One row per (a, p0): budgets, coupling bound and the linear frontier (lower, upper) at the targets."""
     rows = []
-    for a, p0 in _cases(a_values, p0_values, progress, "lp frontier"):
-        model = LpModel(d=d, a=a, p0=p0)
+    for a, p0, model in _cases(LpModel, d, a_values, p0_values, progress, "lp frontier"):
         e_inf = 2.0 * model.eta if eps_inf is None else eps_inf
         fr = frontier(model, Threat("linf", e_inf), Threat("l1", eps_1), targets=targets,
                       n_theta=grid[0], n_psi=grid[1], n_tau=grid[2])
@@ -259,8 +259,7 @@ def lp_table(d: int, a_values, p0_values, eps_inf: float | None, eps_1: float, *
 def ring_table(d: int, a_values, p0_values, eps_inf: float | None, t: int, *, grid=(481, 241),
                targets=FRONTIER_TARGETS, progress: bool = False) -> list[dict]:
     rows = []
-    for a, p0 in _cases(a_values, p0_values, progress, "ring frontier"):
-        model = RingModel(d=d, a=a, p0=p0)
+    for a, p0, model in _cases(RingModel, d, a_values, p0_values, progress, "ring frontier"):
         e_inf = 2.0 * model.eta if eps_inf is None else eps_inf
         fr = ring_frontier(model, Threat("linf", e_inf), Threat("rt", t), targets=targets, n_theta=grid[0],
                            n_psi=grid[1])
