@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import math
 import time
 from dataclasses import dataclass, field, fields
@@ -740,7 +741,10 @@ def evaluate_run(cfg: TrainConfig, out: str | Path, *, data_dir=None, device=Non
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_output(parser, "--out", args.out, folder=True)
+    # Under torchrun every process runs this; only rank 0 writes the run folder, so only rank 0 checks
+    # and locks it (the other ranks would find rank 0's lock and refuse).
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_output(parser, "--out", args.out, folder=True)
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:
