@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from simulate.linear.ode import integrate
 from theory.params import RANGES, ParameterError, Params
 
-#: the case of the issue: every value alone finishes, together LSODA's step size collapsed (no output in an hour)
+#: a corner of the valid domain: every value alone finishes, together LSODA's step size collapsed (no output in an hour)
 HANG = dict(rho=1e-4, eps=100.0, erf_scale=1e-3, b0=100.0, R0=-1.0, loss="cross_entropy")
 
 

@@ -356,9 +356,7 @@ def test_figure_quick_plots_the_simulation(tmp_path):
 def test_cli_theory_engine_writes_the_solvers_trajectory(tmp_path):
     """--engine theory: the lists of theory.multinorm.solve (the moment ODE of std at d = inf)."""
     import json
-    solve = pytest.importorskip("theory.multinorm").__dict__.get("solve")
-    if solve is None:
-        pytest.skip("theory.multinorm.solve is not in this checkout")
+    from theory.multinorm import solve
     out = tmp_path / "t.json"
     assert main(["--scheme", "std", "--d", "inf", "--alpha-max", "3", "--method", "moments", "--quiet",
                  "--out", str(out)]) == 0
