@@ -365,3 +365,85 @@ def test_cli_theory_engine_writes_the_solvers_trajectory(tmp_path):
     for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union"):
         assert np.allclose(data[k], ref[k], rtol=0, atol=1e-12), k
     assert "E_se" not in data and data["engine"] == "theory"
+
+
+# ---------------------------------------------------------------------------------------------------
+# How the command ends: disk full, Ctrl-C / SIGTERM (the shared endings of simulate.core.cli.command)
+# ---------------------------------------------------------------------------------------------------
+def test_cli_disk_full_is_one_line_and_keeps_the_previous_result(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    out = tmp_path / "r.json"
+    argv = ["--scheme", "std", "--d", "inf", "--alpha-max", "1", "--method", "moments", "--quiet",
+            "--out", str(out)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = os.replace
+
+    def replace(src, dst):
+        if os.path.dirname(os.path.abspath(dst)) == str(tmp_path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    capsys.readouterr()
+    assert main([*argv, "--w0", "0.3", "--overwrite"]) == 74
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and str(out) in err[0], err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no lock, no temporary left
+
+
+def _signal_run(args, tmp_path, sig, ready):
+    """Start ``python -m simulate.multinorm ARGS`` in tmp_path, send sig once ready() holds; (rc, stderr lines)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "simulate.multinorm", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert proc.poll() is None, f"ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "the run never reached the point of the signal"
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc, [line for line in proc.stderr.read().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_cli_signal_saves_the_checkpoint_and_exits_75(tmp_path, sig):
+    import signal
+
+    ck = tmp_path / "c.npz"
+    args = ["--engine", "mc", "--scheme", "max", "--d", "1000", "--replicas", "2", "--alpha-max", "2000",
+            "--alpha-step", "500", "--quiet", "--checkpoint", str(ck), "--checkpoint-every", "0.001",
+            "--out", str(tmp_path / "r.json")]
+    rc, err = _signal_run(args, tmp_path, getattr(signal, sig), ck.exists)
+    assert rc == UNFINISHED, err
+    assert len(err) == 1 and "Traceback" not in err[0] and "checkpoint written" in err[0] and str(ck) in err[0], err
+    assert ck.exists() and not (tmp_path / "r.json").exists()
+
+
+def test_cli_ctrl_c_without_checkpoint_exits_130(tmp_path):
+    """Ctrl-C during the theory's solve (no checkpoint to save): one line, exit 130, no file."""
+    import signal
+    import time
+
+    t0 = time.monotonic()
+    args = ["--scheme", "max", "--d", "1000", "--alpha-max", "10000", "--alpha-step", "100", "--quiet",
+            "--out", str(tmp_path / "r.json")]
+    rc, err = _signal_run(args, tmp_path, signal.SIGINT, lambda: time.monotonic() - t0 > 2.0)
+    assert rc == 130, err
+    assert len(err) == 1 and "Traceback" not in err[0] and "stopped by Ctrl-C" in err[0], err
+    assert not (tmp_path / "r.json").exists()

@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from theory.multinorm import MultinormParams, ParameterError, check_d
+from theory.multinorm import METHODS, MultinormParams, ParameterError, check_d
 from theory.multinorm.params import D_MAX as D_MAX_THEORY
 
-from ..cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_param_arguments, check_outputs,
-                   number, one_line_errors, params_from_args, table_indices)
-from ..provenance import check_output, output_lock, provenance, write_json
+from ..core.cli import (INTERRUPTED, UNFINISHED, WRITE_FAILED, ArgumentParser, add_output_arguments,
+                        add_param_arguments, check_outputs, command, number, one_line_errors, params_from_args,
+                        table_indices)
+from ..core.provenance import check_output, output_lock, provenance, write_json
 
 __all__ = ["build_parser", "main", "run", "ENGINES", "KEYS", "theory_solve"]
 
@@ -70,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "classifier on the Tramer-Boneh distribution (x_0 = +-y w.p. p0, x_i = y a/sqrt d + z_i): "
                     "robust weight w0, threshold b, ubar, L1 and the clean, l_inf, l_1 and union errors over "
                     "alpha = steps/N, N = d + 1, by the large-d theory or the N-dimensional Monte Carlo. "
-                    f"Exit status {UNFINISHED}: stopped by --time-limit with the checkpoint written; run the "
-                    "same command again to continue.")
+                    f"Exit status {UNFINISHED}: stopped by --time-limit or Ctrl-C with the checkpoint written "
+                    f"(run the same command again to continue); {INTERRUPTED}: stopped by Ctrl-C without one; "
+                    f"{WRITE_FAILED}: the result could not be written (the previous file is kept).")
     add_param_arguments(parser, params_cls=MultinormParams)
     run = parser.add_argument_group("run")
     run.add_argument("--d", type=_d_flag, default=1000, metavar="D",
@@ -85,8 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                      default=50.0, metavar="X", help="final alpha = steps/N [50]")
     run.add_argument("--alpha-step", type=number(float, 0.0, ALPHA_MAX, lo_open=True), default=1.0, metavar="X",
                      help="spacing of the output grid (at most 10^5 points) [1]")
-    run.add_argument("--method", default=None, metavar="NAME",
-                     help="solver of the theory (theory.multinorm.solve's method) [its default]")
+    run.add_argument("--method", default=None, choices=METHODS,
+                     help="solver of the theory (--engine theory): fv finite volumes, particles quantile "
+                          "particles, moments the Gaussian moment ODE (std, adv_2 only); gauss_closure and "
+                          "no_diffusion are the incomplete variants kept for the checks [fv]")
     mc = parser.add_argument_group("Monte Carlo (--engine mc)")
     mc.add_argument("--replicas", type=number(int, 1, 1 << 20), default=16, metavar="M",
                     help="independent replicas [16]")
@@ -141,11 +145,12 @@ def table(body: dict[str, Any], N: float) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     params = params_from_args(parser, args, MultinormParams)
-    from ..mc import Execution, Unfinished
+    from ..core.run import Execution, Unfinished
 
     with one_line_errors(parser):
         if args.engine == "mc":
@@ -191,4 +196,6 @@ def main(argv=None) -> int:
             write_json(args.out, {**body, "d": args.d, "engine": args.engine, "provenance": prov})
             if not args.quiet:
                 print(f"wrote {args.out}")
+        if args.checkpoint is not None:  # the run is finished and written: its checkpoint has done its job
+            args.checkpoint.unlink(missing_ok=True)
     return 0

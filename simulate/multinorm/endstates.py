@@ -22,8 +22,9 @@ import numpy as np
 
 from theory.multinorm import SCHEMES, MultinormParams
 
-from ..cli import ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, number, one_line_errors, params_from_args
-from ..provenance import provenance, write_json
+from ..core.cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, command, number,
+                   one_line_errors, params_from_args)
+from ..core.provenance import provenance, write_json
 from .mc import run_multinorm_mc
 
 __all__ = ["run_schemes", "scheme_seed", "end_table", "main"]
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ import numpy as np
 
 from theory.multinorm import MultinormParams, ParameterError, check_d
 
-from ..sweep_engines import SweepEngine, sweep_alphas, register_engine
+from ..sweep.engines import SweepEngine, sweep_alphas, register_engine
 
 __all__ = ["MultinormMCEngine", "MultinormTheoryEngine", "point_seed", "OUTPUT_KEYS"]
 
