@@ -125,10 +125,10 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
 
 
 def _compiled_line_nodes(zb, zd, mean, Lz, tau, v, outer_w):
-    """theory.committee.ode.line_nodes_on by the compiled kernel, with theory's constants of the line rule."""
+    """theory.committee.quadrature.line_nodes_on by the compiled kernel, with theory's constants of the line rule."""
     from scipy.special import roots_legendre
 
-    from theory.committee import ode as tco
+    from theory.committee import quadrature as tco
 
     from ..kernels.committee_drift import committee_line_nodes
 

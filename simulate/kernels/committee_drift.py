@@ -129,7 +129,7 @@ def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, varianc
 
 @nb.njit(cache=True, fastmath=False)
 def committee_line_nodes(zb, zd, mean, Lz, tau, v, outer_w, T, panels, grid, newton, xg, wg):
-    """Compiled :func:`theory.committee.ode.line_nodes_on`: the line rule's nodes zeta (M, K) and weights of one
+    """Compiled :func:`theory.committee.quadrature.line_nodes_on`: the line rule's nodes zeta (M, K) and weights of one
     cluster, the same steps in the same order (sign changes of sigma - tau on ``grid`` points of [-T, T], secant
     point and ``newton`` Newton steps clipped to the bracket, panels split at the roots, Gauss-Legendre xg, wg)."""
     Mo, K = zb.shape
