@@ -90,6 +90,21 @@ def measure(module: str, args: list[str], cwd: Path) -> dict:
             "stderr_last": err[-1][:300] if err else ""}
 
 
+def _train_outcome(path: Path) -> dict | None:
+    """What the measured training reached: its final loss and the accuracies of its final evaluation (so the
+    table's quick path is known to learn), from the run's own ``result.json``; None if it wrote none."""
+    import json
+
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ev = result.get("evaluation") or {}
+    return {"final_loss": result.get("final_loss"), "n_train": result.get("n_train"),
+            **{k: v for k, v in ev.items() if k in ("clean", "union", "n_test", "strength", "threats")},
+            **{f"robust_{k}": v for k, v in (ev.get("per_threat") or {}).items() if isinstance(v, (int, float))}}
+
+
 def markdown(rows: dict) -> str:
     lines = ["| command (default setting) | CPU s | quick setting (its arguments) | CPU s |", "|---|---|---|---|"]
     for name, r in rows.items():
@@ -182,6 +197,8 @@ def main(argv=None) -> int:
                 if module == "empirical.evaluate":  # evaluates the quick training's model
                     (work / "run").symlink_to(Path(tmp) / "train-quick" / "run", target_is_directory=True)
                 m = measure(module, a + extra, work)
+                if module == "empirical.train":
+                    m["outcome"] = _train_outcome(work / "run" / "result.json")
                 rows[name][setting] = m
                 _write(args, names, rows, complete=False)  # what is measured survives an interrupted run
                 print(f"{name:15} {setting:8} CPU {m['cpu_s']:8.1f} s  wall {m['wall_s']:8.1f} s  exit {m['exit']}"
