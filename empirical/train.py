@@ -48,6 +48,7 @@ from simulate.cli import UNFINISHED, flag_name
 from .cli import (RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged, row_name,
                   state_ranges)
 from simulate.cli import Interrupted, command, deferred_stop
+from simulate.provenance import remove_checked
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "BatchStream", "StopRule", "Trainer", "train",
            "evaluate_model", "evaluate_run", "build_parser", "config_from_args", "main", "INTERRUPTED"]
@@ -608,7 +609,7 @@ def train(cfg: TrainConfig, out: str | Path, *, data_dir=None, device: str | Non
     result = None
     if done and ctx.is_main:
         result = _write_result(trainer, stream, progress, out, data_dir, quiet, test_data)
-        ckpt_path.unlink(missing_ok=True)  # the run is finished and written
+        remove_checked(ckpt_path)  # the run is finished and written (the checkpoint and its SHA-256 record)
     D.barrier(ctx)
     D.shutdown(ctx)
     return result

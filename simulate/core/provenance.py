@@ -23,7 +23,8 @@ from typing import Any, Iterator
 
 __all__ = ["git_sha", "versions", "machine", "provenance", "atomic_write", "write_json", "to_jsonable",
            "write_with_sidecar", "sidecar_path", "sidecar_matches", "clean_stale_temporaries", "check_output",
-           "output_lock", "OutputError", "WriteError", "check_output_folder", "csv_text", "write_result", "save_figure"]
+           "output_lock", "OutputError", "WriteError", "check_output_folder", "csv_text", "write_result", "save_figure",
+           "checked_write", "verify_checksum", "remove_checked", "checksum_path", "file_sha256", "ChecksumError"]
 
 _ROOT = Path(__file__).resolve().parent.parent.parent
 _UMASK_LOCK = threading.Lock()
@@ -301,6 +302,95 @@ def sidecar_matches(path: str | os.PathLike) -> bool:
         return side.get("data_sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
     except (OSError, ValueError, AttributeError):
         return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checksummed intermediate state (checkpoints): a SHA-256 record written with the file, verified before use
+# ---------------------------------------------------------------------------------------------------
+class ChecksumError(OutputError):
+    """A stored file (a checkpoint) that fails its SHA-256 record, or has none: one line naming it and what to do."""
+
+
+def checksum_path(path: str | os.PathLike) -> Path:
+    """The SHA-256 record of a checkpoint: ``PATH.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB pieces (a checkpoint need not fit in memory twice)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for piece in iter(lambda: fh.read(1 << 20), b""):
+            h.update(piece)
+    return h.hexdigest()
+
+
+def _recorded(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(checksum_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
+
+
+@contextlib.contextmanager
+def checked_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
+    """:func:`atomic_write` plus a SHA-256 record ``PATH.sha256`` that :func:`verify_checksum` checks before use.
+
+    The record ``{"sha256", "bytes", "previous"}`` is written (atomically) after the new file is complete and
+    before it is renamed into place; ``previous`` is the checksum of the file it replaces.  So a kill between
+    the two renames leaves the previous file under a record that still accepts it, and every other state of
+    the pair is either consistent or refused: no kill makes a damaged file pass, and none makes a sound one fail.
+    """
+    path = Path(path)
+    with _staged(path, mode) as (fh, tmp):
+        yield fh
+    try:
+        old = _recorded(path) if path.exists() else None
+        record = {"sha256": file_sha256(tmp[0]), "bytes": os.path.getsize(tmp[0]),
+                  "previous": old["sha256"] if old else None}
+        with atomic_write(checksum_path(path)) as fh:
+            json.dump(record, fh)
+            fh.write("\n")
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp[0])
+        if isinstance(exc, OSError):
+            raise _write_failed(path, exc) from None
+        raise
+    _commit(tmp[0], path)
+
+
+def verify_checksum(path: str | os.PathLike, what: str = "checkpoint") -> None:
+    """Check ``path`` against its record ``PATH.sha256`` (see :func:`checked_write`) before anything reads it.
+
+    Raises :class:`ChecksumError`, one line naming the file, when the record is missing or unreadable or the
+    bytes do not match it (a damaged, truncated or edited file): such a file is never loaded."""
+    path = Path(path)
+    side = checksum_path(path)
+    record = _recorded(path)
+    if record is None:
+        reason = "has no readable SHA-256 record" if side.exists() else "has no SHA-256 record"
+        raise ChecksumError(f"{what} {str(path)!r} {reason} ({side.name!r} beside it: written by an older "
+                            "version or copied without it), so it cannot be verified; remove it to start afresh")
+    try:
+        digest = file_sha256(path)
+    except OSError as err:
+        raise ChecksumError(f"{what} {str(path)!r} cannot be read: {err.strerror or err}") from None
+    if digest not in (record["sha256"], record.get("previous")):
+        raise ChecksumError(f"{what} {str(path)!r} does not match its SHA-256 record {side.name!r} (damaged, "
+                            f"truncated or edited after it was written: {os.path.getsize(path)} bytes, "
+                            f"{record.get('bytes')} recorded); not loaded: remove it and {side.name!r} to start "
+                            "afresh")
+
+
+def remove_checked(path: str | os.PathLike) -> None:
+    """Remove a checkpoint and its SHA-256 record (either may be missing)."""
+    path = Path(path)
+    for p in (path, checksum_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
 
 
 def check_output(path: str | os.PathLike, *, flag: str = "--out", suffixes: tuple[str, ...] | None = None,

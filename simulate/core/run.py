@@ -25,7 +25,7 @@ from theory.params import ParameterError, stable_key
 
 from .cli import Interrupted, deferred_stop
 from .grid import check_alphas
-from .provenance import atomic_write
+from .provenance import ChecksumError, checked_write, verify_checksum
 
 __all__ = ["Engine", "Execution", "Unfinished", "drive", "execution_from", "alpha_steps", "replica_stats",
            "check_int", "run_signature", "numba_threads_max", "REPLICAS_MAX", "SEED_MAX", "STEPS_MAX", "MEMORY_MAX",
@@ -146,8 +146,9 @@ def drive(eng: Engine, steps: np.ndarray, M: int, signature: str, quantities, ex
     Advances ``eng`` in chunks of at most ``chunk`` steps to every recorded step ``steps[k]``, where it stores
     ``eng.observe()`` (a dict of (M,) arrays named by ``quantities``); ``segment(t, n)`` may shorten a chunk
     starting at step t (a schedule break) and ``on_record(values)`` sees every record.  Execution ``ex``: the
-    tqdm bar, numba threads, the checkpoint (``signature`` guards it; resumed when it exists, written every
-    ``checkpoint_every`` seconds, at a stop and at the end, atomically) and stopping early (raises
+    tqdm bar, numba threads, the checkpoint (``signature`` guards it and a SHA-256 record ``PATH.sha256`` beside
+    it is checked before a resume, so a damaged one is refused with one line; resumed when it exists, written
+    every ``checkpoint_every`` seconds, at a stop and at the end, atomically) and stopping early (raises
     :class:`Unfinished` after saving; Ctrl-C or SIGTERM stop at the next chunk boundary, save and raise
     :class:`simulate.cli.Interrupted`).  Returns the records {name: (len(steps), M)} and the wall time.
     """
@@ -155,6 +156,10 @@ def drive(eng: Engine, steps: np.ndarray, M: int, signature: str, quantities, ex
     t, k = 0, 0  # steps done, records done
     ckpt = ex.checkpoint
     if ckpt is not None and ckpt.exists():
+        try:
+            verify_checksum(ckpt)  # a damaged checkpoint is refused, never loaded
+        except ChecksumError as err:
+            raise ParameterError(str(err)) from None
         try:
             with np.load(ckpt, allow_pickle=False) as z:
                 if str(z["signature"]) != signature:
@@ -176,7 +181,7 @@ def drive(eng: Engine, steps: np.ndarray, M: int, signature: str, quantities, ex
         arrays = {"signature": np.array(signature), "t": np.array(t), "k": np.array(k)}
         arrays.update({"rec_" + q: rec[q] for q in quantities})
         arrays.update({"state_" + name: v for name, v in eng.state().items()})
-        with atomic_write(ckpt, "wb") as fh:
+        with checked_write(ckpt, "wb") as fh:  # with its SHA-256 record, checked before a resume
             np.savez(fh, **arrays)
 
     bar = None

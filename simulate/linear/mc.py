@@ -54,7 +54,7 @@ from ..core.cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_pa
                   one_line_errors,
                   params_from_args, params_line, real, table_indices)
 from ..core.grid import check_eps_test, default_alphas
-from ..core.provenance import check_output, output_lock, provenance, write_result
+from ..core.provenance import check_output, output_lock, provenance, remove_checked, write_result
 from ..core.run import (MEMORY_MAX, REPLICAS_MAX, SECONDS_MAX, SEED_MAX, STEPS_MAX, Engine, Execution, Unfinished,
                         alpha_steps, check_int, drive, execution_from, replica_stats, run_signature)
 from ..core.cli import command
@@ -622,7 +622,7 @@ def main(argv=None) -> int:
             if not args.quiet:
                 print(f"wrote {args.out}")
         if args.checkpoint is not None:  # the run is finished and written: its checkpoint has done its job
-            args.checkpoint.unlink(missing_ok=True)
+            remove_checked(args.checkpoint)  # and its SHA-256 record
     return 0
 
 
