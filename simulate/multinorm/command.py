@@ -28,7 +28,7 @@ from theory.multinorm.params import D_MAX as D_MAX_THEORY
 from ..core.cli import (INTERRUPTED, UNFINISHED, WRITE_FAILED, ArgumentParser, add_output_arguments,
                         add_param_arguments, check_outputs, command, number, one_line_errors, params_from_args,
                         table_indices)
-from ..core.provenance import check_output, output_lock, provenance, write_json
+from ..core.provenance import check_output, output_lock, provenance, remove_checked, write_json
 
 __all__ = ["build_parser", "main", "run", "ENGINES", "KEYS", "theory_solve"]
 
@@ -197,5 +197,5 @@ def main(argv=None) -> int:
             if not args.quiet:
                 print(f"wrote {args.out}")
         if args.checkpoint is not None:  # the run is finished and written: its checkpoint has done its job
-            args.checkpoint.unlink(missing_ok=True)
+            remove_checked(args.checkpoint)  # and its SHA-256 record
     return 0
