@@ -111,6 +111,20 @@ def run(args) -> int:
                 res, fb = res
                 first_all.append(fb)
             xa_all.append(res.detach().float())
+            done = i + len(xb)
+            if done < len(x):
+                # a partial record after every batch (a run stopped early leaves its finished images behind);
+                # `merge` leaves partial records out
+                with torch.no_grad():
+                    xp = torch.cat(xa_all)
+                    still_p = torch.cat([model(xp[j:j + 500]).argmax(1) == y[j:min(j + 500, done)]
+                                         for j in range(0, done, 500)])
+                rob_p = clean[:done] & still_p
+                out["threats"][name] = {"eps": eps, "attack": desc, "partial": True, "n_done": done,
+                                        "accuracy": float(rob_p.float().mean()),
+                                        "cpu_seconds": time.process_time() - t0[0], "robust": rob_p.int().tolist()}
+                out["provenance"] = prov
+                write_json(args.out, out)
         cpu_s, wall_s = time.process_time() - t0[0], time.time() - t0[1]
         xa = torch.cat(xa_all)
         inside = threat.contains(xa, x, rtol=1e-4)
@@ -168,6 +182,9 @@ def merge(args) -> int:
         d = json.loads(Path(p).read_text())
         files[p] = {k: v for k, v in d.items() if k != "threats"}
         for name, rec in d["threats"].items():
+            if rec.get("partial"):
+                print(f"{p}: {name} is partial ({rec['n_done']} of {d['n']} images): left out")
+                continue
             for row, r in _rows_of(d, name, rec).items():
                 cells.setdefault((row, name), []).append(r)
     order = ["old", "apgd (prefix of new)", "apgd", "new", "ref_pair", "ref"]
