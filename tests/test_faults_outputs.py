@@ -32,6 +32,7 @@ CASES = {
     "simulate.sweep": (["--grid", "rho=1:2:2", "--alphas", "1", "--quiet", "--out", "{out}"], ".nc"),
     "simulate.multinorm.command": (["--quiet", "--out", "{out}"], ".json"),
     "simulate.multinorm.endstates": (["--quiet", "--out", "{out}"], ".json"),
+    "simulate.multinorm.tables": (["--quiet", "--out", "{out}"], ".json"),
     "empirical.evaluate": (["--weights", "{tmp}/w.pt", "--quiet", "--out", "{out}"], ".json"),
     "empirical.budget_curves": (["--runs", "{tmp}", "--quiet", "--out", "{out}"], ".json"),
     "empirical.online": (["--quiet", "--out", "{stem}"], ".json"),

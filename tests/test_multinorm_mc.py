@@ -436,14 +436,14 @@ def test_cli_signal_saves_the_checkpoint_and_exits_75(tmp_path, sig):
 
 
 def test_cli_ctrl_c_without_checkpoint_exits_130(tmp_path):
-    """Ctrl-C during the theory's solve (no checkpoint to save): one line, exit 130, no file."""
+    """Ctrl-C during the theory's solve (no checkpoint to save): one line, exit 130, no file.  The signal is sent
+    once the command holds the lock of its --out (taken after the checks, before the solve)."""
     import signal
-    import time
 
-    t0 = time.monotonic()
+    out = tmp_path / "r.json"
     args = ["--scheme", "max", "--d", "1000", "--alpha-max", "10000", "--alpha-step", "100", "--quiet",
-            "--out", str(tmp_path / "r.json")]
-    rc, err = _signal_run(args, tmp_path, signal.SIGINT, lambda: time.monotonic() - t0 > 2.0)
+            "--out", str(out)]
+    rc, err = _signal_run(args, tmp_path, signal.SIGINT, out.with_name(f".{out.name}.lock").exists)
     assert rc == 130, err
     assert len(err) == 1 and "Traceback" not in err[0] and "stopped by Ctrl-C" in err[0], err
     assert not (tmp_path / "r.json").exists()

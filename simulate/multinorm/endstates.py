@@ -27,7 +27,7 @@ from ..core.cli import (ArgumentParser, add_output_arguments, add_param_argument
 from ..core.provenance import provenance, write_json
 from .mc import run_multinorm_mc
 
-__all__ = ["run_schemes", "scheme_seed", "end_table", "main"]
+__all__ = ["run_schemes", "scheme_seed", "end_table", "main", "StoredRun", "load_runs"]
 
 
 def scheme_seed(seed: int, d: int, scheme: str) -> int:
@@ -49,6 +49,46 @@ def run_schemes(params: MultinormParams, ds, replicas: int, alpha_max: float, se
                                    threads=threads)
             out[str(d)][s] = {**res.summary(), "seed": sd, "replicas": replicas, "wall_s": res.info["wall_s"]}
     return out
+
+
+class StoredRun:
+    """One (d, scheme) run read back from a file of :func:`main`: the replica means and standard errors over
+    alphas, with the interface of :class:`simulate.multinorm.mc.MultinormMCResult` that the comparisons use
+    (``alpha``, ``d``, ``replicas``, ``mean(q)``, ``se(q)``, ``std(q)``)."""
+
+    def __init__(self, params: MultinormParams, d: int, summary: dict[str, Any]):
+        self.params, self.d, self.summary = params, int(d), summary
+        self.replicas = int(summary["replicas"])
+        self.alpha = np.asarray(summary["alphas"], dtype=float)
+
+    @property
+    def N(self) -> int:
+        return self.d + 1
+
+    def mean(self, q: str) -> np.ndarray:
+        return np.asarray(self.summary[q], dtype=float)
+
+    def se(self, q: str) -> np.ndarray:
+        return np.asarray(self.summary[q + "_se"], dtype=float)
+
+    def std(self, q: str) -> np.ndarray:
+        return self.se(q) * np.sqrt(self.replicas)
+
+    def index(self, alpha: float) -> int:
+        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=0, atol=0.5 / self.N))
+        if idx.size == 0:
+            raise KeyError(f"alpha = {alpha} is not on the output grid")
+        return int(idx[0])
+
+
+def load_runs(path) -> dict[tuple[int, str], StoredRun]:
+    """{(d, scheme): StoredRun} of a file written by :func:`main` (the parameters from its provenance)."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    base = MultinormParams(**data["provenance"]["params"])
+    return {(int(d), s): StoredRun(base.replace(scheme=s), int(d), summ)
+            for d, per in data["runs"].items() for s, summ in per.items()}
 
 
 def end_table(runs: dict[str, Any]) -> str:
@@ -73,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replicas", type=number(int, 2, 1 << 16), default=16, metavar="M", help="replicas [16]")
     run.add_argument("--alpha-max", type=number(float, 0.0, 1e3, lo_open=True), default=50.0, metavar="X",
                      help="final alpha [50]")
+    run.add_argument("--schemes", nargs="+", choices=SCHEMES, default=list(SCHEMES), metavar="SCHEME",
+                     help="the schemes to run, of " + ", ".join(SCHEMES) + " [all]; each has its own seed, so "
+                          "runs of disjoint subsets equal one run of their union")
     run.add_argument("--seed", type=number(int, 0, (1 << 63) - 1), default=0, metavar="S", help="root seed [0]")
     run.add_argument("--threads", type=number(int, 1, 4096), default=None, metavar="T", help="numba threads [all]")
     add_output_arguments(parser.add_argument_group("output"), "write the trajectories and provenance as JSON")
@@ -87,8 +130,8 @@ def main(argv=None) -> int:
     with contextlib.ExitStack() as stack:
         with one_line_errors(parser):
             check_outputs(args, stack, out_suffixes=(".json",))
-        runs = run_schemes(params, args.d, args.replicas, args.alpha_max, args.seed, progress=not args.quiet,
-                           threads=args.threads)
+        runs = run_schemes(params, args.d, args.replicas, args.alpha_max, args.seed, schemes=tuple(args.schemes),
+                           progress=not args.quiet, threads=args.threads)
         if not args.quiet:
             print(f"# multinorm Monte Carlo end states at alpha = {args.alpha_max:g}: {params.line()} "
                   f"(scheme varies); {args.replicas} replicas; accuracies, mean ± standard error")

@@ -1,0 +1,252 @@
+"""The end-state tables of the multinorm family: the theory at d and at d = infinity beside the stored Monte
+Carlo, for every scheme and every parameter set, with the theory-vs-Monte-Carlo check over the whole trajectory.
+
+    python -m simulate.multinorm.tables --out results/multinorm_endstates.json \\
+        --markdown results/multinorm_endstates.md --overwrite
+
+Reads Monte Carlo files written by :mod:`simulate.multinorm.endstates` (default: results/multinorm_mc*_d*.json,
+two parameter sets at d = 1000 and 4000, a (set, d) possibly split over files by scheme), solves the theory (:func:`theory.multinorm.solve`) at each run's d and at
+d = infinity on the run's alpha grid, and writes
+
+* ``--out`` (JSON): per parameter set, d and scheme the theory's trajectories at d and at infinity, the
+  comparison at every alpha > 0 and every quantity of :data:`simulate.multinorm.compare.QUANTITIES`
+  (|MC mean - theory| <= q se + c/d + solver error, q Sidak-corrected over every comparison of the file,
+  tolerances of tests/tolerances.py as passed in), and the end states; provenance;
+* ``--markdown``: the end-state table (alpha = alpha_max) of each parameter set, w0, L1 and the clean, l_inf,
+  l_1 and union accuracies, theory / Monte Carlo, the union at d = infinity and the verdict of the check:
+  the table that docs/multinorm.md and the README quote (copied verbatim, checked by a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from theory.multinorm import SCHEMES, MultinormParams
+
+from ..core.cli import ArgumentParser, add_output_arguments, check_outputs, command, one_line_errors
+from ..core.provenance import atomic_write, check_output, provenance, write_json
+from .compare import QUANTITIES, compare, n_comparisons
+from .endstates import StoredRun, load_runs
+
+__all__ = ["DEFAULT_MC", "TOLERANCES", "theory_on", "check_runs", "end_rows", "markdown", "union_markdown",
+           "set_name", "compute", "default_mc", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+#: the stored Monte Carlo runs (simulate.multinorm.endstates; a (set, d) may be split over files by scheme):
+#: the issue's parameter set and a second one, at d = 1000 and 4000
+DEFAULT_MC = "results/multinorm_mc*_d*.json"
+
+
+def default_mc() -> list[Path]:
+    return sorted(ROOT.glob(DEFAULT_MC))
+#: the check's tolerances when none are passed: those of tests/tolerances.py (MULTINORM_VS_THEORY), repeated
+#: here so that the command does not import the tests; tests/test_multinorm_vs_theory.py checks they agree
+TOLERANCES = {"familywise": 1e-3, "bias_c": 2.0, "solver": 1e-4}
+ACC = {"acc_clean": "E", "acc_inf": "S_inf", "acc_1": "S_1", "acc_union": "union"}
+END_COLUMNS = (("w0", "w0"), ("L1", "L1"), ("clean", "acc_clean"), ("l_inf", "acc_inf"), ("l_1", "acc_1"),
+               ("union", "acc_union"))
+
+
+def theory_on(run: StoredRun, d) -> dict[str, np.ndarray]:
+    """The theory's trajectory at d (an integer or math.inf) on the run's alphas, with the accuracies."""
+    from theory.multinorm import solve
+
+    # std and adv_2: the law stays Gaussian and the moment ODE is the exact reduction (tested against the
+    # particle solver to 1e-8 in tests/test_multinorm_theory.py); every other scheme by finite volumes
+    method = "moments" if run.params.scheme in ("std", "adv_2") else "fv"
+    sol = solve(run.params, run.alpha, d, method=method, snapshots=False)
+    out = {k: np.asarray(v, dtype=float) for k, v in sol.items() if k in ("alphas", *QUANTITIES, "Q")}
+    for k, q in ACC.items():
+        out[k] = 1.0 - out[q]
+    out["cpu_s"] = np.asarray(sol.get("cpu_s", np.nan), dtype=float)
+    return out
+
+
+def set_name(params: MultinormParams) -> str:
+    """'issue' for the issue's parameter set (the defaults), else the fields that differ."""
+    diff = {k: v for k, v in params.as_dict().items() if k != "scheme" and v != getattr(MultinormParams(), k)}
+    return "issue" if not diff else ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                              for k, v in diff.items())
+
+
+def check_runs(runs: dict[tuple[str, int, str], StoredRun], theories: dict, tol: dict) -> dict[tuple, Any]:
+    """The comparison of every run with its theory at d, one Sidak family over all of them."""
+    m = sum(n_comparisons(r) for r in runs.values())
+    bias = {q: tol["bias_c"] for q in QUANTITIES}
+    return {key: compare(theories[key], r, bias_c=bias, familywise=tol["familywise"], m=m,
+                         solver_error=tol["solver"]) for key, r in runs.items()}
+
+
+def worst(cmp) -> tuple[float, str]:
+    """The largest |MC - theory| / (q se + allowance) of a comparison, and where ('quantity at alpha')."""
+    best, where = 0.0, ""
+    for q in cmp.quantities:
+        dev = np.abs(cmp.mean[q] - cmp.ode[q])
+        ratio = dev / (cmp.q * cmp.se[q] + cmp.allowance[q])
+        i = int(np.argmax(ratio))
+        if ratio[i] > best:
+            best, where = float(ratio[i]), f"{q} at alpha {cmp.alpha[i]:g}"
+    return best, where
+
+
+def end_rows(runs, theories, theories_inf, checks) -> list[dict[str, Any]]:
+    """One row per (set, d, scheme): the end state (last alpha) of the theory at d, of the Monte Carlo (mean,
+    s.e.) and of the theory at d = infinity, and the check's verdict."""
+    rows = []
+    for key, r in runs.items():
+        name, d, s = key
+        th, thi = theories[key], theories_inf[key]
+        ratio, where = worst(checks[key])
+        row = {"set": name, "d": d, "scheme": s, "alpha": float(r.alpha[-1]), "replicas": r.replicas,
+               "passed": bool(checks[key].passed), "worst_ratio": ratio, "worst_at": where}
+        for col, k in END_COLUMNS:
+            row[f"{col}_theory"] = float(th[k][-1])
+            row[f"{col}_mc"] = float(r.mean(k)[-1])
+            row[f"{col}_mc_se"] = float(r.se(k)[-1])
+            row[f"{col}_theory_inf"] = float(thi[k][-1])
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], tol: dict, q: float, m: int) -> str:
+    """The end-state tables, one per parameter set: theory at d / Monte Carlo at d for each column."""
+    out = []
+    for name in dict.fromkeys(r["set"] for r in rows):
+        sel = [r for r in rows if r["set"] == name]
+        se_max = max(r[f"{c}_mc_se"] for r in sel for c, _ in END_COLUMNS)
+        reps = sorted({r["replicas"] for r in sel})
+        out.append(f"**{'The issue’s parameter set' if name == 'issue' else 'Second set: ' + name}** "
+                   f"(alpha = {sel[0]['alpha']:g}; each cell theory at d / Monte Carlo at d, "
+                   f"{'/'.join(map(str, reps))} replicas, standard errors ≤ {se_max:.1g}):")
+        out.append("")
+        out.append("| scheme | d | w0 | L1 | clean | l_inf | l_1 | union | union, theory d = ∞ | theory vs MC, "
+                   "all alphas |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for s in SCHEMES:
+            for r in (r for r in sel if r["scheme"] == s):
+                cells = [f"{r[f'{c}_theory']:.3f} / {r[f'{c}_mc']:.3f}" for c, _ in END_COLUMNS]
+                verdict = ("pass" if r["passed"] else "FAIL") + f" ({r['worst_ratio']:.2f})"
+                out.append(f"| {s} | {r['d']} | " + " | ".join(cells) + f" | {r['union_theory_inf']:.3f} | "
+                           f"{verdict} |")
+        out.append("")
+    out.append(f"Check: at every alpha > 0 and each of {', '.join(QUANTITIES)}, |MC − theory| ≤ q·se + "
+               f"{tol['bias_c']:g}/d + {tol['solver']:g}, q = {q:.2f} (Šidák over all {m} comparisons of the "
+               f"table, familywise {tol['familywise']:g}); in brackets the largest |MC − theory| / (q·se + "
+               f"{tol['bias_c']:g}/d + {tol['solver']:g}) of the run (≤ 1 passes). Written by "
+               "`python -m simulate.multinorm.tables`.")
+    return "\n".join(out) + "\n"
+
+
+def union_markdown(rows: list[dict[str, Any]]) -> str:
+    """The union accuracy at the last alpha of every scheme, both d and d = infinity, one column group per
+    parameter set (the README's table)."""
+    names = list(dict.fromkeys(r["set"] for r in rows))
+    ds = sorted({r["d"] for r in rows})
+    by = {(r["set"], r["d"], r["scheme"]): r for r in rows}
+    head = ["scheme"]
+    for name in names:
+        label = "issue's set" if name == "issue" else "second set"
+        head += [f"{label}, d = {d}" for d in ds] + [f"{label}, d = ∞"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in SCHEMES:
+        cells = [s]
+        for name in names:
+            for d in ds:
+                r = by.get((name, d, s))
+                cells.append("–" if r is None else f"{r['union_theory']:.3f} / {r['union_mc']:.3f}")
+            r = by.get((name, ds[0], s))
+            cells.append("–" if r is None else f"{r['union_theory_inf']:.3f}")
+        out.append("| " + " | ".join(cells) + " |")
+    alpha = rows[0]["alpha"]
+    out.append("")
+    out.append(f"Union accuracy at alpha = {alpha:g}, theory at d / Monte Carlo at d (written by "
+               "`python -m simulate.multinorm.tables`; the full tables and the check: docs/multinorm.md).")
+    return "\n".join(out) + "\n"
+
+
+def compute(paths, tol: dict, progress: bool = True):
+    """(runs, theories at d, theories at infinity, checks, rows)."""
+    from ..core.cli import progress_bar
+
+    runs: dict[tuple[str, int, str], StoredRun] = {}
+    for path in paths:
+        for (d, s), r in load_runs(path).items():
+            runs[(set_name(r.params), d, s)] = r
+    theories, theories_inf = {}, {}
+    with progress_bar(2 * len(runs), "theory", show=progress, unit="solve") as bar:
+        for key, r in runs.items():
+            t0 = time.process_time()
+            theories[key] = theory_on(r, key[1])
+            theories[key]["cpu_s"] = np.asarray(time.process_time() - t0)
+            bar.update()
+            theories_inf[key] = theory_on(r, math.inf)
+            bar.update()
+    checks = check_runs(runs, theories, tol)
+    return runs, theories, theories_inf, checks, end_rows(runs, theories, theories_inf, checks)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="python -m simulate.multinorm.tables",
+                            description="The multinorm end-state tables: theory at d and at d = inf beside the "
+                                        "stored Monte Carlo, with the theory-vs-Monte-Carlo check of every run.")
+    parser.add_argument("--mc", type=Path, nargs="+", default=None, metavar="JSON",
+                        help=f"Monte Carlo files of simulate.multinorm.endstates [{DEFAULT_MC} of the checkout]")
+    add_output_arguments(parser.add_argument_group("output"), "write theories, checks and rows as JSON")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="MD",
+                        help="write the end-state tables as markdown (docs/multinorm.md quotes it; --overwrite applies)")
+    parser.add_argument("--markdown-union", type=Path, default=None, metavar="MD",
+                        help="write the union-accuracy table as markdown (the README quotes it; --overwrite applies)")
+    return parser
+
+
+@command
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        with one_line_errors(parser):
+            check_outputs(args, stack, out_suffixes=(".json",))
+        if args.mc is None:
+            args.mc = default_mc()
+        for p in args.mc:
+            try:
+                load_runs(p)
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                parser.error(f"--mc: {str(p)!r} is not a readable file of simulate.multinorm.endstates "
+                             f"({type(err).__name__}: {err})")
+            for flag in ("markdown", "markdown_union"):
+                if getattr(args, flag) is not None:
+                    check_output(getattr(args, flag), flag="--" + flag.replace("_", "-"), suffixes=(".md",),
+                                 overwrite=args.overwrite)
+        with one_line_errors(parser):
+            runs, theories, theories_inf, checks, rows = compute(args.mc, TOLERANCES, progress=not args.quiet)
+        any_check = next(iter(checks.values()))
+        text = markdown(rows, TOLERANCES, any_check.q, any_check.m)
+        if not args.quiet:
+            print(text)
+        if args.out is not None:
+            body = {"rows": rows, "tolerances": TOLERANCES, "q": any_check.q, "m": any_check.m,
+                    "runs": {f"{k[0]} | {k[1]} | {k[2]}": {
+                        "theory": {q: v.tolist() for q, v in theories[k].items()},
+                        "theory_inf": {q: v.tolist() for q, v in theories_inf[k].items()},
+                        "failures": checks[k].failures()} for k in runs}}
+            prov = provenance(params={name: r.params.replace(scheme="std").as_dict()
+                                      for (name, _, _), r in runs.items()},
+                              inputs=[str(p) for p in args.mc])
+            write_json(args.out, {**body, "provenance": prov})
+        for path, body_text in ((args.markdown, text), (args.markdown_union, union_markdown(rows))):
+            if path is not None:
+                with atomic_write(path) as f:
+                    f.write(body_text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
