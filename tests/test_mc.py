@@ -218,10 +218,10 @@ def test_diagonal_covariance_and_sampler_agree():
 def test_budgets_are_drawn_by_inversion_of_the_law():
     keys = np.arange(1, 5, dtype=np.uint64)
     for law in ("uniform", "exponential", "halfnormal"):
-        e, used = mc._eps_chunk(Params(eps_law=law, eps=0.7), keys, 0, 20000)
+        e, used = mc.eps_chunk(Params(eps_law=law, eps=0.7), keys, 0, 20000)
         assert used and e.shape == (4, 20000)
         assert abs(e.mean() - 0.7) < 5 * e.std() / math.sqrt(e.size)  # E[eps_example] = eps
-    e, used = mc._eps_chunk(Params(eps=0.7), keys, 0, 10)
+    e, used = mc.eps_chunk(Params(eps=0.7), keys, 0, 10)
     assert not used
 
 
