@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
+from simulate.sweep import store as sweep_store  # noqa: E402
 from simulate.sweep import driver as sweep  # noqa: E402
 from simulate.provenance import provenance, write_json  # noqa: E402
 from simulate.sweep_engines import get_engine  # noqa: E402
@@ -43,7 +44,7 @@ def _run_all(name, engine, grid, options, workers, log, warm=None, save=None):
     ref, st = sweep.run_sweep(engine, grid, options, progress=False)
     t_serial = time.perf_counter() - t0
     if save is not None:
-        sweep._write_dataset(ref, save)
+        sweep_store.write_dataset(ref, save)
     rows.append({"case": name, "backend": "serial", "points": grid.size, "wall_s": t_serial, "startup_s": 0.0,
                  "ratio_to_serial": 1.0, "same_data_set": True})
     log(f"{name}: serial {t_serial:.1f} s")

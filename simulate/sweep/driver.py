@@ -26,343 +26,41 @@ options, seeds, versions, git SHA, command) in its attributes.  Resume: each fin
 once (atomically) to ``OUT.parts/``; running the same command again computes only the missing blocks, and
 a worker that dies mid-sweep loses nothing that was stored (dask re-runs its tasks on another worker).
 Bad specifications end with one line naming the problem and exit status 2.
+
+This module is the driver (:func:`run_sweep`) and the command; the grid is :mod:`simulate.sweep.grid`, the
+store of blocks and results :mod:`simulate.sweep.store`, the backends :mod:`simulate.sweep.backends` and the
+regions of a phase diagram :mod:`simulate.sweep.regions`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
-import itertools
 import json
 import math
-import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from theory.params import EPS_LAWS, LOSSES, ParameterError, Params, stable_key
+from theory.linear.params import ParameterError, Params, stable_key
 
-from ..core.cli import ArgumentParser, add_param_arguments, flag_name, params_from_args
-from ..core.provenance import (OutputError, WriteError, atomic_write, provenance, sidecar_path, to_jsonable, versions,
-                         write_json, write_with_sidecar)
+from ..core.cli import (ArgumentParser, Interrupted, add_param_arguments, check_output, command, flag_name,
+                        params_from_args)
+from ..core.provenance import OutputError, WriteError, provenance, to_jsonable, versions
+from .backends import BACKEND_FUNCS, BACKENDS, compute_block  # noqa: F401
 from .engines import ENGINES, SweepEngine, get_engine
-from ..core.cli import Interrupted, check_output, command
+from .grid import BOOL_WORDS, Grid, make_grid, parse_axis  # noqa: F401
+from .regions import REGION_NAMES, regions  # noqa: F401
+from .store import STORE_VERSION, PartStore, existing_result, open_result, write_dataset
 
 __all__ = ["Grid", "parse_axis", "make_grid", "run_sweep", "SweepStats", "BACKENDS", "regions", "REGION_NAMES",
            "open_result", "main"]
 
-BACKENDS = ("serial", "processes", "dask")
-STORE_VERSION = 1
-_BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
-
-# ---------------------------------------------------------------------------------------------------
-# Grids
-# ---------------------------------------------------------------------------------------------------
-_INT_FIELDS = ("N", "d")  # engines' extra sweepable fields that are integers
-
-
-def _choices(name: str, params_cls: type = Params):
-    """The allowed strings of a string field: its metadata's ``choices``, or those of theory.Params."""
-    for f in fields(params_cls):
-        if f.name == name and "choices" in f.metadata:
-            return tuple(f.metadata["choices"])
-    return {"eps_law": EPS_LAWS, "loss": LOSSES}.get(name)
-
-
-def _field_kind(name: str, params_cls: type = Params) -> str:
-    if _choices(name, params_cls) is not None:
-        return "str"
-    if name == "non_robust_only":
-        return "bool"
-    if name in _INT_FIELDS:
-        return "int"
-    return "float"
-
-
-def _value(name: str, text: str, params_cls: type = Params):
-    kind = _field_kind(name, params_cls)
-    t = text.strip()
-    if kind == "str":
-        allowed = _choices(name, params_cls)
-        if t not in allowed:
-            raise ParameterError(f"--grid {name}: {t!r} is not one of {', '.join(allowed)}")
-        return t
-    if kind == "bool":
-        if t.lower() not in _BOOL:
-            raise ParameterError(f"--grid {name}: {t!r} is not true or false")
-        return _BOOL[t.lower()]
-    try:
-        x = float(t)
-    except ValueError:
-        raise ParameterError(f"--grid {name}: {t!r} is not a number") from None
-    if not math.isfinite(x):
-        raise ParameterError(f"--grid {name}: {t!r} is not finite")
-    if kind == "int":
-        if x != int(x):
-            raise ParameterError(f"--grid {name}: {t!r} is not an integer")
-        return int(x)
-    return x
-
-
-def parse_axis(spec: str, allowed: tuple[str, ...], params_cls: type = Params) -> tuple[str, tuple]:
-    """'name=start:stop:num' | 'name=v1,v2,...' | 'name=v' -> (name, values)."""
-    if "=" not in spec:
-        raise ParameterError(f"--grid {spec!r}: expected name=start:stop:num or name=v1,v2,...")
-    name, _, body = spec.partition("=")
-    name = name.strip().replace("-", "_")
-    if name not in allowed:
-        raise ParameterError(f"--grid {spec!r}: unknown field {name!r}; choose from {', '.join(allowed)}")
-    body = body.strip()
-    if not body:
-        raise ParameterError(f"--grid {name}: no values given")
-    if ":" in body:
-        if _field_kind(name, params_cls) in ("str", "bool"):
-            raise ParameterError(f"--grid {name}: a range start:stop:num needs a numeric field")
-        parts = body.split(":")
-        if len(parts) != 3:
-            raise ParameterError(f"--grid {name}: a range is start:stop:num, got {body!r}")
-        start, stop = _value(name, parts[0], params_cls), _value(name, parts[1], params_cls)
-        try:
-            num = int(parts[2])
-        except ValueError:
-            raise ParameterError(f"--grid {name}: num in start:stop:num must be an integer >= 1, "
-                                 f"got {parts[2]!r}") from None
-        if num < 1:
-            raise ParameterError(f"--grid {name}: num in start:stop:num must be an integer >= 1, got {num}")
-        vals = np.linspace(start, stop, num)
-        if _field_kind(name, params_cls) == "int":
-            if not np.allclose(vals, np.rint(vals)):
-                raise ParameterError(f"--grid {name}: the range {body} does not fall on integers")
-            return name, tuple(int(v) for v in np.rint(vals))
-        return name, tuple(float(v) for v in vals)
-    vals = tuple(_value(name, t, params_cls) for t in body.split(","))
-    if len(set(vals)) != len(vals):
-        raise ParameterError(f"--grid {name}: repeated values in {body!r}")
-    return name, vals
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A Cartesian grid: ``axes`` (name, values) in order, and the ``fixed`` values of all other fields.
-
-    Points are numbered in C order (the last axis fastest); ``point(i)`` is the dict of every field.
-    """
-
-    axes: tuple[tuple[str, tuple], ...]
-    fixed: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(a[0] for a in self.axes)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(len(a[1]) for a in self.axes)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape)) if self.axes else 1
-
-    def point(self, i: int) -> dict[str, Any]:
-        idx = np.unravel_index(i, self.shape) if self.axes else ()
-        pt = dict(self.fixed)
-        for (name, vals), j in zip(self.axes, idx):
-            pt[name] = vals[int(j)]
-        return pt
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"axes": [[n, list(v)] for n, v in self.axes], "fixed": self.fixed}
-
-
-def make_grid(specs: list[str], base, engine: SweepEngine, extra_fixed: dict[str, Any] | None = None) -> Grid:
-    """Parse the --grid specifications and check every axis value against the engine's parameter dataclass
-    (``base`` is an instance of it: the values of the fields that are not swept)."""
-    allowed = engine.params_cls.field_names() + tuple(engine.extra_fields)
-    axes = []
-    for spec in specs:
-        name, vals = parse_axis(spec, allowed, engine.params_cls)
-        if name in (a[0] for a in axes):
-            raise ParameterError(f"--grid {name}: the field is given twice")
-        axes.append((name, vals))
-    fixed = {k: v for k, v in base.as_dict().items() if k not in dict(axes)}
-    for k, v in (extra_fixed or {}).items():
-        if k not in dict(axes):
-            fixed[k] = v
-    # every field is validated on its own, so checking each axis value at the base point checks the grid
-    for name, vals in axes:
-        for v in vals:
-            pt = {**fixed, **{n: vs[0] for n, vs in axes}, name: v}
-            try:
-                engine.check_point(pt)
-            except ParameterError as err:
-                raise ParameterError(f"--grid {name}={v!r}: {err}") from None
-    return Grid(tuple(axes), fixed)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The store of finished blocks (resume)
-# ---------------------------------------------------------------------------------------------------
-class _PartStore:
-    """Finished blocks as OUT.parts/block_NNNNNN.npz, each written atomically with a sidecar
-    ``block_NNNNNN.npz.json`` (the SHA-256 of the block's bytes, its range of grid points and the shape of
-    every array), and a manifest naming the sweep; a block is used only after it matches its sidecar."""
-
-    def __init__(self, out: Path, signature: str, meta: dict[str, Any]):
-        self.dir = out.with_name(out.name + ".parts")
-        self.signature = signature
-        manifest = self.dir / "manifest.json"
-        if manifest.exists():
-            try:
-                old = json.loads(manifest.read_text()).get("signature")
-            except (OSError, ValueError):
-                old = None
-            if old != signature:
-                raise ParameterError(f"{self.dir} holds blocks of another sweep (other grid, engine, options or "
-                                     f"chunk); remove it or choose another --out")
-        else:
-            write_json(manifest, {"signature": signature, **meta})
-
-    def path(self, cid: int) -> Path:
-        return self.dir / f"block_{cid:06d}.npz"
-
-    def done(self) -> set[int]:
-        out = set()
-        for p in self.dir.glob("block_*.npz"):
-            try:
-                out.add(int(p.stem.split("_")[1]))
-            except (IndexError, ValueError):
-                pass
-        return out
-
-    def save(self, cid: int, arrays: dict[str, np.ndarray], points: tuple[int, int]) -> None:
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        write_with_sidecar(self.path(cid), buf.getvalue(),
-                           {"signature": self.signature, "points": list(points),
-                            "shapes": {k: list(v.shape) for k, v in arrays.items()}})
-
-    def load(self, cid: int, points: tuple[int, int], shapes: dict[str, tuple[int, ...]]):
-        """The block's arrays, or None (with one warning line, the block's files removed) when the block does
-        not match its sidecar: another checksum, grid range, set of arrays or shape."""
-        import io
-        import zipfile
-
-        path = self.path(cid)
-        problem = None
-        try:
-            raw = path.read_bytes()
-            side = json.loads(sidecar_path(path).read_text())
-            if not isinstance(side, dict) or side.get("data_sha256") != hashlib.sha256(raw).hexdigest():
-                problem = "its checksum does not match"
-            elif side.get("signature") != self.signature or side.get("points") != list(points):
-                problem = "it belongs to other grid points"
-            else:
-                with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                    arrays = {k: z[k] for k in z.files}
-                got = {k: tuple(v.shape) for k, v in arrays.items()}
-                if got != {k: tuple(v) for k, v in shapes.items()} or side.get("shapes") != {
-                        k: list(v) for k, v in got.items()}:
-                    problem = f"its arrays have shapes {got}, expected {dict(shapes)}"
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            problem = f"it cannot be read ({type(err).__name__})"
-        if problem is None:
-            return arrays
-        print(f"warning: stored block {path} is damaged ({problem}); recomputing it", file=sys.stderr)
-        for p in (path, sidecar_path(path)):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-        return None
-
-    def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Backends: each yields (block id, result) as blocks finish
-# ---------------------------------------------------------------------------------------------------
-def compute_block(engine: SweepEngine, points: list[dict[str, Any]], options: dict[str, Any]):
-    """The unit of work sent to a worker (a module-level function, so that it pickles)."""
-    return engine.compute(points, options)
-
-
-def _serial(engine, tasks, options, **_) -> Iterator[tuple[int, dict]]:
-    for cid, pts in tasks:
-        yield cid, compute_block(engine, pts, options)
-
-
-def _processes(engine, tasks, options, workers=2, **_) -> Iterator[tuple[int, dict]]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_ignores_sigint)
-    finished = False
-    try:
-        futs = {pool.submit(compute_block, engine, pts, options): cid for cid, pts in tasks}
-        for fut in as_completed(futs):
-            yield futs[fut], fut.result()
-        finished = True
-    finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:  # stopped (Ctrl-C, SIGTERM, an error): drop the queue and end the workers now, not after their blocks
-            procs = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in procs:
-                with contextlib.suppress(Exception):
-                    proc.terminate()
-            for proc in procs:
-                with contextlib.suppress(Exception):
-                    proc.join(timeout=10)
-
-
-def _worker_ignores_sigint() -> None:
-    """Workers leave Ctrl-C (sent to the whole process group) to the parent, which stops them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _dask(engine, tasks, options, workers=2, scheduler=None, client=None, **_) -> Iterator[tuple[int, dict]]:
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError as err:  # pragma: no cover - optional extra
-        raise ParameterError("the dask backend needs dask.distributed: pip install -e '.[sweep]'") from err
-    own = []
-    if client is None:
-        if scheduler is not None:
-            client = Client(scheduler, timeout="20s")
-        else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=40)
-            own.append(cluster)
-            client = Client(cluster)
-        own.insert(0, client)
-    try:
-        futs = {}
-        for cid, pts in tasks:
-            futs[client.submit(compute_block, engine, pts, options, pure=False, key=f"sweep-block-{cid}-{time.time_ns()}")] = cid
-        for fut in as_completed(list(futs)):
-            yield futs[fut], fut.result()
-            fut.release()
-    finally:
-        for obj in own:
-            obj.close()
-
-
-_BACKEND_FUNCS = {"serial": _serial, "processes": _processes, "dask": _dask}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Driver
-# ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SweepStats:
     points: int  # points of the grid
@@ -400,84 +98,6 @@ def _assemble(engine, grid, options, blocks: dict[int, dict], chunk: int, attrs:
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
-def _local_io():
-    """xarray takes a distributed lock for file I/O when a dask client is active; the data sets here are in
-    memory, so their I/O runs in this process (dask's synchronous scheduler)."""
-    try:
-        import dask
-    except ImportError:
-        import contextlib
-
-        return contextlib.nullcontext()
-    return dask.config.set(scheduler="synchronous")
-
-
-def _write_dataset(ds, out: Path) -> None:
-    with _local_io():
-        _write_dataset_now(ds, out)
-
-
-def _write_dataset_now(ds, out: Path) -> None:
-    suffix = out.suffix.lower()
-    if suffix == ".nc":
-        payload = bytes(ds.to_netcdf(engine="h5netcdf"))
-        write_with_sidecar(out, payload, {"sweep_signature": ds.attrs.get("sweep_signature"),
-                                          "provenance": json.loads(ds.attrs.get("provenance", "null"))})
-    elif suffix == ".zarr":
-        tmp = out.with_name(f".{out.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        ds.to_zarr(tmp, mode="w", consolidated=True)
-        old = out.with_name(f".{out.name}.old")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        raise ParameterError(f"--out must end in .nc (netCDF) or .zarr, got {out}")
-
-
-def _existing_result(out: Path, sig: str):
-    """(data set, True) when ``out`` is this sweep's finished result, verified; (None, True) when it is a
-    damaged copy of this sweep (recomputed, with one warning line); (None, False) otherwise.
-
-    A ``.nc`` is opened only after the SHA-256 in its sidecar matches its bytes: a damaged netCDF file can
-    hang h5netcdf for minutes."""
-    if out.suffix.lower() == ".nc":
-        import hashlib
-
-        try:
-            side = json.loads(sidecar_path(out).read_text())
-        except (OSError, ValueError):
-            return None, False
-        if not isinstance(side, dict) or side.get("sweep_signature") != sig:
-            return None, False
-        try:
-            ok = side.get("data_sha256") == hashlib.sha256(out.read_bytes()).hexdigest()
-        except OSError:
-            ok = False
-        if not ok:
-            print(f"warning: {out} does not match the checksum in {sidecar_path(out).name}; recomputing it",
-                  file=sys.stderr)
-            return None, True
-    try:
-        old = open_result(out)
-    except Exception:  # noqa: BLE001 - an unreadable result is not reused
-        return None, False
-    return (old, True) if old.attrs.get("sweep_signature") == sig else (None, False)
-
-
-def open_result(path: str | Path):
-    """The data set of a finished sweep, loaded into memory (netCDF or Zarr)."""
-    import xarray as xr
-
-    path = Path(path)
-    with _local_io():
-        if path.suffix.lower() == ".zarr":
-            return xr.open_zarr(path).load()
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            return ds.load()
-
-
 def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | None = None, *,
               out: str | Path | None = None, backend: str = "serial", workers: int = 2, scheduler: str | None = None,
               client=None, chunk: int | None = None, progress: bool = True, keep_parts: bool = False,
@@ -508,7 +128,7 @@ def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | N
     if outp is not None and outp.suffix.lower() not in (".nc", ".zarr"):
         raise ParameterError(f"out must end in .nc (netCDF) or .zarr, got {outp}")
     if outp is not None and outp.exists():
-        old, same = _existing_result(outp, sig)
+        old, same = existing_result(outp, sig)
         if old is not None:
             return old, SweepStats(grid.size, 0, grid.size, nblocks, time.perf_counter() - t0, backend)
         if not (same or overwrite):
@@ -524,7 +144,7 @@ def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | N
         return [grid.point(i) for i in range(*block_range(cid))]
 
     if outp is not None:
-        store = _PartStore(outp, sig, {"engine": eng.name, "grid": grid.as_dict(), "options": opts, "chunk": chunk})
+        store = PartStore(outp, sig, {"engine": eng.name, "grid": grid.as_dict(), "options": opts, "chunk": chunk})
         extra = eng.coords(opts)
         outputs = eng.outputs(opts)
         for cid in sorted(store.done()):
@@ -546,7 +166,7 @@ def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | N
     try:
         if todo:
             tasks = ((cid, block_points(cid)) for cid in todo)
-            for cid, res in _BACKEND_FUNCS[backend](eng, tasks, opts, workers=workers, scheduler=scheduler,
+            for cid, res in BACKEND_FUNCS[backend](eng, tasks, opts, workers=workers, scheduler=scheduler,
                                                     client=client):
                 res = {k: np.asarray(v, dtype=float) for k, v in res.items()}
                 blocks[cid] = res
@@ -573,33 +193,10 @@ def run_sweep(engine: str | SweepEngine, grid: Grid, options: dict[str, Any] | N
              "grid": json.dumps(to_jsonable(grid.as_dict())), "provenance": json.dumps(prov)}
     ds = _assemble(eng, grid, opts, blocks, chunk, attrs)
     if outp is not None:
-        _write_dataset(ds, outp)
+        write_dataset(ds, outp)
         if not keep_parts:
             store.remove()
     return ds, SweepStats(grid.size, computed, reused, nblocks, wall, backend)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Regions of a phase diagram
-# ---------------------------------------------------------------------------------------------------
-#: Region codes of :func:`regions` and their names (docs/sweeps.md gives the definitions).
-REGION_NAMES = {0: "no effect", 1: "helps (trade-off)", 2: "no trade-off", 3: "hurts"}
-
-
-def regions(dE, dS, tol: float = 1e-3) -> np.ndarray:
-    """Region of each point from dE = E_adv - E_std and dS = S_adv - S_std (final state, same eps_test).
-
-    hurts (3): dS > tol; no trade-off (2): dS < -tol and dE <= tol; helps with a trade-off (1): dS < -tol
-    and dE > tol; no effect (0): |dS| <= tol.  NaN inputs give -1.
-    """
-    dE, dS = np.asarray(dE, float), np.asarray(dS, float)
-    out = np.zeros(np.broadcast_shapes(dE.shape, dS.shape), dtype=np.int8)
-    out[dS > tol] = 3
-    better = dS < -tol
-    out[better & (dE <= tol)] = 2
-    out[better & (dE > tol)] = 1
-    out[~(np.isfinite(dE) & np.isfinite(dS))] = -1
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -616,9 +213,9 @@ def _option_flags() -> dict[str, Any]:
 
 def _parse_option(name: str, default: Any, text: str):
     if isinstance(default, bool):
-        if text.lower() not in _BOOL:
+        if text.lower() not in BOOL_WORDS:
             raise ParameterError(f"--{name.replace('_', '-')} must be true or false, got {text!r}")
-        return _BOOL[text.lower()]
+        return BOOL_WORDS[text.lower()]
     if isinstance(default, list):
         try:
             vals = [float(t) for t in text.split(",")]
