@@ -28,27 +28,30 @@ optimiser step (:class:`Trainer`).  The pieces:
 Defaults per dataset (``PRESETS``; every flag overrides them): MNIST - MnistCNN, Adam, peak lr 1e-3,
 cyclic, batch 100, 10 epochs; CIFAR-10 - PreAct ResNet-18, SGD momentum 0.9, weight decay 5e-4, peak lr
 0.1, cyclic, batch 128, 30 epochs.
+
+This module is the loop and the command; the configuration and its flags are :mod:`empirical.train_config`,
+the final evaluation :mod:`empirical.train_eval`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import json
-import os
 import math
+import os
 import time
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from simulate.cli import UNFINISHED, flag_name
+from simulate.core.cli import UNFINISHED, Interrupted, command, deferred_stop, flag_name
 
-from .cli import (RANGES, ArgumentParser, check_output, device_type, eps_type, number, path_type, ranged, row_name,
-                  state_ranges)
-from simulate.cli import Interrupted, command, deferred_stop
-from simulate.provenance import remove_checked
+from simulate.core.provenance import remove_checked
+
+from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged, row_name, state_ranges
+from .train_config import (PRESETS, ConfigError, TrainConfig, add_config_arguments,  # noqa: F401
+                           config_from_args)
+from .train_eval import default_eval_threats, evaluate_model, evaluate_run, load_test_split  # noqa: F401
+from .utils import device_label
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "BatchStream", "StopRule", "Trainer", "train",
            "evaluate_model", "evaluate_run", "build_parser", "config_from_args", "main", "INTERRUPTED"]
@@ -57,266 +60,9 @@ __all__ = ["TrainConfig", "ConfigError", "PRESETS", "BatchStream", "StopRule", "
 #: command resumes it).
 INTERRUPTED = UNFINISHED
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "mnist": dict(model="mnist_cnn", optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cyclic",
-                  batch_size=100, epochs=10),
-    "fashion_mnist": dict(model="mnist_cnn", optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cyclic",
-                          batch_size=100, epochs=10),
-    "cifar10": dict(model="preact_resnet18", optimizer="sgd", lr=0.1, weight_decay=5e-4, schedule="cyclic",
-                    batch_size=128, epochs=30),
-}
-PRESETS["cifar10_jpeg"] = PRESETS["cifar10"]
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("cyclic", "piecewise", "constant")
-AMP = ("auto", "on", "off")
-AUGMENT = ("auto", "crop_flip", "none")
-#: Fields that only decide the final evaluation (a finished run may be evaluated again with others).
-EVAL_FIELDS = ("test_limit", "eval_threats", "eval_batch_size", "eval_strength")
-#: Strengths of the final evaluation (empirical.attacks.STRENGTHS): apgd (APGD-CE + APGD-T) or eval (the full
-#: AutoAttack standard suite; empirical.evaluate and the tables use it).
-EVAL_STRENGTHS = ("apgd", "eval")
-
-
-class ConfigError(ValueError):
-    """An invalid training configuration; ``field`` names the offending field."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(f"{field_name} {message}")
-        self.field = field_name
-        self.message = message
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Everything that decides a training run (``None``: the dataset's preset, see ``PRESETS``)."""
-
-    dataset: str = "mnist"
-    scheme: str = "natural"
-    threats: tuple[str, ...] = ()
-    eps: dict[str, Any] = field(default_factory=dict)
-    model: str | None = None
-    optimizer: str | None = None
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
-    schedule: str | None = None
-    batch_size: int | None = None
-    epochs: int | None = None
-    train_limit: int | None = None
-    attack_steps: int | None = None
-    seed: int = 0
-    amp: str = "auto"
-    test_limit: int = 0
-    eval_threats: tuple[str, ...] | None = None
-    eval_batch_size: int = 200
-    eval_strength: str = "apgd"
-    augment: str = "auto"
-    eps_warmup: float = 0.0
-
-    def __post_init__(self) -> None:
-        from .data import DATASETS
-        from .models import MODELS
-        from .schemes import SCHEMES
-        from .threats import THREAT_MODELS
-
-        def need(name: str, ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(name, message)
-
-        datasets = [d for d in DATASETS if d in PRESETS]
-        need("dataset", self.dataset in datasets, f"must be one of {datasets}, got {self.dataset!r}")
-        need("scheme", self.scheme in SCHEMES, f"must be one of {list(SCHEMES)}, got {self.scheme!r}")
-        need("eval_strength", self.eval_strength in EVAL_STRENGTHS,
-             f"must be one of {list(EVAL_STRENGTHS)}, got {self.eval_strength!r}")
-        for name in ("threats", "eval_threats"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            value = tuple(value)
-            object.__setattr__(self, name, value)
-            bad = [t for t in value if t not in THREAT_MODELS]
-            need(name, not bad, f"must be names from {list(THREAT_MODELS)}, got {bad}")
-            need(name, len(set(value)) == len(value), f"has a repeated threat: {value}")
-        lo, hi = SCHEMES[self.scheme].n_threats
-        k = len(self.threats)
-        want = f"exactly {lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-        need("threats", k >= lo and (hi is None or k <= hi), f"of scheme {self.scheme!r}: needs {want}, got {k}")
-        object.__setattr__(self, "eps", dict(self.eps))
-        unknown = [t for t in self.eps if t not in THREAT_MODELS]
-        need("eps", not unknown, f"has unknown threats {unknown}")
-        for key, value in PRESETS[self.dataset].items():
-            if getattr(self, key) is None:
-                object.__setattr__(self, key, value)
-        for name, allowed in (("model", MODELS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("augment", AUGMENT), ("amp", AMP)):
-            need(name, getattr(self, name) in allowed, f"must be one of {list(allowed)}, got {getattr(self, name)!r}")
-        for name, (kind, lo_, hi_, lo_open, hi_open, _why) in FIELD_RANGES.items():
-            v = getattr(self, name)
-            if v is None and name in ("train_limit", "attack_steps"):
-                continue
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (kind is float or isinstance(v, int))
-            ok = ok and math.isfinite(v) and (v > lo_ if lo_open else v >= lo_) and (v < hi_ if hi_open else v <= hi_)
-            need(name, ok, f"must be {'an integer' if kind is int else 'a number'} in {'(' if lo_open else '['}"
-                           f"{lo_}, {hi_}{')' if hi_open else ']'}, got {v!r}")
-
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def threat_dataset(self) -> str:
-        """The budget table of this run's data set (:func:`empirical.threats.budget_table`)."""
-        from .threats import budget_table
-
-        return budget_table(self.dataset)
-
-    def threat_objects(self, names) -> list:
-        """The threats ``names`` with this run's budgets (``eps``; absent: the dataset's)."""
-        from .threats import make_threats
-
-        return make_threats(names, self.threat_dataset, self.eps)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The configuration as JSON data (tuples as lists), as stored in checkpoints and results."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def training_dict(self) -> dict[str, Any]:
-        """:meth:`as_dict` without the evaluation fields: what a resumed or re-evaluated run must match."""
-        return {k: v for k, v in self.as_dict().items() if k not in EVAL_FIELDS}
-
-
-def _shared(name: str, lo=None) -> tuple:
-    kind, lo_, hi, why = RANGES[name]
-    return kind, lo_ if lo is None else lo, hi, False, False, why
-
-
-#: Numeric fields: (kind, low, high, low bound open, high bound open, reason for the bounds).
-FIELD_RANGES = {
-    "lr": (float, 0.0, 10.0, True, False, "a step > 0; peak rates above 10 diverge for every model and optimiser "
-                                          "here"),
-    "momentum": (float, 0.0, 1.0, False, True, "SGD momentum >= 1 lets the velocity grow without bound"),
-    "weight_decay": (float, 0.0, 1.0, False, False, "a decay above 1 per unit learning rate wipes out the weights"),
-    "batch_size": _shared("batch_size"),
-    "epochs": (int, 1, 10000, False, False, "at least one pass; 10,000 epochs would not finish on any machine"),
-    "train_limit": _shared("train_limit"),
-    "attack_steps": (int, 1, 10000, False, False, "the cost grows linearly in the steps; 10,000 per batch would "
-                                                  "not finish"),
-    "seed": _shared("seed"),
-    "test_limit": _shared("test_limit", lo=0),
-    "eval_batch_size": _shared("batch_size"),
-    "eps_warmup": (float, 0.0, 1.0, False, True, "a fraction of the run: the full budgets must be reached"),
-}
-
-FIELD_HELP = {
-    "dataset": "data set: mnist, fashion_mnist, cifar10 (lossless subset), cifar10_jpeg (full, JPEG)",
-    "scheme": "training scheme: natural, adv, avg, max, msd, sat, mng_ac",
-    "threats": "comma-separated threats of the scheme: linf,l1,l2,rt (adv: exactly one)",
-    "eps": "budgets, e.g. linf=0.3,l1=10,l2=2,rt=30/3; a threat left out keeps the dataset's",
-    "model": "network: mnist_cnn, mnist_cnn_small, preact_resnet18",
-    "optimizer": "sgd (momentum, weight decay) or adam",
-    "lr": "peak learning rate",
-    "momentum": "SGD momentum",
-    "weight_decay": "weight decay",
-    "schedule": "learning-rate schedule per step: cyclic, piecewise, constant",
-    "batch_size": "global batch size (split evenly over the processes)",
-    "epochs": "number of epochs",
-    "train_limit": "train on the first N training images only",
-    "attack_steps": "steps of the training attacks",
-    "seed": "random seed; same seed, same run",
-    "amp": "mixed precision: auto (bfloat16 autocast on CUDA only), on (needs CUDA), off",
-    "test_limit": "evaluate on the first N test images at the end (0: no evaluation)",
-    "eval_threats": "threats of the final evaluation",
-    "eval_batch_size": "batch size of the final evaluation",
-    "eval_strength": "attacks of the final evaluation: apgd (APGD-CE + APGD-T, quick) or eval (the full AutoAttack "
-                     "standard suite: + FAB-T and Square; what empirical.evaluate reports)",
-    "augment": "data augmentation: auto (random crop with 4-pixel padding + horizontal flip on CIFAR-10, "
-               "none on MNIST), crop_flip, none",
-    "eps_warmup": "fraction of the run over which the training budgets grow linearly from 0 to their value "
-                  "(0: none); a common remedy when adversarial training stalls at the uniform prediction",
-}
-
-
-#: What a default of None means, for the help text.
-DEFAULT_TEXT = {
-    "eps": "MNIST linf=0.3,l1=10,l2=2,rt=30/3; CIFAR-10 linf=8/255,l1=12,l2=0.5,rt=30/3",
-    "train_limit": "all", "attack_steps": "the attack module's training default (10)",
-    "eval_threats": "the training threats attacked by gradients, or linf,l1,l2", "threats": "none",
-}
-
-
-def _threat_list(text: str) -> tuple[str, ...]:
-    from .threats import THREAT_MODELS
-
-    names = tuple(t.strip() for t in text.split(",") if t.strip())
-    bad = [t for t in names if t not in THREAT_MODELS]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown threats {bad} (allowed: comma-separated {', '.join(THREAT_MODELS)})")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"a threat is repeated in {text!r}")
-    return names
-
-
-_threat_list.__name__ = "threat list"
-
-
-def _field_argument(f) -> dict[str, Any]:
-    """The add_argument keywords of configuration field ``f``: type with its range, or choices."""
-    from .data import DATASETS
-    from .models import MODELS
-    from .schemes import SCHEMES
-
-    choices = {"dataset": [d for d in DATASETS if d in PRESETS], "scheme": list(SCHEMES), "model": MODELS,
-               "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP, "augment": AUGMENT,
-               "eval_strength": EVAL_STRENGTHS}
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    shown = DEFAULT_TEXT.get(f.name, "the dataset's preset" if f.name in PRESETS["mnist"] else default)
-    kw: dict[str, Any] = {"dest": f.name, "default": default, "help": f"{FIELD_HELP[f.name]} [default: {shown}]"}
-    if f.name in choices:
-        kw["choices"] = choices[f.name]
-    elif f.name in ("threats", "eval_threats"):
-        kw.update(type=_threat_list, metavar="LIST")
-    elif f.name == "eps":
-        kw.update(type=eps_type, metavar="BUDGETS")
-    else:
-        kind, lo, hi, lo_open, hi_open, why = FIELD_RANGES[f.name]
-        why = ("0: no evaluation; " if f.name == "test_limit" else "") + why
-        kw.update(type=number(kind, lo, hi, lo_open=lo_open, hi_open=hi_open, why=why),
-                  metavar="N" if kind is int else "X")
-    return kw
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m empirical.train", description=__doc__.split("\n\n")[0])
-    for f in fields(TrainConfig):  # flags generated from the configuration's fields
-        p.add_argument(flag_name(f.name), **_field_argument(f))
-    p.add_argument("--out", type=path_type, required=True, help="output folder (checkpoint, model, result.json)")
-    p.add_argument("--data-dir", type=path_type, default=None,
-                   help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
-    p.add_argument("--device", type=device_type, default="auto",
-                   help="auto (CUDA when available), cpu, cuda, cuda:N [default: auto]")
-    p.add_argument("--no-resume", dest="resume", action="store_false",
-                   help="start afresh even if <out>/checkpoint.pt exists")
-    steps = number(int, 0, 10**9, why="a step count; no run here has 10**9 steps")
-    p.add_argument("--checkpoint-every", type=steps, default=0, metavar="K",
-                   help="also checkpoint every K steps (0: at the end of each epoch only) [default: 0]")
-    p.add_argument("--time-limit", type=ranged("time_limit"), default=None, metavar="SECONDS",
-                   help="wall-clock budget of this call: checkpoint and exit with status 75 at the first step "
-                        "boundary after it; the same command resumes (at least one step per call)")
-    p.add_argument("--stop-after-steps", type=steps, default=None, metavar="K",
-                   help="checkpoint and exit with status 75 after K steps of this call (an interruption on purpose)")
-    p.add_argument("--threads", type=ranged("threads"), default=None, metavar="N",
-                   help="torch CPU threads [default: torch's]")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or final line")
-    p.add_argument("--evaluate-only", action="store_true",
-                   help="evaluate the finished run in --out (model.pt) with --test-limit/--eval-threats; "
-                        "writes <out>/eval.json")
-    return state_ranges(p)
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-
-
+# ------------------------------------------------------------------------------------------------------
+# Batches, optimiser step, checkpoint state
 # ------------------------------------------------------------------------------------------------------
 def lr_factor(schedule: str, step: int, total: int) -> float:
     """Multiplier of the peak learning rate at optimiser step ``step`` (0-based) of ``total``."""
@@ -508,12 +254,9 @@ class Trainer:
         return D.mean_over_ranks(float(loss.detach()), self.ctx)
 
 
-def _device_label(dev) -> str:
-    import torch
-
-    return str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else " (CPU)")
-
-
+# ------------------------------------------------------------------------------------------------------
+# The run: resume, loop, result
+# ------------------------------------------------------------------------------------------------------
 def _resume_state(path: Path, cfg: TrainConfig, ctx) -> dict[str, Any] | None:
     """The checkpoint at ``path`` if it belongs to this configuration and number of processes."""
     from .checkpoint import CheckpointError, load_checkpoint
@@ -625,7 +368,7 @@ def _write_result(trainer: Trainer, stream: BatchStream, progress: dict[str, Any
     cfg = trainer.cfg
     save_checkpoint(out / "model.pt", trainer.model.state_dict())
     result = {
-        "config": cfg.as_dict(), "device": _device_label(trainer.device), "world_size": trainer.ctx.world_size,
+        "config": cfg.as_dict(), "device": device_label(trainer.device), "world_size": trainer.ctx.world_size,
         "amp": trainer.use_amp, "n_train": stream.n, "steps": stream.total_steps,
         "steps_per_epoch": stream.steps_per_epoch, "train_seconds": progress["train_seconds"],
         "seconds_per_epoch": progress["train_seconds"] / cfg.epochs, "history": progress["history"],
@@ -640,102 +383,34 @@ def _write_result(trainer: Trainer, stream: BatchStream, progress: dict[str, Any
     return result
 
 
-def default_eval_threats(cfg: TrainConfig) -> tuple[str, ...]:
-    """The threats of the final evaluation: ``eval_threats``, else the training threats attacked by
-    gradients, else linf, l1, l2."""
-    from .threats import THREAT_MODELS
-
-    if cfg.eval_threats:
-        return cfg.eval_threats
-    return tuple(t for t in cfg.threats if THREAT_MODELS[t].gradient_based) or ("linf", "l1", "l2")
-
-
-def load_test_split(cfg: TrainConfig, data_dir):
-    """The first ``cfg.test_limit`` test images of the final evaluation (CIFAR-10 JPEG runs: the lossless
-    subset)."""
-    from .data import load_cifar10, load_dataset
-
-    if cfg.dataset == "cifar10_jpeg":  # train on JPEG, evaluate on the lossless subset
-        return load_cifar10(data_dir, "test", "subset", cfg.test_limit)
-    return load_dataset(cfg.dataset, data_dir, "test", cfg.test_limit)
-
-
-def evaluate_model(model, cfg: TrainConfig, data_dir, dev, *, quiet: bool = True, test_data=None) -> dict[str, Any]:
-    """Clean, per-threat, union and average accuracy on the first ``cfg.test_limit`` test images
-    (``test_data``: those images, already read)."""
-    from .evaluate import clean_correct, robustness_matrix, summarize
-    from .utils import stream_generator
-
-    names = default_eval_threats(cfg)
-    x, y = test_data if test_data is not None else load_test_split(cfg, data_dir)
-    model.eval()
-    clean = clean_correct(model, x, y, cfg.eval_batch_size, dev)
-    threats = cfg.threat_objects(names)
-    t0 = time.perf_counter()
-    matrix = robustness_matrix(model, x, y, threats, strength=cfg.eval_strength, batch_size=cfg.eval_batch_size,
-                               generator=stream_generator(cfg.seed, "evaluation"), device=dev, quiet=quiet)
-    summary = summarize(clean, matrix, list(names))
-    summary.update({"n_test": int(x.shape[0]), "threats": list(names), "eval_seconds": time.perf_counter() - t0,
-                    "strength": cfg.eval_strength,
-                    "threat_budgets": {t.name: t.eps for t in threats},
-                    "clean_correct": clean.int().tolist(), "matrix": matrix.int().tolist()})
-    return summary
-
-
-#: Configuration keys of runs trained before the budgets became one field and the test limit was renamed.
-_LEGACY = {"eval_limit": "test_limit"}
-
-
-def _upgrade(config: dict[str, Any]) -> dict[str, Any]:
-    config = {_LEGACY.get(k, k): v for k, v in config.items()}
-    eps = dict(config.get("eps") or {})
-    for name in ("linf", "l1", "l2"):
-        v = config.pop(f"eps_{name}", None)
-        if v is not None:
-            eps[name] = v
-    config["eps"] = eps
-    return config
-
-
-def evaluate_run(cfg: TrainConfig, out: str | Path, *, data_dir=None, device=None, quiet=True) -> dict[str, Any]:
-    """Evaluate the finished run in ``out`` (its ``model.pt``); writes and returns ``<out>/eval.json``.
-
-    The run's configuration must match ``cfg`` apart from the evaluation fields.
-    """
-    from simulate.provenance import provenance, write_json
-
-    from .checkpoint import CheckpointError, read_torch_file
-    from .models import get_model
-    from .utils import get_device
-
-    out = Path(out)
-    res_path = out / "result.json"
-    if not res_path.is_file():
-        raise CheckpointError(f"{res_path} is missing: train the run first")
-    try:
-        trained = json.loads(res_path.read_text())
-        config, train_seconds = _upgrade(trained["config"]), trained["train_seconds"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{res_path} is not a result of empirical.train ({type(exc).__name__})") from None
-    defaults = TrainConfig(dataset=cfg.dataset, scheme=cfg.scheme, threats=cfg.threats).training_dict()
-    mine = cfg.training_dict()
-    # A field added after the run was trained must hold its default (what the older code did).
-    if any(config.get(k, defaults[k]) != v for k, v in mine.items()):
-        raise CheckpointError(f"{res_path} was trained with another configuration")
-    dev = get_device(device)
-    model = get_model(cfg.model).to(dev)
-    state = read_torch_file(out / "model.pt", map_location=dev, what="model file")
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(f"{out / 'model.pt'} does not fit model {cfg.model!r}: {first}") from None
-    summary = evaluate_model(model, cfg, data_dir, dev, quiet=quiet)
-    summary["device"] = _device_label(dev)
-    summary["train_seconds"] = train_seconds
-    summary["provenance"] = provenance(params=cfg, seeds={"seed": cfg.seed, "evaluation_stream": "evaluation"})
-    write_json(out / "eval.json", summary)
-    return summary
+# ------------------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="python -m empirical.train", description=__doc__.split("\n\n")[0])
+    add_config_arguments(p)  # flags generated from the configuration's fields
+    p.add_argument("--out", type=path_type, required=True, help="output folder (checkpoint, model, result.json)")
+    p.add_argument("--data-dir", type=path_type, default=None,
+                   help="data folder [default: $ADVTRAIN_DATA_DIR, then ../shared/data]")
+    p.add_argument("--device", type=device_type, default="auto",
+                   help="auto (CUDA when available), cpu, cuda, cuda:N [default: auto]")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start afresh even if <out>/checkpoint.pt exists")
+    steps = number(int, 0, 10**9, why="a step count; no run here has 10**9 steps")
+    p.add_argument("--checkpoint-every", type=steps, default=0, metavar="K",
+                   help="also checkpoint every K steps (0: at the end of each epoch only) [default: 0]")
+    p.add_argument("--time-limit", type=ranged("time_limit"), default=None, metavar="SECONDS",
+                   help="wall-clock budget of this call: checkpoint and exit with status 75 at the first step "
+                        "boundary after it; the same command resumes (at least one step per call)")
+    p.add_argument("--stop-after-steps", type=steps, default=None, metavar="K",
+                   help="checkpoint and exit with status 75 after K steps of this call (an interruption on purpose)")
+    p.add_argument("--threads", type=ranged("threads"), default=None, metavar="N",
+                   help="torch CPU threads [default: torch's]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or final line")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="evaluate the finished run in --out (model.pt) with --test-limit/--eval-threats; "
+                        "writes <out>/eval.json")
+    return state_ranges(p)
 
 
 @command

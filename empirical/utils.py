@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["get_device", "STREAMS", "stream_seed", "stream_generator", "make_generator", "rand_like",
+__all__ = ["get_device", "device_label", "STREAMS", "stream_seed", "stream_generator", "make_generator", "rand_like",
            "randn_like", "set_threads"]
 
 
@@ -17,6 +17,11 @@ def get_device(name: str | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
     return device
+
+
+def device_label(dev) -> str:
+    """The device and, on CUDA, its name, as results record it."""
+    return str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else " (CPU)")
 
 
 #: Independent random streams of one run, each a child of ``SeedSequence(seed)`` by its spawn key.
