@@ -116,6 +116,14 @@ def cases():
     yield "sweep ode rho x eps", lambda: sweep("ode", ["rho=0.5:3:4", "eps=0:2:3"], {"alphas": [10.0, 50.0]})
     yield "sweep mc eps", lambda: sweep("mc", ["eps=0,1"], {"alphas": [2.0], "N": 100, "replicas": 2, "seed": 3})
 
+    def multinorm_mc(scheme):
+        from simulate.multinorm.mc import run_multinorm_mc
+        from theory.multinorm.params import MultinormParams
+        r = run_multinorm_mc(MultinormParams(scheme=scheme), 40, 3, [0.0, 1.0, 3.0], 5, progress=False)
+        return digest(r.alpha, r.steps, *[r.data[k] for k in sorted(r.data)])
+    for scheme in ("avg", "max"):
+        yield f"multinorm MC {scheme} seed 5", (lambda s=scheme: multinorm_mc(s))
+
     def tradeoff():
         from simulate.tradeoff import main
         with tempfile.TemporaryDirectory() as d:
