@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from simulate.core.cli import UNFINISHED, Interrupted, command, deferred_stop, flag_name
-
 from simulate.core.provenance import remove_checked
 
 from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged, row_name, state_ranges
