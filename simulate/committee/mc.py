@@ -29,7 +29,7 @@ from ..core.grid import check_eps_test
 from ..core.run import Engine, Execution, alpha_steps, drive, execution_from, replica_stats, run_signature
 from ..core.cli import command
 
-__all__ = ["CommitteeMCResult", "run_committee_mc", "initial_weights"]
+__all__ = ["CommitteeMCResult", "run_committee_mc", "initial_weights", "table_cases", "large_rate_case"]
 
 CHECKPOINT_VERSION = 2  # 2: the shared run loop's layout (simulate.core.run.drive)
 
@@ -227,6 +227,17 @@ def table_cases() -> dict[str, CommitteeParams]:
     return {"talk-K2-standard": talk.replace(eps=0.0), "talk-K2-adversarial": talk.replace(eps=1.0),
             "xor-K4-standard": xor.replace(eps=0.0), "xor-K4-adversarial": xor.replace(eps=0.3)}
 
+
+
+def large_rate_case() -> CommitteeParams:
+    """xor, K = 4, rho 4, variance 0.5, eta_w 0.5, eta_b 0.2, FGSM eps 0.5, from R0 = (0.3, 0.05; -0.25, 0.1; 0.05,
+    0.3; 0.1, -0.25), Q0 with 0.05 off the diagonal, b0 = 0.5, v0 = (1, 1, -1, -1): a large learning rate, and
+    sum |v| = 4, so sigma - tau changes sign inside the clusters and the attack direction flips there (the case of
+    the line rule, bench/committee.py and the trajectory test)."""
+    return CommitteeParams(preset="xor", K=4, rho=4, v1=0.5, v2=0.5, eta_w=0.5, eta_b=0.2, eps=0.5,
+                           R0=[[0.3, 0.05], [-0.25, 0.1], [0.05, 0.3], [0.1, -0.25]],
+                           Q0=[[1 if i == j else 0.05 for j in range(4)] for i in range(4)], b0=[0.5] * 4,
+                           v0=[1, 1, -1, -1])
 
 #: finite-size allowance c/N of the tables' ODE-vs-MC check (simulate.compare's convention, as in the tests)
 TABLE_BIAS = 0.5

@@ -16,7 +16,7 @@ linear command (eps_law, loss, erf_scale, non_robust_only) conditional.
 Accuracy: the drift's Gaussian average uses the rule of ``--rule`` (default theory.committee.DEFAULT_RULES: a
 Gauss-Hermite product grid for K <= 2, randomised quasi-Monte Carlo with 8 scrambled blocks for K >= 3, and where
 the integrand jumps (sum |v| > 1 or v learning) the line rule that splits every line at the jump);
-``--quad-error`` prints the estimated relative quadrature error of the drift on each row and ``--quad-tol``
+``--quad-error`` prints the estimated quadrature error of the drift on each row (relative and absolute) and ``--quad-tol``
 refines the rule until the estimate at the start is below the tolerance.  The right-hand
 side runs in a compiled numba kernel when numba is installed (``--backend``; the numpy reference otherwise, the
 same numbers to 1e-12).  Solver: LSODA, rtol 1e-6, atol 1e-8 (fewer CPU seconds than RK45 on the talk and xor
@@ -247,11 +247,13 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
     else:
         Y = np.tile(y0, (alphas.size, 1))
     quad = np.full(alphas.size, np.nan)
+    quad_abs = np.full(alphas.size, np.nan)
     qwant = np.isin(np.round(alphas, 9), np.round(np.asarray(quad_error_alphas, float), 9))
     for i in np.flatnonzero(qwant):
         yq, err = drift_error(unpack(Y[i], params.K, params.D), params, rule_name, backend=avg, **variant)
         scale = float(np.max(np.abs(yq)))
-        quad[i] = float(np.max(err)) / scale if scale > 0 else 0.0
+        quad_abs[i] = float(np.max(err))
+        quad[i] = quad_abs[i] / scale if scale > 0 else 0.0
     want = np.ones(alphas.size, bool) if error_alphas is None else np.isin(
         np.round(alphas, 9), np.round(np.asarray(error_alphas, float), 9))
     E = np.full(alphas.size, np.nan)
@@ -261,7 +263,8 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
             E[i], S[i] = errors(unpack(Y[i], params.K, params.D), params, eps_test, steps, step)
             bar.update()
     info = {"method": method, "rtol": rtol, "atol": atol, "nfev": nfev, "rule": rule_name, "backend": backend_name,
-            "quad_tol": quad_tol, "quad_error_start": quad_start, "quad_error": quad, **variant}
+            "quad_tol": quad_tol, "quad_error_start": quad_start, "quad_error": quad,
+            "quad_error_abs": quad_abs, **variant}
     return CommitteeTrajectory(params, eps_test, alphas, Y, E, S, (steps, step), info)
 
 
@@ -328,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="X", help="refine the rule until the estimated relative error of the drift at the "
                       "initial state is below X [off: the default rule]")
     quad.add_argument("--quad-error", action="store_true",
-                      help="estimate the relative quadrature error of the drift on the printed rows (column quad_err)")
+                      help="estimate the quadrature error of the drift on the printed rows: relative to max |drift| "
+                           "(column quad_err) and absolute (quad_abs)")
     quad.add_argument("--backend", choices=BACKENDS, default="auto",
                       help="right-hand side: numba kernel or numpy (theory's reference) [auto: numba if installed]")
     extra = parser.add_argument_group("optional outputs")
@@ -357,7 +361,7 @@ def _columns(traj: CommitteeTrajectory) -> list[str]:
     if np.any(np.isfinite(traj.E)):
         names += ["E", "S"]
     if np.any(np.isfinite(np.asarray(traj.solver.get("quad_error", np.nan), float))):
-        names += ["quad_err"]
+        names += ["quad_err", "quad_abs"]
     return names
 
 
@@ -365,9 +369,10 @@ def table(traj: CommitteeTrajectory) -> str:
     cols = _columns(traj)
     series = traj.series()
     series["quad_err"] = np.asarray(traj.solver.get("quad_error", np.full(traj.alpha.size, np.nan)), float)
+    series["quad_abs"] = np.asarray(traj.solver.get("quad_error_abs", np.full(traj.alpha.size, np.nan)), float)
     lines = [f"{'alpha':>8} " + " ".join(f"{c:>9}" for c in cols)]
     for i in _shown(traj):
-        lines.append(f"{traj.alpha[i]:8.4g} " + " ".join(f"{series[c][i]:9.1e}" if c == "quad_err" else
+        lines.append(f"{traj.alpha[i]:8.4g} " + " ".join(f"{series[c][i]:9.1e}" if c in ("quad_err", "quad_abs") else
                                                           f"{series[c][i]:9.5f}" for c in cols))
     return "\n".join(lines)
 
