@@ -89,11 +89,12 @@ def run(args) -> int:
     model = model.float().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    x, y = load_mnist(args.data_dir, "test", limit=args.n)
+    x, y = load_mnist(args.data_dir, "test", limit=args.offset + args.n)
+    x, y = x[args.offset:], y[args.offset:]
     with torch.no_grad():
         clean = torch.cat([model(x[i:i + 500]).argmax(1) == y[i:i + 500] for i in range(0, len(x), 500)])
     out = {"suite": args.suite, "empirical_file": empirical.__file__, "model": str(args.model), "arch": arch,
-           "n": len(x), "clean": float(clean.float().mean()), "threads": args.threads, "threats": {}}
+           "n": len(x), "offset": args.offset, "clean": float(clean.float().mean()), "threads": args.threads, "threats": {}}
     names = args.threats.split(",")
     # taken once, before any attack runs: the git SHA of the code this process imported (a later commit in the
     # same checkout must not be recorded for it)
@@ -155,7 +156,8 @@ def run(args) -> int:
 def _rows_of(d: dict, name: str, rec: dict) -> dict:
     """{row: record} of one run file's threat: the suite itself, and for ``new`` also its APGD-pair prefix."""
     seed = d["provenance"]["params"].get("seed", 0)
-    base = {"n": d["n"], "clean_on_these_images": d["clean"], "seed": seed,
+    base = {"n": d["n"], "offset": d.get("offset", 0), "clean_on_these_images": d["clean"], "seed": seed,
+            **({"pooled_from": d["pooled_from"]} if "pooled_from" in d else {}),
             "git_sha": d["provenance"]["git_sha"], "all_points_in_set": rec["all_points_in_set"]}
     out = {d["suite"]: {**base, "accuracy": rec["accuracy"], "cpu_seconds": rec["cpu_seconds"],
                         "wall_seconds": rec["wall_seconds"], "attack": rec["attack"], "robust": rec["robust"],
@@ -170,6 +172,32 @@ def _rows_of(d: dict, name: str, rec: dict) -> dict:
     return out
 
 
+def _pooled(runs):
+    """[(run, record)]: runs of one suite, seed, model and threat on consecutive image ranges (offsets 0..n, n..m,
+    ...) as one run over all their images (robust flags and logs concatenated, CPU seconds summed); other runs
+    as they are."""
+    offsets = [o for o, *_ in runs]
+    consecutive = len(runs) > 1 and all(o + d["n"] == runs[i + 1][0] for i, (o, _, d, _) in enumerate(runs[:-1]))
+    if not consecutive or len(set(offsets)) < len(offsets):
+        return [(d, rec) for _, _, d, rec in runs]
+    ds, recs = [d for _, _, d, _ in runs], [rec for *_, rec in runs]
+    n = sum(d["n"] for d in ds)
+    robust = [v for rec in recs for v in rec["robust"]]
+    shas = sorted({d["provenance"]["git_sha"] for d in ds})
+    d = {**ds[0], "n": n, "offset": offsets[0], "clean": sum(d["clean"] * d["n"] for d in ds) / n,
+         "provenance": {**ds[0]["provenance"], "git_sha": " + ".join(shas)},
+         "pooled_from": [{"file": f, "offset": o, "n": dd["n"]} for o, f, dd, _ in runs]}
+    rec = {**recs[0], "robust": robust, "accuracy": sum(robust) / n,
+           "cpu_seconds": sum(r["cpu_seconds"] for r in recs), "wall_seconds": sum(r["wall_seconds"] for r in recs),
+           "all_points_in_set": all(r["all_points_in_set"] for r in recs)}
+    if all("first_broken_by" in r for r in recs):
+        rec["first_broken_by"] = [v for r in recs for v in r["first_broken_by"]]
+        rec["broken_by_attack"] = {a: sum(r["broken_by_attack"][a] for r in recs) for a in recs[0]["broken_by_attack"]}
+        rec["cpu_seconds_per_attack"] = {a: sum(r["cpu_seconds_per_attack"][a] for r in recs)
+                                         for a in recs[0]["cpu_seconds_per_attack"]}
+    return [(d, rec)]
+
+
 def merge(args) -> int:
     """One table from run files (several per suite and seed allowed, one threat each or more)."""
     import math
@@ -178,6 +206,7 @@ def merge(args) -> int:
 
     cells = {}  # (row, threat) -> [records over seeds]
     files = {}
+    groups = {}  # (suite, seed, model, threat) -> [(offset, file, run, record)]
     for p in args.files:
         d = json.loads(Path(p).read_text())
         files[p] = {k: v for k, v in d.items() if k != "threats"}
@@ -185,6 +214,10 @@ def merge(args) -> int:
             if rec.get("partial"):
                 print(f"{p}: {name} is partial ({rec['n_done']} of {d['n']} images): left out")
                 continue
+            key = (d["suite"], d["provenance"]["params"].get("seed", 0), d["model"], name)
+            groups.setdefault(key, []).append((d.get("offset", 0), p, d, rec))
+    for (_, _, _, name), runs in groups.items():
+        for d, rec in _pooled(sorted(runs, key=lambda t: t[0])):
             for row, r in _rows_of(d, name, rec).items():
                 cells.setdefault((row, name), []).append(r)
     order = ["old", "apgd (prefix of new)", "apgd", "new", "ref_pair", "ref"]
@@ -233,13 +266,13 @@ def merge(args) -> int:
                      "robust_ref_broken_by_new": {str(x["seed"]): sum(1 for u, v in zip(x["robust"], y["robust"])
                                                                        if v and not u) for x, y in same}}
     # the per-example records: robust flags of every row, and the suite's log of which attack broke what first
-    per_example = {f"{r}/seed{c['seed']}/{n}": {"robust": c["robust"],
+    per_example = {f"{r}/seed{c['seed']}/{n}": {"example_index": list(range(c["offset"], c["offset"] + c["n"])),
+                                                 "robust": c["robust"],
                                                  **({"first_broken_by": c["first_broken_by"]}
                                                     if "first_broken_by" in c else {})}
                    for (r, n), recs in cells.items() for c in recs}
     out = {"note": args.note, "rows": table, "new_vs_ref": checks, "table_text": "\n".join(lines),
-           "per_example": {"example_index": list(range(len(next(iter(per_example.values()))["robust"]))),
-                           **per_example},
+           "per_example": per_example,
            "runs": {p: f for p, f in files.items()}, "provenance": provenance(params={"files": args.files})}
     write_json(args.out, out)
     print(out["table_text"])
@@ -260,6 +293,7 @@ def main(argv=None) -> int:
     r.add_argument("--model", type=Path, required=True)
     r.add_argument("--arch", default=None)
     r.add_argument("--n", type=int, default=1000)
+    r.add_argument("--offset", type=int, default=0, help="first test image (merge pools runs of consecutive images)")
     r.add_argument("--batch-size", type=int, default=500)
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--threats", default="l1,l2,linf", help="in this order (each is written when done)")
@@ -275,6 +309,8 @@ def main(argv=None) -> int:
     if args.command == "run":
         if args.n < 1 or args.threads < 1 or args.batch_size < 1:
             p.error("--n, --threads and --batch-size must be >= 1")
+        if not 0 <= args.offset < 10000:
+            p.error(f"--offset must be in [0, 10000), got {args.offset}")
         bad = [t for t in args.threats.split(",") if t not in THREATS]
         if bad:
             p.error(f"--threats must be names from {list(THREATS)}, got {bad}")

@@ -1,0 +1,60 @@
+"""bench/eval_vs_autoattack.py merge: runs over consecutive image ranges are pooled into one run (robust flags and
+the attack log concatenated in image order, CPU summed); overlapping or gapped ranges are not. Synthetic run
+files, no attack runs (milliseconds)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_eval_vs_autoattack", ROOT / "bench" / "eval_vs_autoattack.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(suite, offset, robust, first=None):
+    rec = {"eps": 2.0, "attack": suite, "accuracy": sum(robust) / len(robust), "wall_seconds": 1.0,
+           "cpu_seconds": 10.0, "all_points_in_set": True, "robust": robust}
+    if first is not None:
+        rec.update({"attacks": ["apgd-ce", "apgd-t", "fab-t", "square"], "first_broken_by": first,
+                    "broken_by_attack": {a: first.count(a) for a in ("apgd-ce", "apgd-t", "fab-t", "square")},
+                    "cpu_seconds_per_attack": {"apgd-ce": 1.0, "apgd-t": 2.0, "fab-t": 3.0, "square": 4.0}})
+    return {"suite": suite, "model": "m.pt", "n": len(robust), "offset": offset, "clean": 1.0,
+            "threats": {"l2": rec}, "provenance": {"params": {"seed": 0}, "git_sha": "abc"}}
+
+
+def test_consecutive_ranges_pool_in_image_order(tmp_path):
+    bench = _bench()
+    files = []
+    # the second range is passed first: pooling orders by offset
+    for name, run in [("b", _run("new", 3, [0, 1], ["square", "robust"])),
+                      ("a", _run("new", 0, [1, 1, 0], ["robust", "robust", "apgd-ce"])),
+                      ("r1", _run("ref", 0, [1, 0, 0])), ("r2", _run("ref", 3, [0, 1]))]:
+        (tmp_path / f"{name}.json").write_text(json.dumps(run))
+        files.append(str(tmp_path / f"{name}.json"))
+    assert bench.main(["merge", *files, "--out", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    new = m["rows"]["new"]["l2"]
+    assert new["n"] == 5 and abs(new["accuracy_mean"] - 3 / 5) < 1e-12
+    assert new["cpu_seconds_mean"] == 20.0
+    assert new["broken_by_attack"]["0"] == {"apgd-ce": 1, "apgd-t": 0, "fab-t": 0, "square": 1}
+    assert m["per_example"]["new/seed0/l2"]["robust"] == [1, 1, 0, 0, 1]
+    assert m["per_example"]["new/seed0/l2"]["example_index"] == [0, 1, 2, 3, 4]
+    # the APGD-pair prefix: robust unless APGD-CE/-T broke it (the Square break counts as robust there)
+    assert m["per_example"]["apgd (prefix of new)/seed0/l2"]["robust"] == [1, 1, 0, 1, 1]
+    # per example: new leaves image 1 robust where ref breaks it, ref leaves none that new breaks
+    assert m["new_vs_ref"]["l2"]["robust_new_broken_by_ref"] == {"0": 1}
+    assert m["new_vs_ref"]["l2"]["robust_ref_broken_by_new"] == {"0": 0}
+
+
+def test_gapped_ranges_stay_separate():
+    bench = _bench()
+    runs = [(0, "a", _run("new", 0, [1, 0]), None), (5, "b", _run("new", 5, [1]), None)]
+    runs = [(o, f, d, d["threats"]["l2"]) for o, f, d, _ in runs]
+    assert len(bench._pooled(runs)) == 2
+    runs[1] = (2, "b", {**runs[1][2], "offset": 2}, runs[1][3])
+    assert len(bench._pooled(runs)) == 1
