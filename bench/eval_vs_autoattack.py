@@ -81,7 +81,7 @@ def run(args) -> int:
     import empirical
 
     from empirical.data import load_mnist
-    from empirical.evaluate import load_model
+    from empirical.evaluate import attack_log, load_model
     from empirical.threats import get_threat
 
     torch.set_num_threads(args.threads)
@@ -105,6 +105,32 @@ def run(args) -> int:
         threat = get_threat(name, eps=eps)
         t0 = time.process_time(), time.time()
         xa_all, first_all = [], []
+        overhead = [0.0, 0.0]  # CPU and wall seconds of writing the records, left out of the attack's
+
+        def record(done: int) -> dict:
+            """The threat's record over the first ``done`` images (``partial`` while done < n)."""
+            c0, w0 = time.process_time(), time.time()
+            xa = torch.cat(xa_all)
+            inside = threat.contains(xa, x[:done], rtol=1e-4)
+            with torch.no_grad():
+                still = torch.cat([model(xa[i:i + 500]).argmax(1) == y[i:min(i + 500, done)]
+                                   for i in range(0, done, 500)])
+            robust = clean[:done] & still
+            rec = {"eps": eps, "attack": desc, "accuracy": float(robust.float().mean()),
+                   "wall_seconds": w0 - t0[1] - overhead[1], "cpu_seconds": c0 - t0[0] - overhead[0],
+                   "all_points_in_set": bool(inside.all()), "n_outside": int((~inside).sum()),
+                   "robust": robust.int().tolist()}
+            if done < len(x):
+                rec.update({"partial": True, "n_done": done})
+            if suite_obj is not None:
+                log = attack_log(torch.cat(first_all)[:, None], [suite_obj.names()], [name])
+                rec.update({"attacks": log["attacks"][name], "first_broken_by": log["first_broken_by"][name],
+                            "broken_by_attack": log["broken_by_attack"][name],
+                            "cpu_seconds_per_attack": dict(zip(suite_obj.names(), suite_obj.cpu_seconds))})
+            overhead[0] += time.process_time() - c0
+            overhead[1] += time.time() - w0
+            return rec
+
         for i in range(0, len(x), args.batch_size):
             xb, yb = x[i:i + args.batch_size], y[i:i + args.batch_size]
             res = attack(xb, yb)
@@ -114,39 +140,16 @@ def run(args) -> int:
             xa_all.append(res.detach().float())
             done = i + len(xb)
             if done < len(x):
-                # a partial record after every batch (a run stopped early leaves its finished images behind);
-                # `merge` leaves partial records out
-                with torch.no_grad():
-                    xp = torch.cat(xa_all)
-                    still_p = torch.cat([model(xp[j:j + 500]).argmax(1) == y[j:min(j + 500, done)]
-                                         for j in range(0, done, 500)])
-                rob_p = clean[:done] & still_p
-                out["threats"][name] = {"eps": eps, "attack": desc, "partial": True, "n_done": done,
-                                        "accuracy": float(rob_p.float().mean()),
-                                        "cpu_seconds": time.process_time() - t0[0], "robust": rob_p.int().tolist()}
+                # a partial record after every batch: a run stopped early leaves its finished images behind
+                # (`merge --include-partial` reads it as a run over those images)
+                out["threats"][name] = record(done)
                 out["provenance"] = prov
                 write_json(args.out, out)
-        cpu_s, wall_s = time.process_time() - t0[0], time.time() - t0[1]
-        xa = torch.cat(xa_all)
-        inside = threat.contains(xa, x, rtol=1e-4)
-        with torch.no_grad():
-            still = torch.cat([model(xa[i:i + 500]).argmax(1) == y[i:i + 500] for i in range(0, len(x), 500)])
-        robust = clean & still
-        out["threats"][name] = {"eps": eps, "attack": desc, "accuracy": float(robust.float().mean()),
-                                "wall_seconds": wall_s, "cpu_seconds": cpu_s,
-                                "all_points_in_set": bool(inside.all()), "n_outside": int((~inside).sum()),
-                                "robust": robust.int().tolist()}
-        if suite_obj is not None:
-            from empirical.evaluate import attack_log
-
-            first = torch.cat(first_all)[:, None]
-            log = attack_log(first, [suite_obj.names()], [name])
-            out["threats"][name].update({
-                "attacks": log["attacks"][name], "first_broken_by": log["first_broken_by"][name],
-                "broken_by_attack": log["broken_by_attack"][name],
-                "cpu_seconds_per_attack": dict(zip(suite_obj.names(), suite_obj.cpu_seconds))})
+        out["threats"][name] = rec = record(len(x))
+        cpu_s, wall_s, robust, inside_all = rec["cpu_seconds"], rec["wall_seconds"], torch.tensor(rec["robust"]), \
+            rec["all_points_in_set"]
         print(f"{args.suite} {name} {eps:g}: accuracy {robust.float().mean():.3f}  wall {wall_s:.0f} s  "
-              f"cpu {cpu_s:.0f} s  in set: {bool(inside.all())}", flush=True)
+              f"cpu {cpu_s:.0f} s  in set: {inside_all}", flush=True)
         # rewritten after every threat, so a long run leaves the finished threats behind
         out["provenance"] = prov
         write_json(args.out, out)
@@ -186,7 +189,9 @@ def _pooled(runs):
     shas = sorted({d["provenance"]["git_sha"] for d in ds})
     d = {**ds[0], "n": n, "offset": offsets[0], "clean": sum(d["clean"] * d["n"] for d in ds) / n,
          "provenance": {**ds[0]["provenance"], "git_sha": " + ".join(shas)},
-         "pooled_from": [{"file": f, "offset": o, "n": dd["n"]} for o, f, dd, _ in runs]}
+         "pooled_from": [{"file": f, "offset": o, "n": dd["n"],
+                          **({"stopped_early_of": dd["n_planned"]} if "n_planned" in dd else {})}
+                         for o, f, dd, _ in runs]}
     rec = {**recs[0], "robust": robust, "accuracy": sum(robust) / n,
            "cpu_seconds": sum(r["cpu_seconds"] for r in recs), "wall_seconds": sum(r["wall_seconds"] for r in recs),
            "all_points_in_set": all(r["all_points_in_set"] for r in recs)}
@@ -212,8 +217,10 @@ def merge(args) -> int:
         files[p] = {k: v for k, v in d.items() if k != "threats"}
         for name, rec in d["threats"].items():
             if rec.get("partial"):
-                print(f"{p}: {name} is partial ({rec['n_done']} of {d['n']} images): left out")
-                continue
+                if not args.include_partial:
+                    print(f"{p}: {name} is partial ({rec['n_done']} of {d['n']} images): left out")
+                    continue
+                d = {**d, "n": rec["n_done"], "n_planned": d["n"]}
             key = (d["suite"], d["provenance"]["params"].get("seed", 0), d["model"], name)
             groups.setdefault(key, []).append((d.get("offset", 0), p, d, rec))
     for (_, _, _, name), runs in groups.items():
@@ -304,6 +311,8 @@ def main(argv=None) -> int:
     m = sub.add_parser("merge")
     m.add_argument("files", nargs="+")
     m.add_argument("--note", default="")
+    m.add_argument("--include-partial", action="store_true",
+                   help="read a run stopped early as a run over the images it finished")
     m.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     if args.command == "run":

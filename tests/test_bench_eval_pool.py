@@ -58,3 +58,19 @@ def test_gapped_ranges_stay_separate():
     assert len(bench._pooled(runs)) == 2
     runs[1] = (2, "b", {**runs[1][2], "offset": 2}, runs[1][3])
     assert len(bench._pooled(runs)) == 1
+
+
+def test_a_partial_run_counts_only_with_include_partial(tmp_path):
+    bench = _bench()
+    a = _run("new", 0, [1, 0])
+    b = _run("new", 2, [1, 1])
+    b["n"] = 6  # planned 6 images, stopped after 2
+    b["threats"]["l2"].update({"partial": True, "n_done": 2})
+    for name, run in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(run))
+    files = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    assert bench.main(["merge", *files, "--out", str(tmp_path / "m1.json")]) == 0
+    assert json.loads((tmp_path / "m1.json").read_text())["rows"]["new"]["l2"]["n"] == 2
+    assert bench.main(["merge", *files, "--include-partial", "--out", str(tmp_path / "m2.json")]) == 0
+    row = json.loads((tmp_path / "m2.json").read_text())["rows"]["new"]["l2"]
+    assert row["n"] == 4 and abs(row["accuracy_mean"] - 0.75) < 1e-12
