@@ -9,19 +9,20 @@ the field averages over (y, s, zeta), zeta = sum_i w_i z_i ~ N(0, Q),
 
 one weak weight moves by the drift and diffusion
 
-    A(u) = f + g u - kappa sign(u) - K pi(u) sign(u),        B = eta_w^2 V,
+    A(u) = f + g u - kappa sign(u),        B = eta_w^2 V,
     f = -eta_w a sum_k c_k Y_k,
     g = -eta_w sum_k c_k Z_k/Q + eta_w sum_k c_k H_k - eta_w^2 V/2 + eta_w c_2 eps2 Y_2,
-    kappa = -eta_w c_inf e Y_inf,          K = -eta_w c_1 eps1 sqrt(d) Y_1,
+    kappa = -eta_w c_inf e Y_inf,
 
-(pi(u): the probability that a weak weight at u is the l_1 attack's coordinate, 0 at d = inf), so that rho
-obeys d rho/d alpha = -d/du (A rho) + (B/2) d^2 rho/du^2, and
+so that rho obeys d rho/d alpha = -d/du (A rho) + (B/2) d^2 rho/du^2 (at finite d on |u| <= c, the l_1 ceiling:
+see :mod:`theory.multinorm.solve`), and
 
     dw0/dalpha = -eta_w sum_k c_k S_k + eta_w w0 sum_k c_k H_k - eta_w^2 w0 V/2
                  + eta_w c_inf (e/sqrt d) sign(w0) Y_inf + eta_w c_1 eps1 Y_1 sigma + eta_w c_2 eps2 w0 Y_2,
     db/dalpha  = eta_b sum_k c_k M_k,
 
-sigma = pi0 sign(w0), pi0 the probability that x_0 is the l_1 attack's coordinate (1 at d = inf, w0 != 0).
+sigma = sign(w0) times x_0's share of the l_1 attack's steps (1 at d = inf, w0 != 0; at finite d set by the
+ceiling, :meth:`theory.multinorm.solve._System.share`); m1 = eta_w c_1 eps1 Y_1 = -K, K the l_1 budget.
 The shifts: Delta_inf = e (|w0|/sqrt d + L1), Delta_1 = eps1 E[max_j |w_j|], Delta_2 = eps2, Delta_clean = 0.
 """
 
@@ -54,8 +55,8 @@ def _hermite(n: int):
 class Coefficients:
     """Coefficients of one mode's vector field (scalars): the (w0, b) drift and the weak weights' A(u), B.
 
-    dw0 = n0 + m1 * sigma, where sigma = pi0 sign(w0) (the l_1 attack's use of x_0) is left to the solver
-    because at d = inf it is discontinuous at w0 = 0 (Filippov).
+    dw0 = n0 + m1 * sigma, where sigma (x_0's signed share of the l_1 attack's steps) is left to the solver:
+    at d = inf it is discontinuous at w0 = 0 (Filippov), at finite d it is set by the l_1 ceiling.
     """
 
     n0: float
@@ -64,7 +65,6 @@ class Coefficients:
     f: float
     g: float
     kappa: float
-    K: float
     B: float
     shift_inf: float
     shift_1: float
@@ -145,6 +145,5 @@ def coefficients(weights: dict, vform: str, w0: float, b: float, ubar: float, L1
     f = -eta * p.a * sums["Y"]
     g = -eta * sums["Z"] / Q + eta * sums["H"] - 0.5 * eta * eta * V + eta * c_2 * p.eps2 * Y_2
     kappa = -eta * c_inf * p.e * Y_inf
-    K = 0.0 if math.isinf(d) else -eta * c_1 * p.eps1 * math.sqrt(d) * Y_1
-    return Coefficients(n0=n0, m1=m1, db=p.eta_b * sums["M"], f=f, g=g, kappa=kappa, K=K, B=eta * eta * V,
+    return Coefficients(n0=n0, m1=m1, db=p.eta_b * sums["M"], f=f, g=g, kappa=kappa, B=eta * eta * V,
                         shift_inf=sh["inf"], shift_1=sh["l1"])

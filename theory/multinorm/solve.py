@@ -18,6 +18,16 @@ and l_1 modes on the sign of Delta_inf - Delta_1 (ties to l_inf), and at d = inf
 x_0 has the sign of w0.  Where both sides point into the switching surface the solver takes the convex
 combination of the two fields that relaxes the switching function to 0 at rate 1/TAU (the exact sliding
 motion once on the surface; TAU only shapes the approach).
+
+The l_1 ceiling (finite d, schemes that train on the l_1 attack; docs/multinorm.md).  Each l_1 step shaves the
+largest |w_j| by (eta_w/N) eps1 |D| (sqrt(d) times that in u): K = -m1 = eta_w c_1 eps1 |Y_1| of |w| per unit alpha
+in all, O(sqrt(d)) in u, so no weak weight can pass the largest one for long: the top of the law is a flat
+ceiling and x_0 sits on it.  The law of u lives on |u| <= c = sqrt(d) |w0| with reflecting walls (the finite
+volumes' walls are put on c once it is inside the law's range); the weak weights held at the walls take d times
+the law's reflection rate (local time) D rho_|u|(c), D = B/2, of the budget, and x_0 the rest: its share is
+1 - sqrt(d) D rho_|u|(c)/K, clipped to [0, 1].  While x_0 is above the law (rho(c) = 0) it takes every l_1 step;
+as it descends into the law the reflection rate grows until the shares balance; and the l_1 shift is
+eps1 |w0| (no weak weight above x_0).
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from scipy.sparse import csc_matrix
 from scipy.special import erf
 
 from .drift import Coefficients, coefficients, scheme_modes
-from .errors import State, accuracy_at_shift
+from .errors import State, errors
 from .laws import FiniteVolumes, Quantiles, max_terms
 from .params import MultinormParams, ParameterError, check_d
 
@@ -59,14 +69,30 @@ class _System:
         self.p, self.d, self.law, self.diffusion = p, d, law, diffusion
         self.modes = scheme_modes(p.scheme)
         self.uses_l1 = "l1" in p.attacks
+        # the l_1 ceiling (finite d, schemes that train on the l_1 attack): the law of u lives on |u| <= c =
+        # sqrt(d) |w0|, the finite volumes' walls sit on it (docs/multinorm.md, "The l_1 ceiling")
+        self.ceiling = (not math.isinf(d)) and self.uses_l1 and hasattr(law, "wall_density")
+
+    def scale(self, w0: float):
+        """(s, ds/dw0): the law is discretised in xi = u/s.  s = sqrt(1 - w0^2) (the scale of the law), or, with
+        the ceiling, min(sqrt(1 - w0^2), c/U): the walls xi = +-U sit on the ceiling c = sqrt(d)|w0| once it
+        is inside the law's range."""
+        sig = math.sqrt(max(1.0 - w0 * w0, 1e-300))
+        if self.ceiling:
+            U = self.law.U
+            c = math.sqrt(self.d) * abs(w0)
+            if c / U < sig:
+                return max(c / U, 1e-12), math.sqrt(self.d) / U * (1.0 if w0 >= 0.0 else -1.0)
+        return sig, -w0 / sig
 
     # state statistics ---------------------------------------------------------------------
     def stats(self, y):
         w0, b, x = y[0], y[1], y[2:]
-        sigma = math.sqrt(max(1.0 - w0 * w0, 1e-300))
+        sigma, dsig_dw0 = self.scale(w0)
         ubar, L1, Qlaw = self.law.moments(x, sigma)
         d = self.d
         Fcdf = None
+        rho_c = None
         if math.isinf(d):
             pi0, emax_w, wmax = (1.0 if w0 != 0.0 else 0.0), abs(w0), 0.0
         else:
@@ -76,7 +102,10 @@ class _System:
             pi0, emax_u = max_terms(Fcdf, sd * w0, d, top)
             emax_w = emax_u / sd
             wmax = max_terms(Fcdf, 0.0, d, top)[1] / sd
-        return dict(w0=w0, b=b, sigma=sigma, ubar=ubar, L1=L1, Qlaw=Qlaw, Fcdf=Fcdf, pi0=pi0, emax_w=emax_w, wmax=wmax)
+            if self.ceiling:
+                rho_c = self.law.wall_density(x, sigma)
+        return dict(w0=w0, b=b, sigma=sigma, dsig_dw0=dsig_dw0, ubar=ubar, L1=L1, Qlaw=Qlaw, Fcdf=Fcdf, pi0=pi0,
+                    emax_w=emax_w, wmax=wmax, rho_c=rho_c)
 
     def switch(self, st) -> float:
         """Delta_inf - Delta_1 (the 'max' scheme trains on l_inf where it is >= 0)."""
@@ -88,15 +117,31 @@ class _System:
         co = coefficients(weights, vform, st["w0"], st["b"], st["ubar"], st["L1"], st["emax_w"], self.p, self.d)
         return co, self._field(y, st, co)
 
-    def _field(self, y, st, co):
+    def share(self, st, co) -> float:
+        """sigma: x_0's share of the l_1 attack's steps, with its sign (dw0 = n0 + m1 sigma).
+
+        d = inf: sign(w0) (Filippov at 0).  With the ceiling: the l_1 steps shave, per unit alpha, K = -m1 of
+        |w| in all (K sqrt(d) in u); the weak weights held at the ceiling take d times the reflection rate
+        D rho_|u|(c) of the law (its local time at the walls, D = B/2), x_0 the rest:
+        sigma = sign(w0) clip(1 - sqrt(d) D rho_|u|(c)/K, 0, 1).  Otherwise (the Gaussian closure at finite d):
+        the annealed probability pi0 that x_0 is the largest of d + 1 independent weights."""
         w0 = st["w0"]
         if math.isinf(self.d):
-            sigma = _sigma_inf(co, w0)
-        else:
-            sigma = st["pi0"] * (math.copysign(1.0, w0) if w0 != 0.0 else 0.0)
+            return _sigma_inf(co, w0)
+        sgn = math.copysign(1.0, w0) if w0 != 0.0 else 0.0
+        if st["rho_c"] is not None:
+            K = -co.m1
+            if K <= 0.0:
+                return sgn
+            D = 0.5 * co.B if self.diffusion else 0.0
+            return sgn * min(1.0, max(0.0, 1.0 - math.sqrt(self.d) * D * st["rho_c"] / K))
+        return st["pi0"] * sgn
+
+    def _field(self, y, st, co):
+        w0 = st["w0"]
         u0 = 0.0 if math.isinf(self.d) else math.sqrt(self.d) * w0
-        dw0 = co.n0 + co.m1 * sigma
-        dsig = -w0 * dw0 / st["sigma"]
+        dw0 = co.n0 + co.m1 * self.share(st, co)
+        dsig = st["dsig_dw0"] * dw0
         dlaw = self.law.rhs(y[2:], co, u0, self.d, st["Fcdf"], self.diffusion, st["sigma"], dsig)
         return np.concatenate(([dw0, co.db], dlaw))
 
@@ -129,8 +174,10 @@ class _System:
     def jac(self, alpha, y):
         """An approximate Jacobian for the Newton iterations of BDF: the law's block is the discretised
         Fokker-Planck operator with the coefficients and the law of |u| frozen (tridiagonal, by three grouped
-        differences); the (w0, b) columns by differences of the whole field; the mean-field coupling of the
-        coefficients to the law is left out (it changes the convergence of Newton's method, not the solution)."""
+        differences); the (w0, b) columns, and with the ceiling the columns of the two edge cells on each side
+        (their density at the wall sets x_0's share of the l_1 steps, which moves w0 and so the walls), by
+        differences of the whole field; the rest of the mean-field coupling of the coefficients to the law is
+        left out (it changes the convergence of Newton's method, not the solution)."""
         self._slide = None
         st, co, F = self.resolve(y)
         slide = self._slide
@@ -138,7 +185,7 @@ class _System:
         x = y[2:]
         w0 = st["w0"]
         u0 = 0.0 if math.isinf(self.d) else math.sqrt(self.d) * w0
-        dsig = -w0 * F[0] / st["sigma"]
+        dsig = st["dsig_dw0"] * F[0]
 
         def law_rhs(xx):
             return self.law.rhs(xx, co, u0, self.d, st["Fcdf"], self.diffusion, st["sigma"], dsig)
@@ -147,8 +194,13 @@ class _System:
         rows, cols, vals = [], [], []
         eps = 1e-7 * max(1.0, float(np.max(np.abs(x))))
         idx = np.arange(m)
+        full = [0, 1] + ([2, 3, n - 2, n - 1] if self.ceiling else [])
+        skip = np.zeros(m, bool)
+        if self.ceiling:
+            skip[[0, 1, m - 2, m - 1]] = True
         for grp in range(3):
             sel = idx[grp::3]
+            sel = sel[~skip[sel]]
             xp = x.copy()
             xp[sel] += eps
             col = (law_rhs(xp) - base) / eps
@@ -158,8 +210,8 @@ class _System:
                 rows.append(r[ok] + 2)
                 cols.append(sel[ok] + 2)
                 vals.append(col[r[ok]])
-        for j in (0, 1):
-            h = 1e-7 * max(1.0, abs(y[j]))
+        for j in full:
+            h = (1e-7 * max(1.0, abs(y[j]))) if j < 2 else eps
             yp = y.copy()
             yp[j] += h
             col = (self(alpha, yp) - F) / h
@@ -191,30 +243,11 @@ class _System:
 
 
 def _errors(st, p: MultinormParams, d: float):
-    """E, S_inf, S_1, union at one state; at finite d the l_1 shift is averaged over the law of the largest
-    weak weight M (d i.i.d. draws of |u|: P(M <= t) = F(t)^d)."""
-    w0, b = st["w0"], st["b"]
-    Q = 1.0 - w0 * w0
-    S = State(w0=w0, b=b, ubar=st["ubar"], Q=Q, L1=st["L1"])
-    fin = 0.0 if math.isinf(d) else abs(w0) / math.sqrt(d)
-    c_inf = p.e * (fin + st["L1"])
-    acc0 = float(accuracy_at_shift(S, 0.0, p.a, p.p0))
-    acc_inf = float(accuracy_at_shift(S, c_inf, p.a, p.p0))
-    if math.isinf(d) or st["Fcdf"] is None:
-        c1 = p.eps1 * abs(w0)
-        acc1 = float(accuracy_at_shift(S, c1, p.a, p.p0))
-        accU = float(accuracy_at_shift(S, max(c_inf, c1), p.a, p.p0))
-    else:
-        sd = math.sqrt(d)
-        t = np.linspace(0.0, 12.0, 2401)
-        Fd = np.exp(d * np.log(np.clip(st["Fcdf"](t), 1e-300, 1.0)))
-        mass = np.diff(Fd)  # P(M in [t_j, t_j+1])
-        tm = 0.5 * (t[1:] + t[:-1])
-        c1 = p.eps1 * np.maximum(abs(w0), tm / sd)
-        mass = mass / mass.sum()
-        acc1 = float(mass @ accuracy_at_shift(S, c1, p.a, p.p0))
-        accU = float(mass @ accuracy_at_shift(S, np.maximum(c_inf, c1), p.a, p.p0))
-    return {"E": 1.0 - acc0, "S_inf": 1.0 - acc_inf, "S_1": 1.0 - acc1, "union": 1.0 - accU}
+    """E, S_inf, S_1, union at one state through theory.multinorm.errors.errors (the route of every engine),
+    with wmax = E[max_i |w_i|] of d independent weights from the law (0 at d = inf; at most |w0| under the
+    ceiling, where the l_1 shift is eps1 |w0|)."""
+    S = State(w0=st["w0"], b=st["b"], ubar=st["ubar"], Q=1.0 - st["w0"] ** 2, L1=st["L1"], wmax=st["wmax"])
+    return {k: float(v) for k, v in errors(S, p, d).items()}
 
 
 def _gauss_moments(m, v):
@@ -252,10 +285,26 @@ class _GaussLaw:
         return np.array([dm, dv])
 
 
-def _make_law(method: str, opts: dict):
+def _make_law(method: str, opts: dict, p: MultinormParams, d: float):
     if method in ("fv", "no_diffusion"):
-        return FiniteVolumes(n=int(opts.get("n", 400)), U=float(opts.get("U", 8.0)),
-                             stretch=float(opts.get("stretch", 3.0)))
+        # Defaults (measured; docs/multinorm.md, Solvers).  With the l_1 ceiling (finite d) the walls sit on it
+        # and, while x_0 descends into the law, contract at a rate ~1 per unit alpha: the law fills the whole
+        # grid and the transport in xi is advection-dominated, so the cells are nearly uniform (stretch 1,
+        # edge 1) and 1600 of them (adv_1, d = 1000, L1 at alpha = 1: .8015, .7983, .7972, .7968 with 400, 800,
+        # 1600, 3200 cells on the grid refined 10x at 0 and at the walls).  'max' keeps 400 (its Jacobian is
+        # dense on the sliding surface; its ceiling stays above the law).  avg and sat grow an exponential tail
+        # (the linear drift g > 0 beyond kappa's pull): walls at 16 sigma instead of 8, and with the ceiling 3200
+        # cells (avg at d = 4000, w0 at alpha = 50: .2289, .2205, .2196 with 1600, 3200, 6400 cells).
+        ceiling = (not math.isinf(d)) and "l1" in p.attacks
+        wide = p.scheme in ("avg", "sat")
+        if ceiling and p.scheme != "max":
+            dflt = dict(n=3200 if wide else 1600, stretch=1.0, edge=1.0)
+        else:
+            dflt = dict(n=800 if wide else 400, stretch=3.0, edge=0.0)
+        dflt["U"] = 16.0 if wide else 8.0
+        o = {**dflt, **opts}
+        return FiniteVolumes(n=int(o["n"]), U=float(o["U"]), stretch=float(o["stretch"]), edge=float(o["edge"]),
+                             flux=str(o.get("flux", "central")))
     if method == "particles":
         return Quantiles(n=int(opts.get("n", 400)), S=float(opts.get("S", 8.0)))
     return _GaussLaw()
@@ -266,8 +315,8 @@ def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rt
     """The theory's trajectory at the learning times ``alphas`` (increasing, from 0).
 
     Returns a dict of arrays over alphas: w0, b, ubar, L1, Q (= 1 - w0^2), Q_law (E u^2 of the law: equal to Q
-    up to the discretisation), wmax (E max_i |w_i|, 0 at d = inf), pi0 (probability that x_0 is the l_1
-    attack's coordinate), E, S_inf, S_1, union; with ``snapshots`` the law on a grid: 'u' and 'rho'
+    up to the discretisation), wmax (E max_i |w_i|, 0 at d = inf), pi0 (x_0's share of the l_1 attack's steps),
+    E, S_inf, S_1, union; with ``snapshots`` the law on a grid: 'u' and 'rho'
     (len(alphas) x len(u)).  solver_opts: n (cells / particles), U (FV half-width), S (particle s-range).
     """
     if not isinstance(params, MultinormParams):
@@ -280,11 +329,14 @@ def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rt
         raise ParameterError("alphas must be a non-empty increasing sequence of times >= 0")
     if method == "moments" and params.scheme not in ("std", "adv_2"):
         raise ParameterError("method 'moments' is exact only for the schemes std and adv_2 (use gauss_closure)")
+    if method == "particles" and not math.isinf(d) and "l1" in params.attacks:
+        raise ParameterError("method 'particles' solves the d = inf limit and the schemes without the l_1 attack; "
+                             "at finite d the l_1 ceiling needs method 'fv'")
     p = params
-    law = _make_law(method, solver_opts)
+    law = _make_law(method, solver_opts, params, d)
     sysm = _System(p, d, law, diffusion=(method != "no_diffusion"))
     Q0 = 1.0 - p.w0 * p.w0
-    x0 = np.array([0.0, Q0]) if isinstance(law, _GaussLaw) else law.initial(0.0, Q0, math.sqrt(Q0))
+    x0 = np.array([0.0, Q0]) if isinstance(law, _GaussLaw) else law.initial(0.0, Q0, sysm.scale(p.w0)[0])
     y0 = np.concatenate(([p.w0, 0.0], x0))
     t_span = (0.0, float(alphas[-1]))
     if alphas[-1] > 0:
@@ -311,7 +363,7 @@ def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rt
         out["Q"].append(1.0 - st["w0"] ** 2)
         out["Q_law"].append(st["Qlaw"])
         out["wmax"].append(st["wmax"])
-        out["pi0"].append(st["pi0"])
+        out["pi0"].append(abs(sysm.share(st, sysm.resolve(y)[1])) if sysm.uses_l1 else 0.0)
         for k, v in _errors(st, p, d).items():
             out[k].append(v)
         if snapshots:
