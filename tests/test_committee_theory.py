@@ -11,7 +11,7 @@ from theory import ParameterError, adversarial_error, rhs as linear_rhs, test_er
 from theory.committee import CommitteeParams, State, drift, errors, pack
 
 from .tolerances import (COMMITTEE_K1_VS_LINEAR, COMMITTEE_SYMBOLIC_ATTACK, COMMITTEE_SYMBOLIC_CLEAN,
-                         COMMITTEE_WRONG_MIN_GAP, report)
+                         COMMITTEE_QUAD_FAMILY_LEVEL, COMMITTEE_WRONG_MIN_GAP, report)
 
 STATES = [(0.0, 0.0), (0.3, 0.2), (-0.6, -1.1), (0.95, 0.8)]
 
@@ -214,3 +214,44 @@ def test_k1_fixed_point_is_the_linear_models():
     fp = fixed_point(np.array([0.9, 0.0, 1.0]), p)  # packed (R, b, v)
     assert fp is not None and fp.stable
     assert abs(fp.y[0] - lin.R) < 1e-7 and abs(fp.y[1] - lin.b) < 1e-7, (fp.y, lin)
+
+
+def test_k4_errors_against_direct_sampling_of_the_fields():
+    """K = 4 at the state that the large-learning-rate xor case (simulate.committee.mc.large_rate_case) reaches at
+    alpha = 50 (units in antiparallel pairs, Q_12 = Q_34 = -0.94; entries rounded): E on the axis lines and S on the
+    gradient lines, with the standard errors of their randomised outer rules, against Gaussian samples of the fields
+    (E: 10^6 per cluster, S: 4 10^5 per cluster, through attack_fields), within q sqrt(se_rule^2 + se_MC^2), q the
+    normal quantile Sidak-corrected over the two comparisons at the family-wise level COMMITTEE_QUAD_FAMILY_LEVEL.
+    The former E (grad lines, 2^10 QMC points, bisection; 7e-4 low here) fails the same bound."""
+    from scipy import stats
+
+    from simulate.committee.mc import large_rate_case
+    from theory.committee import attack_fields, errors_with_se, output
+
+    p = large_rate_case()
+    st = State(np.array([[1.0, -0.9412, -0.0137, -0.0135], [-0.9412, 1.0, -0.0139, -0.0136],
+                         [-0.0137, -0.0139, 1.0, -0.9413], [-0.0135, -0.0136, -0.9413, 1.0]]),
+               np.array([[0.9579, -0.0002], [-0.9574, -0.0002], [0.0004, 0.9575], [0.0004, -0.9572]]),
+               np.array([0.5756, 0.5769, 0.5796, 0.5737]), np.array(p.v0))
+    E, S, se_E, se_S = errors_with_se(st, p, p.eps)
+    assert 0 < se_E < 2e-4 and 0 < se_S < 1e-3
+    rng = np.random.default_rng(26)
+    mix = p.mixture()
+    L = np.linalg.cholesky(st.Q)
+    mc = {}
+    for name, eps, n in (("E", 0.0, 1_000_000), ("S", p.eps, 400_000)):
+        mean = var = 0.0
+        for c in range(len(mix.priors)):
+            lam = mix.means[c] @ st.R.T - st.b + np.sqrt(mix.variances[c]) * rng.standard_normal((n, 4)) @ L.T
+            _, lt = attack_fields(lam, mix.labels[c], st.Q, st.v, eps)
+            P = np.mean(mix.labels[c] * output(lt, st.v) <= 0)
+            mean += mix.priors[c] * P
+            var += mix.priors[c] ** 2 * P * (1 - P) / n
+        mc[name] = (mean, np.sqrt(var))
+    q = stats.norm.ppf(1 - (1 - (1 - COMMITTEE_QUAD_FAMILY_LEVEL) ** 0.5) / 2)
+    bound_E = q * np.hypot(se_E, mc["E"][1])
+    bound_S = q * np.hypot(se_S, mc["S"][1])
+    assert abs(E - mc["E"][0]) < bound_E, (E, mc["E"], bound_E)
+    assert abs(S - mc["S"][0]) < bound_S, (S, mc["S"], bound_S)
+    E_former = errors(st, p, 0.0, line="grad", n_outer="qmc:10")[0]
+    assert abs(E_former - mc["E"][0]) > bound_E, (E_former, mc["E"], bound_E)

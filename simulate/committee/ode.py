@@ -36,8 +36,8 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from theory.committee import (COMMITTEE_FIELD_HELP, COMMITTEE_INT_RANGES, COMMITTEE_RANGES, PRESETS, CommitteeParams,
-                              Rule, State, drift, drift_error, drift_rule, errors, fixed_point, pack, rule_for,
-                              rule_parts, sqrt_gram, state_names, unpack)
+                              Rule, State, drift, drift_error, drift_rule, errors, errors_with_se, fixed_point, pack,
+                              rule_for, rule_parts, sqrt_gram, state_names, unpack)
 from theory.params import RANGES, ParameterError
 
 from ..core.cli import (AlphaProgress, ArgumentParser, add_output_arguments, add_param_arguments, check_outputs,
@@ -207,7 +207,9 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
     default by K and attack); ``quad_tol`` refines it until the estimated relative error at the initial state is
     below the tolerance (:func:`choose_rule`); ``quad_error_alphas``: where to estimate the relative quadrature error
     of the drift (:func:`theory.committee.drift_error`), reported in ``solver['quad_error']`` (NaN elsewhere).
-    ``backend``: 'auto' (numba when available), 'numba' or 'numpy' (theory's reference).  ``variant`` passes
+    E and S come with the standard errors of their randomised outer rules in ``solver['E_se']``, ``solver['S_se']``
+    (:func:`theory.committee.errors_with_se`).  ``backend``: 'auto' (numba when available), 'numba' or 'numpy'
+    (theory's reference).  ``variant`` passes
     deliberately wrong variants to :func:`theory.committee.drift`; ``progress`` shows tqdm bars (alpha reached,
     then the errors) on stderr."""
     if not isinstance(params, CommitteeParams):
@@ -258,13 +260,16 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
         np.round(alphas, 9), np.round(np.asarray(error_alphas, float), 9))
     E = np.full(alphas.size, np.nan)
     S = np.full(alphas.size, np.nan)
+    E_se = np.full(alphas.size, np.nan)
+    S_se = np.full(alphas.size, np.nan)
     with progress_bar(int(want.sum()), "E and S", show=progress and bool(want.any()), unit="alpha") as bar:
         for i in np.flatnonzero(want):
-            E[i], S[i] = errors(unpack(Y[i], params.K, params.D), params, eps_test, steps, step)
+            E[i], S[i], E_se[i], S_se[i] = errors_with_se(unpack(Y[i], params.K, params.D), params, eps_test, steps,
+                                                          step)
             bar.update()
     info = {"method": method, "rtol": rtol, "atol": atol, "nfev": nfev, "rule": rule_name, "backend": backend_name,
             "quad_tol": quad_tol, "quad_error_start": quad_start, "quad_error": quad,
-            "quad_error_abs": quad_abs, **variant}
+            "quad_error_abs": quad_abs, "E_se": E_se, "S_se": S_se, **variant}
     return CommitteeTrajectory(params, eps_test, alphas, Y, E, S, (steps, step), info)
 
 
