@@ -31,6 +31,7 @@ from ..core.cli import (ArgumentParser, add_output_arguments, add_param_argument
                   params_from_args, params_line, real, table_indices, write_outputs)
 from ..core.grid import (ALPHA_MAX, EPS_TEST_MAX, GRID_MAX, check_alphas, check_eps_test, default_alphas,
                          default_eps_test)
+from ..core.budget import OutOfTime, wall_clock
 from ..core.compare import STATED_ERROR
 from ..core.provenance import provenance, save_figure, write_result
 from ..core.cli import command
@@ -167,12 +168,13 @@ def integrate(params: Params, alphas=None, *, eps_test: float | None = None, rto
 
 
 def integrate_grid(alphas, *, rtol: float = 1e-8, atol: float = 1e-10, method: str = "DOP853",
-                   R0=0.0, b0=0.0, **arrays):
+                   R0=0.0, b0=0.0, time_limit: float | None = TIME_LIMIT, **arrays):
     """Integrate many trajectories at once: every keyword of :func:`theory.ode.drift` may be an array.
 
     The arrays are broadcast to one shape M and the 2M-dimensional system is solved by one call of
     solve_ivp with a vectorised right-hand side (no Python loop over trajectories).  Returns (R, b) of
-    shape (len(alphas),) + M.
+    shape (len(alphas),) + M.  ``time_limit``: seconds of wall time after which a ParameterError (one line,
+    naming how far the solver got) ends the solve instead of a hang; None for no limit.
     """
     alphas = check_alphas(alphas)
     shapes = [np.shape(v) for v in arrays.values() if not isinstance(v, str)]
@@ -186,7 +188,13 @@ def integrate_grid(alphas, *, rtol: float = 1e-8, atol: float = 1e-10, method: s
         dR, db = drift(y[:M], y[M:], **flat)
         return np.concatenate([np.broadcast_to(dR, (M,)), np.broadcast_to(db, (M,))])
 
-    sol = solve_ivp(fun, (0.0, alphas[-1]), y0, method=method, t_eval=alphas, rtol=rtol, atol=atol)
+    try:
+        sol = solve_ivp(wall_clock(fun, time_limit), (0.0, alphas[-1]), y0, method=method, t_eval=alphas, rtol=rtol,
+                        atol=atol)
+    except OutOfTime as stop:
+        raise ParameterError(f"alpha_max: the ODEs of {M} trajectories ({method}) reached only alpha = "
+                             f"{stop.alpha:.3g} of {alphas[-1]:g} in {time_limit:g} s (a very stiff drift); try a "
+                             "larger --erf-scale, a smaller --eps or --alpha-max, or another method") from None
     if not sol.success:
         raise RuntimeError(f"ODE solver failed: {sol.message}")
     R = sol.y[:M].T.reshape((alphas.size,) + shape)

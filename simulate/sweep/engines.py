@@ -32,6 +32,8 @@ from theory.errors import adversarial_error, test_error
 from theory.ode import EPS_NODES, drift
 from theory.params import ParameterError, Params, eps_quadrature
 
+from ..core import budget
+
 __all__ = ["SweepEngine", "ODEEngine", "MCEngine", "ENGINES", "register_engine", "get_engine",
            "drift_many", "integrate_many", "fixed_point_newton"]
 
@@ -129,12 +131,14 @@ def drift_many(R, b, *, eps, eps_law="fixed", eps_nodes=None, **kw):
     return np.sum(w * dR, axis=0), np.sum(w * db, axis=0)
 
 
-def integrate_many(alphas, *, R0, b0, rtol=1e-8, atol=1e-10, method="DOP853", **kw):
+def integrate_many(alphas, *, R0, b0, rtol=1e-8, atol=1e-10, method="DOP853", time_limit=None, **kw):
     """Solve M trajectories as one 2M-dimensional system (vectorised right-hand side by drift_many).
 
     Every numeric keyword is an array of shape (M,); strings are shared.  Returns (R, b) of shape
     (len(alphas), M).  The adaptive steps are common to the M trajectories, so a trajectory's numbers
-    depend on its block-mates at the level of the tolerances (rtol = 1e-8).
+    depend on its block-mates at the level of the tolerances (rtol = 1e-8).  ``time_limit``: seconds of wall
+    time (default :data:`simulate.core.budget.ODE_TIME_LIMIT`) after which a ParameterError naming how far the
+    solver got ends the block instead of a hang (a very stiff point makes the explicit solver crawl).
     """
     R0 = np.asarray(R0, float)
     M = R0.size
@@ -143,8 +147,16 @@ def integrate_many(alphas, *, R0, b0, rtol=1e-8, atol=1e-10, method="DOP853", **
         dR, db = drift_many(y[:M], y[M:], **kw)
         return np.concatenate([np.broadcast_to(dR, (M,)), np.broadcast_to(db, (M,))])
 
+    limit = budget.ODE_TIME_LIMIT if time_limit is None else time_limit
     y0 = np.concatenate([R0, np.broadcast_to(np.asarray(b0, float), (M,))])
-    sol = solve_ivp(fun, (0.0, float(alphas[-1])), y0, method=method, t_eval=alphas, rtol=rtol, atol=atol)
+    try:
+        sol = solve_ivp(budget.wall_clock(fun, limit), (0.0, float(alphas[-1])), y0, method=method, t_eval=alphas,
+                        rtol=rtol, atol=atol)
+    except budget.OutOfTime as stop:
+        raise ParameterError(f"the ODEs of a block of {M} grid points ({method}) reached only alpha = "
+                             f"{stop.alpha:.3g} of {float(alphas[-1]):g} in {limit:g} s (a very stiff drift at some "
+                             "point); try a larger --erf-scale, a smaller --eps or --alphas, or a smaller --chunk "
+                             "to find the point") from None
     if not sol.success:
         raise RuntimeError(f"ODE solver failed: {sol.message}")
     return sol.y[:M].T, sol.y[M:].T
