@@ -26,7 +26,7 @@ from theory.committee import CommitteeParams, State, pack, state_names
 from theory.params import ParameterError
 
 from ..core.grid import check_eps_test
-from ..core import budget
+from ..core import resources
 from ..core.run import Engine, Execution, alpha_steps, drive, execution_from, replica_stats, run_signature
 from ..core.cli import command
 
@@ -322,7 +322,7 @@ def build_parser():
     parser.add_argument("--plateau", type=Path, default=None, metavar="JSON",
                         help="instead: the ODE's xor plateau (E, S, max|R| to alpha = 400) into JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out / --plateau file")
-    budget.add_force_argument(parser)
+    resources.add_force_argument(parser)
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no table; a failed check is still reported (on stderr)")
     for a in parser._actions:  # each bounded flag states its range and the reason
@@ -343,10 +343,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.plateau is None:  # the tables' Monte Carlo, estimated before anything is allocated
         try:
-            budget.check(budget.mc_committee(args.N, args.replicas, args.n_test,
-                                             [(p.K, max(TABLE_ALPHAS)) for p in table_cases().values()]),
-                         force=args.force)
-        except budget.BudgetError as err:
+            cases = [(p.K, max(TABLE_ALPHAS)) for p in table_cases().values()]
+            resources.check(resources.mc_committee(args.N, args.replicas, args.n_test, cases), force=args.force)
+        except resources.ResourceError as err:
             parser.error(str(err))
     for flag, path in (("--out", args.out), ("--plateau", args.plateau)):
         if path is not None:

@@ -40,7 +40,7 @@ from theory.committee import (COMMITTEE_FIELD_HELP, COMMITTEE_INT_RANGES, COMMIT
                               rule_for, rule_parts, sqrt_gram, state_names, unpack)
 from theory.params import RANGES, ParameterError
 
-from ..core import budget
+from ..core import resources
 from ..core.cli import (AlphaProgress, ArgumentParser, add_output_arguments, add_param_arguments, check_outputs,
                         flag_name, number, one_line_errors, progress_bar, real, table_indices, write_outputs)
 from ..core.grid import check_eps_test, default_alphas, default_eps_test
@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "below 1e-12 rounding dominates, above 0.5 the drift is not resolved"), default=None,
                       metavar="X", help="refine the rule until the estimated relative error of the drift at the "
                       "initial state is below X [off: the default rule]")
-    budget.add_force_argument(quad)
+    resources.add_force_argument(quad)
     quad.add_argument("--quad-error", action="store_true",
                       help="estimate the quadrature error of the drift on the printed rows: relative to max |drift| "
                            "(column quad_err) and absolute (quad_abs)")
@@ -458,8 +458,8 @@ def main(argv=None) -> int:
             alphas = default_alphas(args.alpha_max, args.alpha_step)
             resolve_backend(args.backend)
             if args.rule is not None:  # the rule's nodes, estimated before it is built
-                budget.check(budget.committee_rule(params.K, args.rule if ":" in args.rule else f"gh:{args.rule}",
-                                                   alphas.size), force=args.force)
+                rule = args.rule if ":" in args.rule else f"gh:{args.rule}"
+                resources.check(resources.committee_rule(params.K, rule, alphas.size), force=args.force)
             check_outputs(args, stack)
         return _run(args, params, alphas)
 

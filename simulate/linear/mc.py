@@ -52,7 +52,7 @@ from ..core.cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_pa
                   one_line_errors,
                   params_from_args, params_line, real, table_indices)
 from ..core.grid import check_eps_test, default_alphas
-from ..core import budget
+from ..core import resources
 from ..core.provenance import check_output, output_lock, provenance, remove_checked, write_result
 from ..core.run import (MEMORY_MAX, REPLICAS_MAX, SECONDS_MAX, SEED_MAX, STEPS_MAX, Engine, Execution, Unfinished,
                         alpha_steps, check_int, drive, execution_from, replica_stats, run_signature)
@@ -293,7 +293,7 @@ def run_mc(params: Params, N: int, replicas: int, alphas=None, seed: int = 0, *,
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of a Monte Carlo run (shared with simulate.compare)."""
     run = parser.add_argument_group("Monte Carlo run")
-    budget.add_force_argument(run)
+    resources.add_force_argument(run)
     run.add_argument("--N", type=int, default=1000, help=f"input dimension N, in [2, {N_MAX}] [default: 1000]")
     run.add_argument("--replicas", type=int, default=32,
                      help=f"independent replicas, in [1, {REPLICAS_MAX}] (and replicas x N x 8 bytes within "
@@ -341,8 +341,8 @@ def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
                      variances is None)
         if args.threads is not None:
             Execution(threads=args.threads)
-        budget.check(budget.mc_linear(args.N, args.replicas, float(alphas[-1]), len(alphas), args.engine, args.threads),
-                     force=args.force)  # before anything is allocated
+        resources.check(resources.mc_linear(args.N, args.replicas, float(alphas[-1]), len(alphas), args.engine,
+                                            args.threads), force=args.force)  # before anything is allocated
     return alphas, variances
 
 

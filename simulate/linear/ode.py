@@ -31,7 +31,7 @@ from ..core.cli import (ArgumentParser, add_output_arguments, add_param_argument
                   params_from_args, params_line, real, table_indices, write_outputs)
 from ..core.grid import (ALPHA_MAX, EPS_TEST_MAX, GRID_MAX, check_alphas, check_eps_test, default_alphas,
                          default_eps_test)
-from ..core.budget import OutOfTime, wall_clock
+from ..core.resources import OutOfTime, wall_clock
 from ..core.compare import STATED_ERROR
 from ..core.provenance import provenance, save_figure, write_result
 from ..core.cli import command

@@ -48,7 +48,7 @@ import numpy as np
 
 from theory.linear.params import ParameterError, Params, stable_key
 
-from ..core import budget
+from ..core import resources
 from ..core.cli import (ArgumentParser, Interrupted, add_param_arguments, check_output, command, flag_name,
                         params_from_args)
 from ..core.provenance import OutputError, WriteError, provenance, to_jsonable, versions
@@ -268,7 +268,7 @@ def build_parser(params_cls: type = Params) -> argparse.ArgumentParser:
                      help="replace an existing --out that holds another sweep (the same sweep is reused as it is)")
     run.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after the data set is written")
     run.add_argument("--quiet", action="store_true", help="no progress bar, print nothing but errors")
-    budget.add_force_argument(run)
+    resources.add_force_argument(run)
     return parser
 
 
@@ -311,8 +311,9 @@ def main(argv=None) -> int:
                 raise ParameterError(f"--{name.replace('_', '-')} is not an option of engine {engine.name!r}")
             options[name] = _parse_option(name, default, text)
         options = engine.check_options(options)
-        budget.check(budget.sweep_estimate(args.grid, engine, options, args.workers if backend != "serial" else 1),
-                     force=args.force)  # before the grid is built
+        resources.check(resources.sweep_estimate(args.grid, engine, options,
+                                                 args.workers if backend != "serial" else 1),
+                        force=args.force)  # before the grid is built
         grid = make_grid(args.grid, base, engine, {k: options[k] for k in engine.extra_fields if k in options})
     except ParameterError as err:
         parser.error(str(err))

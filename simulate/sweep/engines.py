@@ -32,7 +32,7 @@ from theory.errors import adversarial_error, test_error
 from theory.ode import EPS_NODES, drift
 from theory.params import ParameterError, Params, eps_quadrature
 
-from ..core import budget
+from ..core import resources
 
 __all__ = ["SweepEngine", "ODEEngine", "MCEngine", "ENGINES", "register_engine", "get_engine",
            "drift_many", "integrate_many", "fixed_point_newton"]
@@ -137,7 +137,7 @@ def integrate_many(alphas, *, R0, b0, rtol=1e-8, atol=1e-10, method="DOP853", ti
     Every numeric keyword is an array of shape (M,); strings are shared.  Returns (R, b) of shape
     (len(alphas), M).  The adaptive steps are common to the M trajectories, so a trajectory's numbers
     depend on its block-mates at the level of the tolerances (rtol = 1e-8).  ``time_limit``: seconds of wall
-    time (default :data:`simulate.core.budget.ODE_TIME_LIMIT`) after which a ParameterError naming how far the
+    time (default :data:`simulate.core.resources.ODE_TIME_LIMIT`) after which a ParameterError naming how far the
     solver got ends the block instead of a hang (a very stiff point makes the explicit solver crawl).
     """
     R0 = np.asarray(R0, float)
@@ -147,12 +147,12 @@ def integrate_many(alphas, *, R0, b0, rtol=1e-8, atol=1e-10, method="DOP853", ti
         dR, db = drift_many(y[:M], y[M:], **kw)
         return np.concatenate([np.broadcast_to(dR, (M,)), np.broadcast_to(db, (M,))])
 
-    limit = budget.ODE_TIME_LIMIT if time_limit is None else time_limit
+    limit = resources.ODE_TIME_LIMIT if time_limit is None else time_limit
     y0 = np.concatenate([R0, np.broadcast_to(np.asarray(b0, float), (M,))])
     try:
-        sol = solve_ivp(budget.wall_clock(fun, limit), (0.0, float(alphas[-1])), y0, method=method, t_eval=alphas,
+        sol = solve_ivp(resources.wall_clock(fun, limit), (0.0, float(alphas[-1])), y0, method=method, t_eval=alphas,
                         rtol=rtol, atol=atol)
-    except budget.OutOfTime as stop:
+    except resources.OutOfTime as stop:
         raise ParameterError(f"the ODEs of a block of {M} grid points ({method}) reached only alpha = "
                              f"{stop.alpha:.3g} of {float(alphas[-1]):g} in {limit:g} s (a very stiff drift at some "
                              "point); try a larger --erf-scale, a smaller --eps or --alphas, or a smaller --chunk "

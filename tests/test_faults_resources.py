@@ -10,7 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from simulate.core import budget
+from simulate.core import resources
 from theory.params import ParameterError
 
 #: the stiff corner of the valid domain where an explicit solver crawls (the simulate.ode hang case)
@@ -50,26 +50,26 @@ def test_a_run_too_large_is_refused_at_once_without_allocating(command, argv, sa
 
 
 def test_check_refuses_on_memory_and_on_time_and_force_overrides():
-    est = budget.Estimate("--N x --replicas = 10 x 10", memory=2e9, seconds=10.0, basis="b", lower="--N")
-    with pytest.raises(budget.BudgetError, match=r"1.86 GiB of memory, more than the 1 GiB available.*--force"):
-        budget.check(est, memory=1 << 30)
-    budget.check(est, memory=4 << 30)  # fits
-    with pytest.raises(budget.BudgetError, match=r"at least 10 s \(b\), more than the 5 s"):
-        budget.check(est, memory=4 << 30, time_max=5.0)
-    budget.check(est, memory=1, time_max=1.0, force=True)
-    assert budget.sweep_points(["rho=0:1:300", "eps=0,1,2", "prior=0.7"]) == 900
+    est = resources.Estimate("--N x --replicas = 10 x 10", memory=2e9, seconds=10.0, basis="b", lower="--N")
+    with pytest.raises(resources.ResourceError, match=r"1.86 GiB of memory, more than the 1 GiB available.*--force"):
+        resources.check(est, memory=1 << 30)
+    resources.check(est, memory=4 << 30)  # fits
+    with pytest.raises(resources.ResourceError, match=r"at least 10 s \(b\), more than the 5 s"):
+        resources.check(est, memory=4 << 30, time_max=5.0)
+    resources.check(est, memory=1, time_max=1.0, force=True)
+    assert resources.sweep_points(["rho=0:1:300", "eps=0,1,2", "prior=0.7"]) == 900
 
 
 def test_available_memory_is_read_from_the_machine():
-    memory, source = budget.available_memory()
+    memory, source = resources.available_memory()
     assert memory is not None and memory > 1 << 20, source
 
 
 def test_the_defaults_pass_and_a_normal_run_is_unaffected(capsys):
     from simulate.linear.mc import main
 
-    budget.check(budget.mc_linear(1000, 32, 200.0, 201))  # simulate.mc's README size
-    budget.check(budget.sweep(100 * 100, 14, "ode"))       # simulate.sweep's README size
+    resources.check(resources.mc_linear(1000, 32, 200.0, 201))  # simulate.mc's README size
+    resources.check(resources.sweep(100 * 100, 14, "ode"))       # simulate.sweep's README size
     assert main(["--rho", "2", "--eps", "1", "--N", "50", "--replicas", "2", "--alpha-max", "1", "--alpha-step", "0.5",
                  "--threads", "1", "--quiet"]) == 0
 
@@ -85,7 +85,7 @@ def test_the_time_estimate_is_a_lower_bound_of_a_measured_run():
     t0 = time.perf_counter()
     run_mc(Params(), N, M, [0.0, alpha_max], progress=False, threads=1)
     measured = time.perf_counter() - t0
-    est = budget.mc_linear(N, M, alpha_max, 2, "full", threads=1)
+    est = resources.mc_linear(N, M, alpha_max, 2, "full", threads=1)
     assert est.seconds <= measured, (est.seconds, measured)
 
 
@@ -105,7 +105,7 @@ def test_the_sweep_ode_has_a_wall_clock_guard(monkeypatch, capsys):
         integrate_grid([0.0, 10.0], R0=STIFF["R0"], b0=STIFF["b0"], loss=STIFF["loss"], time_limit=1.0, prior=0.5,
                        v1=1.0, v2=1.0, eta_w=0.04, eta_b=0.2, **{k: STIFF[k] for k in ("rho", "eps", "erf_scale")})
     assert time.perf_counter() - t0 < 30
-    monkeypatch.setattr(budget, "ODE_TIME_LIMIT", 1.0)
+    monkeypatch.setattr(resources, "ODE_TIME_LIMIT", 1.0)
     argv = ["--grid", "rho=0.0001", "--alphas", "10", "--quiet"]
     for k in ("eps", "erf_scale", "b0", "R0", "loss"):
         argv += [f"--{k.replace('_', '-')}", str(STIFF[k])]

@@ -32,9 +32,10 @@ from theory.params import ParameterError
 
 from .run import SECONDS_MAX
 
-__all__ = ["Estimate", "BudgetError", "available_memory", "check", "add_force_argument", "fmt_bytes",
-           "fmt_seconds", "mc_linear", "mc_committee", "multinorm_mc", "sweep_points", "sweep", "sweep_estimate", "rule_nodes", "committee_rule",
-           "TIME_MAX", "ODE_TIME_LIMIT", "OutOfTime", "wall_clock", "NS_PER_UPDATE", "NS_PER_REDUCED_STEP", "SWEEP_ODE_S_PER_POINT"]
+__all__ = ["Estimate", "ResourceError", "available_memory", "check", "add_force_argument", "fmt_bytes",
+           "fmt_seconds", "mc_linear", "mc_committee", "multinorm_mc", "sweep_points", "sweep", "sweep_estimate",
+           "rule_nodes", "committee_rule", "TIME_MAX", "ODE_TIME_LIMIT", "OutOfTime", "wall_clock", "NS_PER_UPDATE",
+           "NS_PER_REDUCED_STEP", "SWEEP_ODE_S_PER_POINT"]
 
 #: the longest run accepted without --force: the project's bound on any wall-clock setting (about 4 months)
 TIME_MAX = SECONDS_MAX
@@ -82,7 +83,7 @@ def wall_clock(fun, time_limit: float | None):
     return guarded
 
 
-class BudgetError(ParameterError):
+class ResourceError(ParameterError):
     """A run refused before it starts because its estimate exceeds the machine (one line)."""
 
 
@@ -158,7 +159,7 @@ def available_memory() -> tuple[int | None, str]:
 
 
 def check(est: Estimate, *, force: bool = False, memory: int | None = None, time_max: float = TIME_MAX) -> None:
-    """Refuse ``est`` (raise :class:`BudgetError`, one line) when it needs more memory than is available
+    """Refuse ``est`` (raise :class:`ResourceError`, one line) when it needs more memory than is available
     (``memory``: bytes, default :func:`available_memory`) or at least ``time_max`` seconds; ``force`` skips
     the refusal."""
     if force:
@@ -176,7 +177,7 @@ def check(est: Estimate, *, force: bool = False, memory: int | None = None, time
                         f"a run may take")
     if problems:
         lower = f"lower {est.lower}, or " if est.lower else ""
-        raise BudgetError(f"{est.what} needs {' and '.join(problems)}; {lower}pass --force to run it anyway")
+        raise ResourceError(f"{est.what} needs {' and '.join(problems)}; {lower}pass --force to run it anyway")
 
 
 def add_force_argument(parser) -> None:
