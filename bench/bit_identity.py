@@ -107,13 +107,16 @@ def cases():
         return digest(*[np.asarray(r[k]) for k in sorted(r) if isinstance(r[k], np.ndarray)])
     yield "structured MC seed 7", structured_mc
 
-    def sweep(engine, specs, options):
+    def sweep(engine, specs, options, base=None):
         from simulate.sweep import make_grid, run_sweep
         from simulate.sweep_engines import get_engine
         eng = get_engine(engine)
-        ds, _ = run_sweep(eng, make_grid(specs, Params(prior=0.7), eng), options, progress=False)
+        ds, _ = run_sweep(eng, make_grid(specs, base or Params(prior=0.7), eng), options, progress=False)
         return digest(*[ds[v].values for v in sorted(ds.data_vars)])
     yield "sweep ode rho x eps", lambda: sweep("ode", ["rho=0.5:3:4", "eps=0:2:3"], {"alphas": [10.0, 50.0]})
+    yield "sweep ode eps, uniform law, cross-entropy", lambda: sweep(
+        "ode", ["eps=0.2:1.5:3", "rho=1,2"], {"alphas": [5.0, 20.0]}, Params(prior=0.7, eps_law="uniform",
+                                                                             loss="cross_entropy"))
     yield "sweep mc eps", lambda: sweep("mc", ["eps=0,1"], {"alphas": [2.0], "N": 100, "replicas": 2, "seed": 3})
 
     def multinorm_mc(scheme):

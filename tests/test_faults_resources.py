@@ -91,16 +91,15 @@ def test_the_time_estimate_is_a_lower_bound_of_a_measured_run():
 
 def test_the_sweep_ode_has_a_wall_clock_guard(monkeypatch, capsys):
     from simulate.linear.ode import integrate_grid
-    from simulate.sweep import engines
     from simulate.sweep.driver import main
 
     arrays = {k: np.array([v]) for k, v in STIFF.items() if k not in ("loss", "R0", "b0")}
     t0 = time.perf_counter()
     with pytest.raises(ParameterError, match="reached only alpha"):
-        engines.integrate_many(np.array([0.0, 10.0]), R0=[STIFF["R0"]], b0=[STIFF["b0"]], loss=STIFF["loss"],
-                               eps_law="fixed", non_robust_only=False, time_limit=1.0, prior=np.array([0.5]),
-                               v1=np.array([1.0]), v2=np.array([1.0]), eta_w=np.array([0.04]),
-                               eta_b=np.array([0.2]), **arrays)
+        integrate_grid(np.array([0.0, 10.0]), R0=np.array([STIFF["R0"]]), b0=np.array([STIFF["b0"]]),
+                       loss=STIFF["loss"], eps_law="fixed", non_robust_only=False, time_limit=1.0,
+                       prior=np.array([0.5]), v1=np.array([1.0]), v2=np.array([1.0]), eta_w=np.array([0.04]),
+                       eta_b=np.array([0.2]), **arrays)
     with pytest.raises(ParameterError, match="reached only alpha"):
         integrate_grid([0.0, 10.0], R0=STIFF["R0"], b0=STIFF["b0"], loss=STIFF["loss"], time_limit=1.0, prior=0.5,
                        v1=1.0, v2=1.0, eta_w=0.04, eta_b=0.2, **{k: STIFF[k] for k in ("rho", "eps", "erf_scale")})

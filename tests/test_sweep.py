@@ -27,7 +27,7 @@ pytest.importorskip("h5netcdf")
 from simulate import sweep  # noqa: E402
 from simulate.compare import TOLERANCES, sidak_quantile  # noqa: E402
 from simulate.ode import integrate  # noqa: E402
-from simulate.sweep_engines import drift_many, get_engine  # noqa: E402
+from simulate.sweep_engines import get_engine  # noqa: E402
 from theory import Params, drift, fixed_points  # noqa: E402
 from tests.tolerances import SWEEP_VS_SCALAR, report  # noqa: E402
 
@@ -81,12 +81,13 @@ def test_ode_engine_matches_scalar_integrator_and_fixed_points():
 
 
 def test_random_budget_drift_matches_theory():
-    """drift_many with an array of mean budgets equals theory.ode.drift at each scalar budget."""
+    """theory.ode.drift with an array of mean budgets (scaled nodes of the mean-1 law) equals the same drift
+    at each scalar budget (the nodes of that mean budget)."""
     R, b = np.array([0.2, 0.7, -0.3]), np.array([0.1, -0.4, 0.8])
     eps = np.array([0.3, 1.0, 1.7])
     kw = dict(rho=2.0, prior=0.7, v1=1.0, v2=1.3, eta_w=0.04, eta_b=0.2, loss="quadratic")
     for law in ("uniform", "exponential", "halfnormal"):
-        got = np.array(drift_many(R, b, eps=eps, eps_law=law, **kw))
+        got = np.array(drift(R, b, eps=eps, eps_law=law, **kw))
         exp = np.array([drift(R[i], b[i], eps=eps[i], eps_law=law, **kw) for i in range(3)]).T
         assert np.allclose(got, exp, atol=1e-13, rtol=0), report(law, got, exp)
 

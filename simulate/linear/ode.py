@@ -168,33 +168,39 @@ def integrate(params: Params, alphas=None, *, eps_test: float | None = None, rto
 
 
 def integrate_grid(alphas, *, rtol: float = 1e-8, atol: float = 1e-10, method: str = "DOP853",
-                   R0=0.0, b0=0.0, time_limit: float | None = TIME_LIMIT, **arrays):
-    """Integrate many trajectories at once: every keyword of :func:`theory.ode.drift` may be an array.
+                   R0=0.0, b0=0.0, time_limit: float | None = TIME_LIMIT,
+                   what: str = "alpha_max: the ODEs of {M} trajectories",
+                   advice: str = "try a larger --erf-scale, a smaller --eps or --alpha-max, or another method",
+                   **keywords):
+    """Integrate many trajectories at once: every keyword of :func:`theory.linear.ode.drift` may be an array
+    (``eps`` too, for every budget law).
 
-    The arrays are broadcast to one shape M and the 2M-dimensional system is solved by one call of
-    solve_ivp with a vectorised right-hand side (no Python loop over trajectories).  Returns (R, b) of
-    shape (len(alphas),) + M.  ``time_limit``: seconds of wall time after which a ParameterError (one line,
-    naming how far the solver got) ends the solve instead of a hang; None for no limit.
+    The arrays (and R0, b0) are broadcast to one shape M and the 2M-dimensional system is solved by one
+    call of solve_ivp with a vectorised right-hand side (no Python loop over trajectories); strings, booleans
+    and plain numbers are passed to the drift as they are (``erf_scale`` must stay a number for the
+    quadrature backends).  Returns (R, b) of shape (len(alphas),) + M.  The adaptive steps are common to
+    the M trajectories, so a trajectory's numbers depend on the others at the level of the tolerances.
+    ``time_limit``: seconds of wall time after which a ParameterError (one line, naming how far the solver got:
+    ``what`` with {M} the number of trajectories, then ``advice``) ends the solve instead of a hang; None for no
+    limit.
     """
     alphas = check_alphas(alphas)
-    shapes = [np.shape(v) for v in arrays.values() if not isinstance(v, str)]
-    shape = np.broadcast_shapes(np.shape(R0), np.shape(b0), *shapes)
+    arrays = {k: np.asarray(v, dtype=float) for k, v in keywords.items() if isinstance(v, (np.ndarray, list, tuple))}
+    shape = np.broadcast_shapes(np.shape(R0), np.shape(b0), *(v.shape for v in arrays.values()))
     M = int(np.prod(shape)) if shape else 1
-    flat = {k: (v if isinstance(v, str) else np.broadcast_to(np.asarray(v, dtype=float), shape).ravel())
-            for k, v in arrays.items()}
+    kw = {**keywords, **{k: np.broadcast_to(v, shape).ravel() for k, v in arrays.items()}}
     y0 = np.concatenate([np.broadcast_to(R0, shape).ravel(), np.broadcast_to(b0, shape).ravel()]).astype(float)
 
     def fun(_alpha, y):
-        dR, db = drift(y[:M], y[M:], **flat)
+        dR, db = drift(y[:M], y[M:], **kw)
         return np.concatenate([np.broadcast_to(dR, (M,)), np.broadcast_to(db, (M,))])
 
     try:
         sol = solve_ivp(wall_clock(fun, time_limit), (0.0, alphas[-1]), y0, method=method, t_eval=alphas, rtol=rtol,
                         atol=atol)
     except OutOfTime as stop:
-        raise ParameterError(f"alpha_max: the ODEs of {M} trajectories ({method}) reached only alpha = "
-                             f"{stop.alpha:.3g} of {alphas[-1]:g} in {time_limit:g} s (a very stiff drift); try a "
-                             "larger --erf-scale, a smaller --eps or --alpha-max, or another method") from None
+        raise ParameterError(f"{what.format(M=M)} ({method}) reached only alpha = {stop.alpha:.3g} of "
+                             f"{alphas[-1]:g} in {time_limit:g} s (a very stiff drift); {advice}") from None
     if not sol.success:
         raise RuntimeError(f"ODE solver failed: {sol.message}")
     R = sol.y[:M].T.reshape((alphas.size,) + shape)

@@ -26,16 +26,16 @@ from dataclasses import fields
 from typing import Any
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from theory.errors import adversarial_error, test_error
-from theory.ode import EPS_NODES, drift
-from theory.params import ParameterError, Params, eps_quadrature
+from theory.ode import drift
+from theory.params import ParameterError, Params
 
 from ..core import resources
+from ..linear.ode import integrate_grid
 
 __all__ = ["SweepEngine", "ODEEngine", "MCEngine", "ENGINES", "register_engine", "get_engine",
-           "drift_many", "integrate_many", "fixed_point_newton"]
+           "fixed_point_newton"]
 
 _NUMERIC = ("rho", "prior", "v1", "v2", "eta_w", "eta_b", "eps")
 # one solve per combination of these (erf_scale too: the quadrature backends take it as a scalar)
@@ -114,54 +114,6 @@ def sweep_alphas(options: dict[str, Any]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 # ODE engine
 # ---------------------------------------------------------------------------------------------------
-def drift_many(R, b, *, eps, eps_law="fixed", eps_nodes=None, **kw):
-    """theory.ode.drift with an array of mean budgets ``eps`` for every budget law (the same budget
-    quadrature, theory.ode.EPS_NODES, unless ``eps_nodes`` is given).
-
-    The laws are scale families (eps_example = eps U, E[U] = 1), so the quadrature nodes for the mean
-    budget eps are eps times the nodes for eps = 1 with the same weights; they are laid along a leading
-    axis and summed.  For eps_law 'fixed' this is theory.ode.drift itself.
-    """
-    if eps_law == "fixed":
-        return drift(R, b, eps=eps, eps_law="fixed", **kw)
-    nodes, weights = eps_quadrature(eps_law, 1.0, EPS_NODES.get(eps_law, 32) if eps_nodes is None else eps_nodes)
-    lead = (-1,) + (1,) * np.ndim(eps)
-    dR, db = drift(R, b, eps=np.asarray(eps, float) * nodes.reshape(lead), eps_law="fixed", **kw)
-    w = weights.reshape(lead)
-    return np.sum(w * dR, axis=0), np.sum(w * db, axis=0)
-
-
-def integrate_many(alphas, *, R0, b0, rtol=1e-8, atol=1e-10, method="DOP853", time_limit=None, **kw):
-    """Solve M trajectories as one 2M-dimensional system (vectorised right-hand side by drift_many).
-
-    Every numeric keyword is an array of shape (M,); strings are shared.  Returns (R, b) of shape
-    (len(alphas), M).  The adaptive steps are common to the M trajectories, so a trajectory's numbers
-    depend on its block-mates at the level of the tolerances (rtol = 1e-8).  ``time_limit``: seconds of wall
-    time (default :data:`simulate.core.resources.ODE_TIME_LIMIT`) after which a ParameterError naming how far the
-    solver got ends the block instead of a hang (a very stiff point makes the explicit solver crawl).
-    """
-    R0 = np.asarray(R0, float)
-    M = R0.size
-
-    def fun(_a, y):
-        dR, db = drift_many(y[:M], y[M:], **kw)
-        return np.concatenate([np.broadcast_to(dR, (M,)), np.broadcast_to(db, (M,))])
-
-    limit = resources.ODE_TIME_LIMIT if time_limit is None else time_limit
-    y0 = np.concatenate([R0, np.broadcast_to(np.asarray(b0, float), (M,))])
-    try:
-        sol = solve_ivp(resources.wall_clock(fun, limit), (0.0, float(alphas[-1])), y0, method=method, t_eval=alphas,
-                        rtol=rtol, atol=atol)
-    except resources.OutOfTime as stop:
-        raise ParameterError(f"the ODEs of a block of {M} grid points ({method}) reached only alpha = "
-                             f"{stop.alpha:.3g} of {float(alphas[-1]):g} in {limit:g} s (a very stiff drift at some "
-                             "point); try a larger --erf-scale, a smaller --eps or --alphas, or a smaller --chunk "
-                             "to find the point") from None
-    if not sol.success:
-        raise RuntimeError(f"ODE solver failed: {sol.message}")
-    return sol.y[:M].T, sol.y[M:].T
-
-
 def fixed_point_newton(R, b, *, h=1e-6, tol=1e-11, max_iter=40, **kw):
     """Newton's method on (dR, db) = 0 for many states at once, Jacobian by central differences.
 
@@ -172,7 +124,7 @@ def fixed_point_newton(R, b, *, h=1e-6, tol=1e-11, max_iter=40, **kw):
     b = np.array(b, float)
 
     def F(R, b):
-        dR, db = drift_many(R, b, **kw)
+        dR, db = drift(R, b, **kw)
         return np.broadcast_to(dR, R.shape).copy(), np.broadcast_to(db, R.shape).copy()
 
     def jac(R, b):
@@ -226,6 +178,13 @@ def stability_code(ev_max: float) -> float:
     return 2.0
 
 
+def _guard() -> dict[str, Any]:
+    """The wall-clock guard of a block's ODE solve (:func:`simulate.linear.ode.integrate_grid`): the limit as it is
+    when the solve starts (:data:`simulate.core.resources.ODE_TIME_LIMIT`), a message that names the block."""
+    return {"time_limit": resources.ODE_TIME_LIMIT, "what": "the ODEs of a block of {M} grid points",
+            "advice": "try a larger --erf-scale, a smaller --eps or --alphas, or a smaller --chunk to find the point"}
+
+
 class ODEEngine(SweepEngine):
     """Large-N ODEs on a block of points; outputs over alpha and at the end, baseline and fixed point."""
 
@@ -267,9 +226,9 @@ class ODEEngine(SweepEngine):
             sub = [ps[i] for i in idx]
             arr = {k: np.array([getattr(p, k) for p in sub]) for k in _NUMERIC}
             kw = dict(eps_law=law, loss=loss, non_robust_only=nro, erf_scale=s)
-            R, b = integrate_many(grid, R0=np.array([p.R0 for p in sub]),
+            R, b = integrate_grid(grid, R0=np.array([p.R0 for p in sub]),
                                   b0=np.array([p.b0 for p in sub]), rtol=options["rtol"], atol=options["atol"],
-                                  **kw, **arr)
+                                  **_guard(), **kw, **arr)
             R, b = R[1:], b[1:]
             for j, (i, p) in enumerate(zip(idx, sub)):
                 out["R"][i], out["b"][i] = R[:, j], b[:, j]
@@ -277,10 +236,10 @@ class ODEEngine(SweepEngine):
                 out["S"][i] = adversarial_error(R[:, j], b[:, j], options["eps_test"], p)
             if options["baseline"]:
                 std = dict(arr, eps=np.zeros(len(sub)))
-                R0s, b0s = integrate_many(np.array([0.0, alphas[-1]]), R0=np.array([p.R0 for p in sub]),
+                R0s, b0s = integrate_grid(np.array([0.0, alphas[-1]]), R0=np.array([p.R0 for p in sub]),
                                           b0=np.array([p.b0 for p in sub]), rtol=options["rtol"],
                                           atol=options["atol"], eps_law="fixed", loss=loss,
-                                          non_robust_only=False, erf_scale=s, **std)
+                                          non_robust_only=False, erf_scale=s, **_guard(), **std)
                 for j, (i, p) in enumerate(zip(idx, sub)):
                     out["E_std"][i] = test_error(R0s[-1, j], b0s[-1, j], p)
                     out["S_std"][i] = adversarial_error(R0s[-1, j], b0s[-1, j], options["eps_test"], p)

@@ -102,8 +102,20 @@ def drift(R, b, *, rho, prior, v1, v2, eta_w, eta_b, eps, erf_scale=1.0, eps_law
           loss="quadratic", non_robust_only=False, backend="auto", eps_nodes=None):
     """(dR/dalpha, db/dalpha); every argument but the strings broadcasts, e.g. over a (rho, eps) grid.
 
-    ``eps_law`` other than 'fixed' needs a scalar ``eps`` (the quadrature nodes depend on it).
+    For ``eps_law`` other than 'fixed' a scalar ``eps`` takes the quadrature nodes of that mean budget; an
+    array of mean budgets uses that the laws are scale families (a budget is eps U with E[U] = 1): the nodes
+    for mean eps are eps times the nodes for mean 1, with the same weights, laid along a leading axis and
+    summed.
     """
+    if eps_law != "fixed" and np.ndim(eps) > 0:
+        nodes, weights = eps_quadrature(eps_law, 1.0, EPS_NODES.get(eps_law, 32) if eps_nodes is None
+                                        else eps_nodes)
+        lead = (-1,) + (1,) * np.ndim(eps)
+        dR, db = drift(R, b, rho=rho, prior=prior, v1=v1, v2=v2, eta_w=eta_w, eta_b=eta_b,
+                       eps=np.asarray(eps, float) * nodes.reshape(lead), erf_scale=erf_scale, eps_law="fixed",
+                       loss=loss, non_robust_only=non_robust_only, backend=backend)
+        w = weights.reshape(lead)
+        return np.sum(w * dR, axis=0), np.sum(w * db, axis=0)
     backend = resolve_backend(backend, loss, non_robust_only)
     R = np.asarray(R, dtype=float)
     b = np.asarray(b, dtype=float)
