@@ -134,8 +134,8 @@ def main(argv=None) -> int:
         t0 = [0]
 
         def go(n):
-            K.full_steps(K.FullState(U, A, bf, exp_), K.Streams(keys, exk, stride),
-                         K.Mixture(Bv, 0, np.array([0.5 * p.rho, -0.5 * p.rho]), np.sqrt([p.v1, p.v2]),
+            K.full_steps(K.Replicas(U, A, bf, exp_), K.Streams(keys, exk, stride),
+                         K.ClusterData(Bv, 0, np.array([0.5 * p.rho, -0.5 * p.rho]), np.sqrt([p.v1, p.v2]),
                                    np.ones((2, 1)), True, p.prior),
                          K.Training(p.eta_w, p.eta_b, p.eps, False, LOSS_CODES[p.loss], p.erf_scale),
                          t0[0], n, np.zeros((M, 1)), False, RENORM_EVERY)

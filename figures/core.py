@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from simulate.provenance import atomic_write, provenance, to_jsonable, write_json  # noqa: E402
+from simulate.provenance import atomic_write, provenance, save_figure, to_jsonable, write_json  # noqa: E402
 from theory.params import stable_key  # noqa: E402
 
 __all__ = ["FigureSpec", "REGISTRY", "register", "Unavailable", "OUT_DIR", "run_figure", "param_key", "DOCS_DIR",
@@ -132,14 +132,13 @@ def save_data(spec: FigureSpec, params: dict[str, Any], data: dict[str, np.ndarr
                                                "provenance": provenance(params=params)})
 
 
-def save_figure(fig: "plt.Figure", name: str, out_dir: Path) -> list[Path]:
+def save_figure_files(fig: "plt.Figure", name: str, out_dir: Path) -> list[Path]:
+    """Write ``fig`` as ``out_dir/name.png`` (130 dpi) and ``.pdf`` through :func:`simulate.core.provenance.save_figure`
+    (atomic, one format per suffix) and close it; the paths."""
     paths = []
     for ext in ("png", "pdf"):
         path = out_dir / f"{name}.{ext}"
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=130 if ext == "png" else None)
-        with atomic_write(path, "wb") as fh:
-            fh.write(buf.getvalue())
+        save_figure(fig, path, dpi=130 if ext == "png" else None)
         paths.append(path)
     plt.close(fig)
     return paths
@@ -167,6 +166,6 @@ def run_figure(name: str, quick: bool = False, out_dir: Path | None = None, forc
         figs = {"": figs}
     paths = []
     for suffix, fig in figs.items():
-        paths += save_figure(fig, name + suffix, out_dir)
+        paths += save_figure_files(fig, name + suffix, out_dir)
     log(f"[{name}] wrote {', '.join(str(p) for p in paths)}")
     return paths

@@ -512,8 +512,9 @@ def write_result(path: str | os.PathLike, prov: dict[str, Any], columns: list[st
         write_json(path, {"provenance": prov, **body})
 
 
-def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Write a matplotlib figure atomically in the format its suffix names (.png, .pdf, .svg)."""
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int | None = 120) -> None:
+    """Write a matplotlib figure atomically in the format its suffix names (.png, .pdf, .svg); ``dpi`` None:
+    matplotlib's figure dpi."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     with atomic_write(path, "wb") as fh:

@@ -16,14 +16,14 @@ from .rng import (FASTMATH, GAMMA, ZIG_RATIO, ZIG_XW, bits_pass, chi2_seq, fix_r
                   normal_seq, u01, word, zig_finish)
 from .special import dloss
 
-__all__ = ["full_steps", "FullState", "Streams", "Mixture", "Training", "explicit_steps", "reduced_steps",
+__all__ = ["full_steps", "Replicas", "Streams", "ClusterData", "Training", "explicit_steps", "reduced_steps",
            "REDUCED_LANES"]
 
 
 # ---------------------------------------------------------------------------------------------------
 # Full engine: N-dimensional SGD, w = a * u stored with a lazy scale a
 # ---------------------------------------------------------------------------------------------------
-class FullState(NamedTuple):
+class Replicas(NamedTuple):
     """State of every replica of the full engine; the kernel updates these arrays in place.
 
     U       (M, N) float64  direction of w, stored with a lazy scale: w_r = A[r] U[r], |w_r| = 1
@@ -52,7 +52,7 @@ class Streams(NamedTuple):
     stride: np.uint64
 
 
-class Mixture(NamedTuple):
+class ClusterData(NamedTuple):
     """The data: xi = mean[c] B + sd_c z, c = 0 for tau = +1 and 1 for tau = -1.
 
     B        (N,) float64    unit vector joining the centres
@@ -73,6 +73,12 @@ class Mixture(NamedTuple):
     prior: float
 
 
+# numba's on-disk cache index pickles the argument types of a cached kernel by name: an index written before
+# Replicas and ClusterData had these names must still load (numba then finds it stale and recompiles), so the
+# former names stay as aliases, outside __all__.
+FullState, Mixture = Replicas, ClusterData
+
+
 class Training(NamedTuple):
     """The SGD: learning rates, the fixed budget (when no per-example budgets are given), the update rule."""
 
@@ -80,7 +86,7 @@ class Training(NamedTuple):
     eta_b: float
     eps: float
     non_robust_only: bool
-    loss: int         # simulate.mc.LOSS_CODES: 0 quadratic, 1 cross-entropy
+    loss: int         # simulate.linear.engines.LOSS_CODES: 0 quadratic, 1 cross-entropy
     erf_scale: float
 
 
@@ -88,8 +94,8 @@ class Training(NamedTuple):
 def full_steps(state, streams, data, train, t0, n_steps, eps_arr, use_eps_arr, renorm_every):
     """Advance every replica r by ``n_steps`` SGD steps t = t0, ..., t0 + n_steps - 1.
 
-    ``state`` (:class:`FullState`, updated in place), ``streams`` (:class:`Streams`), ``data``
-    (:class:`Mixture`), ``train`` (:class:`Training`); ``eps_arr[r, t - t0]`` are per-example budgets when
+    ``state`` (:class:`Replicas`, updated in place), ``streams`` (:class:`Streams`), ``data``
+    (:class:`ClusterData`), ``train`` (:class:`Training`); ``eps_arr[r, t - t0]`` are per-example budgets when
     ``use_eps_arr``, else every budget is ``train.eps``; u is renormalised every ``renorm_every`` steps.
 
     Step t of replica r: label tau = +1 iff u < prior (u from the sequential stream), noise z_i = normal

@@ -94,8 +94,8 @@ class FullEngine(Engine):
         p = self.p
         eps_arr, use = eps_chunk(p, self.eps_keys, t, n)
         K = self.K
-        K.full_steps(K.FullState(self.U, self.A, self.bb, self.ex_pos), K.Streams(self.keys, self.ex_keys, self.stride),
-                     K.Mixture(self.B, self.jB, self.mean, self.sd_iso, self.sd_diag, self.iso, float(p.prior)),
+        K.full_steps(K.Replicas(self.U, self.A, self.bb, self.ex_pos), K.Streams(self.keys, self.ex_keys, self.stride),
+                     K.ClusterData(self.B, self.jB, self.mean, self.sd_iso, self.sd_diag, self.iso, float(p.prior)),
                      K.Training(float(p.eta_w), float(p.eta_b), float(p.eps), bool(p.non_robust_only),
                                 LOSS_CODES[p.loss], float(p.erf_scale)),
                      t, n, eps_arr, use, RENORM_EVERY)
