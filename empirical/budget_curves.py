@@ -86,13 +86,13 @@ def main(argv=None) -> int:
     from simulate.provenance import provenance, write_json
 
     from .checkpoint import CheckpointError
-    from .cli import check_output
+    from .cli import claim_output
     from .data import DataError
     from .utils import get_device, set_threads
 
     p = build_parser()
     args = p.parse_args(argv)
-    check_output(p, "--out", args.out, overwrite=args.overwrite)
+    claim_output(p, "--out", args.out, overwrite=args.overwrite)
     if not args.runs.is_dir():
         p.error(f"--runs: folder {str(args.runs)!r} not found")
     runs = sorted(d for d in args.runs.iterdir() if (d / "model.pt").is_file())

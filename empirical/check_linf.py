@@ -29,7 +29,7 @@ import json
 import time
 from pathlib import Path
 
-from .cli import ArgumentParser, add_common, check_output, eps_type, number, path_type, ranged, state_ranges
+from .cli import ArgumentParser, add_common, claim_output, eps_type, number, path_type, ranged, state_ranges
 from simulate.cli import command
 
 __all__ = ["train_argv", "check_attacks", "main"]
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     sp = p._subparsers._group_actions[0].choices[args.command]  # the sub-command's parser, for its errors
-    check_output(sp, "--out", args.out, folder=args.command == "train",
+    claim_output(sp, "--out", args.out, folder=args.command == "train",
                  overwrite=getattr(args, "overwrite", args.command != "eval"))
     if args.command == "train":
         if set(args.eps) - {"linf"}:

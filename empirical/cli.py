@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import re
 
-from simulate.cli import UNFINISHED, ArgumentParser, check_output, number
+from simulate.cli import UNFINISHED, ArgumentParser, claim_output, number, range_type
 
-__all__ = ["ArgumentParser", "UNFINISHED", "check_output", "number", "RANGES", "parse_eps", "eps_type",
-           "device_type", "path_type", "add_common", "state_ranges", "COMMANDS", "BUDGET_RANGES", "ROW_OF", "row_name"]
+__all__ = ["ArgumentParser", "UNFINISHED", "claim_output", "number", "RANGES", "INTEGER_FLAGS", "parse_eps",
+           "eps_type", "device_type", "path_type", "add_common", "state_ranges", "COMMANDS", "BUDGET_RANGES", "ROW_OF", "row_name"]
 
 #: The name of a training scheme in tables, figures and the README (the rows of ``empirical.reproduce``), from
 #: the name of its run: the ``--scheme`` of ``empirical.train``, with the threat for the single-threat ``adv``
@@ -43,17 +43,20 @@ def row_name(scheme: str, threats=()) -> str:
 #: Every empirical command (``python -m empirical.<name>``).
 COMMANDS = ("train", "evaluate", "reproduce", "budget_curves", "check_linf", "online")
 
-#: Valid ranges of the shared numeric flags: (kind, low, high, reason for the bounds).
+#: Valid ranges of the shared numeric flags, in the one format of every range of the project (theory.core.params):
+#: (low, high, which ends are open, reason for the bounds).
 RANGES = {
-    "seed": (int, 0, 2**63 - 1, "a 64-bit signed integer, as JSON readers and torch store it"),
-    "threads": (int, 1, 1024, "at least one thread; more than 1024 exceeds any machine's cores"),
-    "batch_size": (int, 1, 65536, "a batch of 65,536 CIFAR-10 images is 0.8 GB of float32 before any "
-                                  "activation: larger batches exhaust memory"),
-    "test_limit": (int, 1, 10000, "the MNIST, Fashion-MNIST and CIFAR-10 test splits have 10,000 images"),
-    "train_limit": (int, 1, 60000, "the largest training split (MNIST, Fashion-MNIST) has 60,000 images"),
-    "time_limit": (float, 0.0, 1e7, "seconds; 0 stops after the first unit of work, 1e7 s (116 days) is "
-                                    "beyond any run"),
+    "seed": (0, 2**63 - 1, "[]", "a 64-bit signed integer, as JSON readers and torch store it"),
+    "threads": (1, 1024, "[]", "at least one thread; more than 1024 exceeds any machine's cores"),
+    "batch_size": (1, 65536, "[]", "a batch of 65,536 CIFAR-10 images is 0.8 GB of float32 before any "
+                                   "activation: larger batches exhaust memory"),
+    "test_limit": (1, 10000, "[]", "the MNIST, Fashion-MNIST and CIFAR-10 test splits have 10,000 images"),
+    "train_limit": (1, 60000, "[]", "the largest training split (MNIST, Fashion-MNIST) has 60,000 images"),
+    "time_limit": (0.0, 1e7, "[]", "seconds; 0 stops after the first unit of work, 1e7 s (116 days) is "
+                                   "beyond any run"),
 }
+#: The flags of RANGES that take integers.
+INTEGER_FLAGS = frozenset({"seed", "threads", "batch_size", "test_limit", "train_limit"})
 
 #: Largest budget per threat and why (a larger ball contains the whole pixel box [0, 1]^d for every data
 #: set here, d <= 3 * 32 * 32 = 3072; an angle beyond 180 degrees repeats; a shift beyond 32 pixels moves
@@ -162,8 +165,7 @@ device_type.__name__ = "device"
 
 def ranged(name: str):
     """The argparse type of the shared numeric flag ``name`` (see :data:`RANGES`)."""
-    kind, lo, hi, why = RANGES[name]
-    return number(kind, lo, hi, why=why)
+    return range_type(RANGES[name], int if name in INTEGER_FLAGS else float)
 
 
 def add_common(p: argparse.ArgumentParser, *, dataset: tuple[str, ...] | None = None, data_dir: bool = True,

@@ -232,7 +232,7 @@ def build_parser():
 @command
 def main(argv=None) -> int:
     from .checkpoint import CheckpointError
-    from .cli import check_output
+    from .cli import claim_output
     from .data import DataError, load_dataset
     from .threats import LpThreat, make_threats
     from .utils import get_device, make_generator, set_threads
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if args.out is not None:
-        check_output(p, "--out", args.out, overwrite=args.overwrite)
+        claim_output(p, "--out", args.out, overwrite=args.overwrite)
     names = [t.strip() for t in args.threats.split(",") if t.strip()]
     if not names:
         p.error("--threats: empty list (allowed: linf, l2, l1, rt, affine:<a>:<b>[:beta])")

@@ -487,20 +487,21 @@ def build_parser() -> argparse.ArgumentParser:
     budget = number(float, 0.0, 100.0, why="scaled units: the class means sit at +-rho/2 (rho about 23 for 3 vs 7, "
                                            "the printed 'estimated: rho'), each class spreads with sd about 5-6 "
                                            "along the line joining them; beyond 100 every example is misclassified")
-    rate = "rates beyond 100 make one step of size eta/N (N = 784) overshoot the unit sphere"
+    from simulate.core.cli import range_type
+    from theory.params import RANGES as MODEL_RANGES  # eta_w, eta_b, erf_scale feed theory.Params
+
     p = ArgumentParser(prog="python -m empirical.online", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=DATASET_NAMES, default="mnist", help="data set [default: mnist]")
     p.add_argument("--classes", type=_classes, default=(3, 7), metavar="A,B",
                    help="the two classes a,b (tau = +1 for a) [default: 3,7]")
     p.add_argument("--eps", type=budget, default=4.0, metavar="X", help="training budget (scaled units) [default: 4]")
     p.add_argument("--eps-test", type=budget, default=None, metavar="X", help="test budget of S [default: --eps]")
-    p.add_argument("--eta-w", type=number(float, 0.0, 100.0, lo_open=True, why=rate), default=0.04, metavar="X",
+    p.add_argument("--eta-w", type=range_type(MODEL_RANGES["eta_w"]), default=0.04, metavar="X",
                    help="learning rate of w; step eta_w/N [default: 0.04]")
-    p.add_argument("--eta-b", type=number(float, 0.0, 100.0, why=rate), default=0.2, metavar="X",
+    p.add_argument("--eta-b", type=range_type(MODEL_RANGES["eta_b"]), default=0.2, metavar="X",
                    help="learning rate of b; step eta_b/N [default: 0.2]")
-    p.add_argument("--erf-scale", type=number(float, 1e-3, 1e3, why="erf(x/s) saturates to a step below 1e-3 and "
-                                                                    "is flat beyond 1e3"),
-                   default=1.0, metavar="X", help="s in erf(x/s) [default: 1]")
+    p.add_argument("--erf-scale", type=range_type(MODEL_RANGES["erf_scale"]), default=1.0, metavar="X",
+                   help="s in erf(x/s) [default: 1]")
     p.add_argument("--alpha-max", type=number(float, 0.0, 10000.0, lo_open=True,
                                               why="steps = alpha N: 7.8 million per seed at 10,000"),
                    default=50.0, metavar="X", help="last learning time alpha = steps/N [default: 50]")
@@ -534,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command
 def main(argv=None) -> int:
-    from .cli import check_output
+    from .cli import claim_output
 
     parser = build_parser()
     a = parser.parse_args(argv)
@@ -542,7 +543,7 @@ def main(argv=None) -> int:
         parser.error("--mc-replicas: must be 0 or >= 2 (a standard error needs two replicas)")
     seeds, classes = a.seeds, a.classes
     for suffix in (".json", ".csv"):
-        check_output(parser, "--out", Path(f"{a.out}{suffix}"), overwrite=a.overwrite)
+        claim_output(parser, "--out", Path(f"{a.out}{suffix}"), overwrite=a.overwrite)
     from simulate.provenance import atomic_write, write_json
     from theory.params import ParameterError
 

@@ -49,7 +49,7 @@ from typing import Any
 
 from simulate.cli import UNFINISHED
 
-from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged, state_ranges
+from .cli import ArgumentParser, claim_output, device_type, number, path_type, ranged, state_ranges
 from simulate.cli import command
 
 __all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "main"]
@@ -227,7 +227,7 @@ def build_parser():
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    check_output(p, "--out", args.out, overwrite=args.overwrite)
+    claim_output(p, "--out", args.out, overwrite=args.overwrite)
     rows_wanted = [s.strip() for s in args.schemes.split(",") if s.strip()]
     bad = [s for s in rows_wanted if s not in SCHEMES_TABLE]
     if bad or not rows_wanted:
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     preset = PRESETS[args.preset]
     args.test_limit = preset["test_limit"] if args.test_limit is None else args.test_limit
     args.runs = args.runs or Path("runs") / f"{args.dataset}_{args.preset}"
-    check_output(p, "--runs", args.runs, folder=True)
+    claim_output(p, "--runs", args.runs, folder=True)
     base = ["--dataset", args.dataset, "--seed", str(args.seed), "--threads", str(args.threads),
             "--device", args.device, *preset["train"], *args.extra.split()]
     if args.data_dir is not None:

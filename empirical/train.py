@@ -46,7 +46,7 @@ from typing import Any
 from simulate.core.cli import UNFINISHED, Interrupted, command, deferred_stop, flag_name
 from simulate.core.provenance import remove_checked
 
-from .cli import ArgumentParser, check_output, device_type, number, path_type, ranged, row_name, state_ranges
+from .cli import ArgumentParser, claim_output, device_type, number, path_type, ranged, row_name, state_ranges
 from .train_config import (PRESETS, ConfigError, TrainConfig, add_config_arguments,  # noqa: F401
                            config_from_args)
 from .train_eval import default_eval_threats, evaluate_model, evaluate_run, load_test_split  # noqa: F401
@@ -419,7 +419,7 @@ def main(argv=None) -> int:
     # Under torchrun every process runs this; only rank 0 writes the run folder, so only rank 0 checks
     # and locks it (the other ranks would find rank 0's lock and refuse).
     if int(os.environ.get("RANK", "0")) == 0:
-        check_output(parser, "--out", args.out, folder=True)
+        claim_output(parser, "--out", args.out, folder=True)
     try:
         cfg = config_from_args(args)
     except ConfigError as exc:

@@ -2,8 +2,9 @@
 flags generated from its fields (:func:`add_config_arguments`, :func:`config_from_args`).
 
 Every field is validated by :class:`TrainConfig` itself (a :class:`ConfigError` names the field); a field of
-``None`` takes the data set's preset (``PRESETS``).  The numeric fields' ranges are ``FIELD_RANGES``, the
-ranges shared with the other commands come from :data:`empirical.cli.RANGES`.
+``None`` takes the data set's preset (``PRESETS``).  Each field's metadata holds its help and, for a number, its
+range (lo, hi, open ends, reason); the ranges shared with the other commands come from
+:data:`empirical.cli.RANGES`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from simulate.core.cli import flag_name
+from simulate.core.cli import add_param_arguments
 
-from .cli import RANGES, eps_type, number
+from .cli import INTEGER_FLAGS, RANGES, eps_type
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "OPTIMIZERS", "SCHEDULES", "AMP", "AUGMENT", "EVAL_FIELDS",
-           "EVAL_STRENGTHS", "FIELD_RANGES", "FIELD_HELP", "add_config_arguments", "config_from_args"]
+           "EVAL_STRENGTHS", "add_config_arguments", "config_from_args"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "mnist": dict(model="mnist_cnn", optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cyclic",
@@ -52,32 +53,81 @@ class ConfigError(ValueError):
         self.message = message
 
 
+def _shared(name: str, help: str, *, default=None, lo=None, why: str = "", shown=None):
+    """A numeric field whose range is the shared flag's (:data:`empirical.cli.RANGES`), ``lo`` lowered if given."""
+    lo_, hi, ends, reason = RANGES[name]
+    return _number(default, lo_ if lo is None else lo, hi, ends, why + reason, help,
+                   kind=int if name in INTEGER_FLAGS else float, shown=shown)
+
+
+def _number(default, lo, hi, ends: str, why: str, help: str, *, kind: type = float, shown=None):
+    """A numeric field: its metadata holds the valid interval in the one range format (lo, hi, open ends,
+    reason), the kind (int or float), the flag's help and the default's text (``shown``)."""
+    meta = {"range": (lo, hi, ends, why), "kind": kind, "help": help}
+    if shown is not None:
+        meta["shown"] = shown
+    return field(default=default, metadata=meta)
+
+
+def _other(default=None, *, help: str, shown=None, factory=None):
+    """A field without a numeric range (a name, a list of threats, the budgets): its help and default's text."""
+    meta = {"help": help, **({} if shown is None else {"shown": shown})}
+    return field(default_factory=factory, metadata=meta) if factory is not None else field(default=default,
+                                                                                          metadata=meta)
+
+
+_PRESET = "the dataset's preset"
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """Everything that decides a training run (``None``: the dataset's preset, see ``PRESETS``)."""
+    """Everything that decides a training run (``None``: the dataset's preset, see ``PRESETS``).
 
-    dataset: str = "mnist"
-    scheme: str = "natural"
-    threats: tuple[str, ...] = ()
-    eps: dict[str, Any] = field(default_factory=dict)
-    model: str | None = None
-    optimizer: str | None = None
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
-    schedule: str | None = None
-    batch_size: int | None = None
-    epochs: int | None = None
-    train_limit: int | None = None
-    attack_steps: int | None = None
-    seed: int = 0
-    amp: str = "auto"
-    test_limit: int = 0
-    eval_threats: tuple[str, ...] | None = None
-    eval_batch_size: int = 200
-    eval_strength: str = "apgd"
-    augment: str = "auto"
-    eps_warmup: float = 0.0
+    Every field's metadata carries the help of its flag and, for a number, its valid interval with the reason
+    (``range`` = (lo, hi, open ends, reason)); the flags are generated from them by
+    :func:`simulate.core.cli.add_param_arguments` (:func:`add_config_arguments`)."""
+
+    dataset: str = _other("mnist", help="data set: mnist, fashion_mnist, cifar10 (lossless subset), cifar10_jpeg "
+                                        "(full, JPEG)")
+    scheme: str = _other("natural", help="training scheme: natural, adv, avg, max, msd, sat, mng_ac")
+    threats: tuple[str, ...] = _other((), help="comma-separated threats of the scheme: linf,l1,l2,rt (adv: exactly "
+                                               "one)", shown="none")
+    eps: dict[str, Any] = _other(factory=dict, help="budgets, e.g. linf=0.3,l1=10,l2=2,rt=30/3; a threat left out "
+                                                    "keeps the dataset's",
+                                 shown="MNIST linf=0.3,l1=10,l2=2,rt=30/3; CIFAR-10 linf=8/255,l1=12,l2=0.5,rt=30/3")
+    model: str | None = _other(help="network: mnist_cnn, mnist_cnn_small, preact_resnet18", shown=_PRESET)
+    optimizer: str | None = _other(help="sgd (momentum, weight decay) or adam", shown=_PRESET)
+    lr: float | None = _number(None, 0.0, 10.0, "(]", "a step > 0; peak rates above 10 diverge for every model "
+                                                      "and optimiser here", "peak learning rate", shown=_PRESET)
+    momentum: float = _number(0.9, 0.0, 1.0, "[)", "SGD momentum >= 1 lets the velocity grow without bound",
+                              "SGD momentum")
+    weight_decay: float | None = _number(None, 0.0, 1.0, "[]", "a decay above 1 per unit learning rate wipes out "
+                                                               "the weights", "weight decay", shown=_PRESET)
+    schedule: str | None = _other(help="learning-rate schedule per step: cyclic, piecewise, constant", shown=_PRESET)
+    batch_size: int | None = _shared("batch_size", "global batch size (split evenly over the processes)",
+                                     shown=_PRESET)
+    epochs: int | None = _number(None, 1, 10000, "[]", "at least one pass; 10,000 epochs would not finish on any "
+                                                       "machine", "number of epochs", kind=int, shown=_PRESET)
+    train_limit: int | None = _shared("train_limit", "train on the first N training images only", shown="all")
+    attack_steps: int | None = _number(None, 1, 10000, "[]", "the cost grows linearly in the steps; 10,000 per "
+                                                             "batch would not finish", "steps of the training attacks",
+                                       kind=int, shown="the attack module's training default (10)")
+    seed: int = _shared("seed", "random seed; same seed, same run", default=0)
+    amp: str = _other("auto", help="mixed precision: auto (bfloat16 autocast on CUDA only), on (needs CUDA), off")
+    test_limit: int = _shared("test_limit", "evaluate on the first N test images at the end (0: no evaluation)",
+                              default=0, lo=0, why="0: no evaluation; ")
+    eval_threats: tuple[str, ...] | None = _other(help="threats of the final evaluation",
+                                                  shown="the training threats attacked by gradients, or linf,l1,l2")
+    eval_batch_size: int = _shared("batch_size", "batch size of the final evaluation", default=200)
+    eval_strength: str = _other("apgd", help="attacks of the final evaluation: apgd (APGD-CE + APGD-T, quick) or "
+                                             "eval (the full AutoAttack standard suite: + FAB-T and Square; what "
+                                             "empirical.evaluate reports)")
+    augment: str = _other("auto", help="data augmentation: auto (random crop with 4-pixel padding + horizontal "
+                                       "flip on CIFAR-10, none on MNIST), crop_flip, none")
+    eps_warmup: float = _number(0.0, 0.0, 1.0, "[)", "a fraction of the run: the full budgets must be reached",
+                                "fraction of the run over which the training budgets grow linearly from 0 to their "
+                                "value (0: none); a common remedy when adversarial training stalls at the uniform "
+                                "prediction")
 
     def __post_init__(self) -> None:
         from .data import DATASETS
@@ -116,14 +166,18 @@ class TrainConfig:
         for name, allowed in (("model", MODELS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("augment", AUGMENT), ("amp", AMP)):
             need(name, getattr(self, name) in allowed, f"must be one of {list(allowed)}, got {getattr(self, name)!r}")
-        for name, (kind, lo_, hi_, lo_open, hi_open, _why) in FIELD_RANGES.items():
-            v = getattr(self, name)
+        for f in fields(self):
+            if "range" not in f.metadata:
+                continue
+            name, v, kind = f.name, getattr(self, f.name), f.metadata["kind"]
+            (lo_, hi_, ends, _why) = f.metadata["range"]
             if v is None and name in ("train_limit", "attack_steps"):
                 continue
+            lo_open, hi_open = ends[0] == "(", ends[1] == ")"
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (kind is float or isinstance(v, int))
             ok = ok and math.isfinite(v) and (v > lo_ if lo_open else v >= lo_) and (v < hi_ if hi_open else v <= hi_)
-            need(name, ok, f"must be {'an integer' if kind is int else 'a number'} in {'(' if lo_open else '['}"
-                           f"{lo_}, {hi_}{')' if hi_open else ']'}, got {v!r}")
+            need(name, ok, f"must be {'an integer' if kind is int else 'a number'} in {ends[0]}{lo_}, {hi_}{ends[1]}, "
+                           f"got {v!r}")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -150,65 +204,6 @@ class TrainConfig:
         return {k: v for k, v in self.as_dict().items() if k not in EVAL_FIELDS}
 
 
-def _shared(name: str, lo=None) -> tuple:
-    kind, lo_, hi, why = RANGES[name]
-    return kind, lo_ if lo is None else lo, hi, False, False, why
-
-
-#: Numeric fields: (kind, low, high, low bound open, high bound open, reason for the bounds).
-FIELD_RANGES = {
-    "lr": (float, 0.0, 10.0, True, False, "a step > 0; peak rates above 10 diverge for every model and optimiser "
-                                          "here"),
-    "momentum": (float, 0.0, 1.0, False, True, "SGD momentum >= 1 lets the velocity grow without bound"),
-    "weight_decay": (float, 0.0, 1.0, False, False, "a decay above 1 per unit learning rate wipes out the weights"),
-    "batch_size": _shared("batch_size"),
-    "epochs": (int, 1, 10000, False, False, "at least one pass; 10,000 epochs would not finish on any machine"),
-    "train_limit": _shared("train_limit"),
-    "attack_steps": (int, 1, 10000, False, False, "the cost grows linearly in the steps; 10,000 per batch would "
-                                                  "not finish"),
-    "seed": _shared("seed"),
-    "test_limit": _shared("test_limit", lo=0),
-    "eval_batch_size": _shared("batch_size"),
-    "eps_warmup": (float, 0.0, 1.0, False, True, "a fraction of the run: the full budgets must be reached"),
-}
-
-FIELD_HELP = {
-    "dataset": "data set: mnist, fashion_mnist, cifar10 (lossless subset), cifar10_jpeg (full, JPEG)",
-    "scheme": "training scheme: natural, adv, avg, max, msd, sat, mng_ac",
-    "threats": "comma-separated threats of the scheme: linf,l1,l2,rt (adv: exactly one)",
-    "eps": "budgets, e.g. linf=0.3,l1=10,l2=2,rt=30/3; a threat left out keeps the dataset's",
-    "model": "network: mnist_cnn, mnist_cnn_small, preact_resnet18",
-    "optimizer": "sgd (momentum, weight decay) or adam",
-    "lr": "peak learning rate",
-    "momentum": "SGD momentum",
-    "weight_decay": "weight decay",
-    "schedule": "learning-rate schedule per step: cyclic, piecewise, constant",
-    "batch_size": "global batch size (split evenly over the processes)",
-    "epochs": "number of epochs",
-    "train_limit": "train on the first N training images only",
-    "attack_steps": "steps of the training attacks",
-    "seed": "random seed; same seed, same run",
-    "amp": "mixed precision: auto (bfloat16 autocast on CUDA only), on (needs CUDA), off",
-    "test_limit": "evaluate on the first N test images at the end (0: no evaluation)",
-    "eval_threats": "threats of the final evaluation",
-    "eval_batch_size": "batch size of the final evaluation",
-    "eval_strength": "attacks of the final evaluation: apgd (APGD-CE + APGD-T, quick) or eval (the full AutoAttack "
-                     "standard suite: + FAB-T and Square; what empirical.evaluate reports)",
-    "augment": "data augmentation: auto (random crop with 4-pixel padding + horizontal flip on CIFAR-10, "
-               "none on MNIST), crop_flip, none",
-    "eps_warmup": "fraction of the run over which the training budgets grow linearly from 0 to their value "
-                  "(0: none); a common remedy when adversarial training stalls at the uniform prediction",
-}
-
-
-#: What a default of None means, for the help text.
-DEFAULT_TEXT = {
-    "eps": "MNIST linf=0.3,l1=10,l2=2,rt=30/3; CIFAR-10 linf=8/255,l1=12,l2=0.5,rt=30/3",
-    "train_limit": "all", "attack_steps": "the attack module's training default (10)",
-    "eval_threats": "the training threats attacked by gradients, or linf,l1,l2", "threats": "none",
-}
-
-
 def _threat_list(text: str) -> tuple[str, ...]:
     from .threats import THREAT_MODELS
 
@@ -224,8 +219,9 @@ def _threat_list(text: str) -> tuple[str, ...]:
 _threat_list.__name__ = "threat list"
 
 
-def _field_argument(f) -> dict[str, Any]:
-    """The add_argument keywords of configuration field ``f``: type with its range, or choices."""
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of :class:`TrainConfig` (``--batch-size`` ...), generated from the fields by the one
+    flag generator (:func:`simulate.core.cli.add_param_arguments`); numbers are checked as they are parsed."""
     from .data import DATASETS
     from .models import MODELS
     from .schemes import SCHEMES
@@ -233,27 +229,8 @@ def _field_argument(f) -> dict[str, Any]:
     choices = {"dataset": [d for d in DATASETS if d in PRESETS], "scheme": list(SCHEMES), "model": MODELS,
                "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": AMP, "augment": AUGMENT,
                "eval_strength": EVAL_STRENGTHS}
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    shown = DEFAULT_TEXT.get(f.name, "the dataset's preset" if f.name in PRESETS["mnist"] else default)
-    kw: dict[str, Any] = {"dest": f.name, "default": default, "help": f"{FIELD_HELP[f.name]} [default: {shown}]"}
-    if f.name in choices:
-        kw["choices"] = choices[f.name]
-    elif f.name in ("threats", "eval_threats"):
-        kw.update(type=_threat_list, metavar="LIST")
-    elif f.name == "eps":
-        kw.update(type=eps_type, metavar="BUDGETS")
-    else:
-        kind, lo, hi, lo_open, hi_open, why = FIELD_RANGES[f.name]
-        why = ("0: no evaluation; " if f.name == "test_limit" else "") + why
-        kw.update(type=number(kind, lo, hi, lo_open=lo_open, hi_open=hi_open, why=why),
-                  metavar="N" if kind is int else "X")
-    return kw
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per field of :class:`TrainConfig` (``--batch-size`` ...), generated from the fields."""
-    for f in fields(TrainConfig):
-        parser.add_argument(flag_name(f.name), **_field_argument(f))
+    types = {"threats": (_threat_list, "LIST"), "eval_threats": (_threat_list, "LIST"), "eps": (eps_type, "BUDGETS")}
+    add_param_arguments(parser, params_cls=TrainConfig, choices=choices, types=types, group=False, checked=True)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

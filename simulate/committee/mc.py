@@ -337,7 +337,7 @@ def main(argv=None) -> int:
     import sys
 
     from ..core.provenance import provenance, write_json
-    from ..core.cli import check_output
+    from ..core.cli import claim_output
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -349,7 +349,7 @@ def main(argv=None) -> int:
             parser.error(str(err))
     for flag, path in (("--out", args.out), ("--plateau", args.plateau)):
         if path is not None:
-            check_output(parser, flag, path, overwrite=args.overwrite)
+            claim_output(parser, flag, path, overwrite=args.overwrite)
     say = (lambda *a, **k: None) if args.quiet else print
     if args.plateau is not None:
         res = xor_plateau()

@@ -22,9 +22,9 @@ from pathlib import Path
 from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, RANGES, ParameterError, Params
 
 __all__ = ["ArgumentParser", "did_you_mean", "explain", "progress_bar", "AlphaProgress",
-           "add_param_arguments", "params_from_args", "flag_name", "real", "number",
+           "add_param_arguments", "params_from_args", "flag_name", "real", "number", "range_type",
            "TABLE_ALPHAS", "UNFINISHED", "one_line_errors", "as_flag_message", "add_output_arguments",
-           "table_indices", "params_line", "PLOT_SUFFIXES", "check_outputs", "check_output",
+           "table_indices", "params_line", "PLOT_SUFFIXES", "check_outputs", "claim_output",
            "write_outputs", "command", "Interrupted", "INTERRUPTED", "WRITE_FAILED", "BROKEN_PIPE", "deferred_stop",
            "StopRequest"]
 
@@ -140,39 +140,58 @@ def real(text: str) -> float:
 
 def add_param_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (), params_cls: type = Params,
                         *, helps: dict | None = None, ranges: dict | None = None, types: dict | None = None,
-                        title: str | None = None) -> None:
+                        choices: dict | None = None, title: str | None = None, group: bool = True,
+                        checked: bool = False) -> None:
     """Add one flag per field of the parameter dataclass ``params_cls`` (default :class:`theory.Params`): the one
     flag generator of every command.
 
-    Help, valid interval and choices come from the field's metadata (``help``, ``range`` = (lo, hi, ends,
-    reason), ``choices``) when it has them, else from ``helps`` / ``ranges`` ({field: text} / {field: (lo, hi,
-    ends, reason)}), else (for :class:`theory.Params`) from theory.params' FIELD_HELP, RANGES and choices.
-    ``types``: {field: (argparse type, metavar)} for fields that are not real numbers (integers, arrays)."""
+    Help, valid interval, choices and the default's text come from the field's metadata (``help``, ``range`` =
+    (lo, hi, ends, reason), ``choices``, ``shown``) when it has them, else from ``helps`` / ``ranges`` /
+    ``choices`` ({field: text} / {field: (lo, hi, ends, reason)} / {field: allowed values}), else (for
+    :class:`theory.Params`) from theory.params' FIELD_HELP, RANGES and choices.  ``types``: {field: (argparse
+    type, metavar)} for fields that are not real numbers (arrays, lists).  ``group``: the flags in a group named
+    after the dataclass (else on the parser itself).
+
+    ``checked``: a field with a range is checked when it is parsed (an argparse type from :func:`number`: an
+    integer for a field whose metadata ``kind`` is int, its interval and reason; exit 2 with one line naming the
+    flag), for a dataclass whose own errors do not name the flag; the help then ends with the type's
+    ``(allowed: ...)`` (:func:`state_ranges`-style) instead of ``valid ...``.  Otherwise the value is checked when
+    the dataclass is built (:func:`params_from_args`)."""
     helps = {**(FIELD_HELP if params_cls is Params else {}), **(helps or {})}
     ranges = {**(RANGES if params_cls is Params else {}), **(ranges or {})}
+    choices = {**(_CHOICES if params_cls is Params else {}), **(choices or {})}
     types = types or {}
     if title is None:
         title = "theory.Params" if params_cls is Params else f"{params_cls.__module__}.{params_cls.__name__}"
-    group = parser.add_argument_group(f"model and training parameters ({title})")
+    target = parser.add_argument_group(f"model and training parameters ({title})") if group else parser
     for f in fields(params_cls):
         if f.name in exclude:
             continue
-        default = f.default if f.default is not MISSING else None
-        valid = ""
+        default = (f.default if f.default is not MISSING else
+                   f.default_factory() if f.default_factory is not MISSING else None)
+        valid, kind = "", None
         rng = f.metadata.get("range", ranges.get(f.name))
         if rng is not None:
-            lo, hi, ends, _ = rng
-            valid = f"; valid {ends[0]}{lo:g}, {hi:g}{ends[1]}"
-        help_text = f"{f.metadata.get('help', helps.get(f.name, f.name))} [default: {default}{valid}]"
-        choices = f.metadata.get("choices", _CHOICES.get(f.name) if params_cls is Params else None)
+            lo, hi, ends, why = rng
+            if checked:
+                kind = range_type(rng, f.metadata.get("kind", float))
+            else:
+                valid = f"; valid {ends[0]}{lo:g}, {hi:g}{ends[1]}"
+        shown = f.metadata.get("shown", default)
+        help_text = f"{f.metadata.get('help', helps.get(f.name, f.name))} [default: {shown}{valid}]"
+        allowed = f.metadata.get("choices", choices.get(f.name))
         if f.type in ("bool", bool):
-            group.add_argument(flag_name(f.name), dest=f.name, action="store_true", help=help_text)
-        elif choices is not None:
-            group.add_argument(flag_name(f.name), dest=f.name, choices=choices, default=default, help=help_text)
+            target.add_argument(flag_name(f.name), dest=f.name, action="store_true", help=help_text)
+        elif allowed is not None:
+            target.add_argument(flag_name(f.name), dest=f.name, choices=allowed, default=default, help=help_text)
+        elif kind is not None:
+            help_text += f" ({kind.allowed})".replace("%", "%%")
+            target.add_argument(flag_name(f.name), dest=f.name, type=kind, default=default,
+                                metavar="N" if f.metadata.get("kind") is int else "X", help=help_text)
         else:
             kind, metavar = types.get(f.name, (real, "X"))
-            group.add_argument(flag_name(f.name), dest=f.name, type=kind, default=default, metavar=metavar,
-                               help=help_text)
+            target.add_argument(flag_name(f.name), dest=f.name, type=kind, default=default, metavar=metavar,
+                                help=help_text)
 
 
 def params_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, params_cls: type = Params,
@@ -326,10 +345,19 @@ def number(kind: type = float, lo: float | None = None, hi: float | None = None,
     return convert
 
 
-def check_output(parser: argparse.ArgumentParser, flag: str, path, *, folder: bool = False, store: bool = False,
+def range_type(rng: tuple, kind: type = float):
+    """The argparse type (:func:`number`) of a range in the one format of the project, (lo, hi, open ends,
+    reason), e.g. an entry of theory.params.RANGES or a field's ``range`` metadata."""
+    lo, hi, ends, why = rng
+    return number(kind, lo, hi, lo_open=ends[0] == "(", hi_open=ends[1] == ")", why=why)
+
+
+def claim_output(parser: argparse.ArgumentParser, flag: str, path, *, folder: bool = False, store: bool = False,
                  overwrite: bool = True, stack: contextlib.ExitStack | None = None) -> None:
-    """End with a one-line error unless ``path`` can be written: a file (or, with ``folder``, a folder
-    that is created if missing) whose nearest existing ancestor is a writable folder.
+    """Claim the output ``path`` of a command for this run: end with a one-line error (``parser.error``) unless
+    it can be written, a file (or, with ``folder``, a folder that is created if missing) whose nearest existing
+    ancestor is a writable folder, then hold its lock.  (:func:`simulate.core.provenance.check_output` is the
+    library check of a path, which raises OutputError.)
 
     ``overwrite`` False refuses an existing file; ``store``: the output is a folder written as one unit (a
     zarr store), checked and locked like a file.  The lock ``.NAME.lock`` beside ``path`` (for a ``folder``,

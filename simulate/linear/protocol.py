@@ -44,7 +44,7 @@ from theory.params import ParameterError, Params
 
 from ..core.cli import ArgumentParser, add_param_arguments, params_from_args, real
 from ..core.provenance import provenance, write_json
-from ..core.cli import check_output, command
+from ..core.cli import claim_output, command
 
 __all__ = ["Problem", "evaluate", "optimise", "best_constant", "pontryagin", "classify", "mc_objective", "main"]
 
@@ -403,7 +403,7 @@ def main(argv=None) -> int:
     if args.out is not None and args.out.suffix.lower() != ".json":
         parser.error(f"--out must end in .json, got {args.out}")
     if args.out is not None:
-        check_output(parser, "--out", args.out, overwrite=args.overwrite)
+        claim_output(parser, "--out", args.out, overwrite=args.overwrite)
     try:
         prob = Problem(params=params, alpha_F=args.alpha_F, eps_max=args.eps_max, segments=args.segments,
                        eps_test=args.eps_test, lam=args.lam, run_weight=args.run_weight)

@@ -49,7 +49,7 @@ import numpy as np
 from theory.linear.params import ParameterError, Params, stable_key
 
 from ..core import resources
-from ..core.cli import (ArgumentParser, Interrupted, add_param_arguments, check_output, command, flag_name,
+from ..core.cli import (ArgumentParser, Interrupted, add_param_arguments, claim_output, command, flag_name,
                         params_from_args)
 from ..core.provenance import OutputError, WriteError, provenance, to_jsonable, versions
 from .backends import BACKEND_FUNCS, BACKENDS, compute_block  # noqa: F401
@@ -299,7 +299,7 @@ def main(argv=None) -> int:
     if args.out is not None and args.out.suffix.lower() not in (".nc", ".zarr"):
         parser.error(f"--out must end in .nc (netCDF) or .zarr, got {args.out}")
     if args.out is not None:
-        check_output(parser, "--out", args.out, store=args.out.suffix.lower() == ".zarr")
+        claim_output(parser, "--out", args.out, store=args.out.suffix.lower() == ".zarr")
     base = params_from_args(parser, args, engine.params_cls)
     options: dict[str, Any] = {}
     try:
