@@ -117,6 +117,11 @@ def cases():
     yield "sweep ode eps, uniform law, cross-entropy", lambda: sweep(
         "ode", ["eps=0.2:1.5:3", "rho=1,2"], {"alphas": [5.0, 20.0]}, Params(prior=0.7, eps_law="uniform",
                                                                              loss="cross_entropy"))
+    def multinorm_sweep():
+        from theory.multinorm.params import MultinormParams
+        return sweep("multinorm_mc", ["scheme=avg,max"], {"alphas": [1.0, 2.0], "d": 30, "replicas": 2, "seed": 1},
+                     MultinormParams())
+    yield "sweep multinorm_mc scheme", multinorm_sweep
     yield "sweep mc eps", lambda: sweep("mc", ["eps=0,1"], {"alphas": [2.0], "N": 100, "replicas": 2, "seed": 3})
 
     def multinorm_mc(scheme):

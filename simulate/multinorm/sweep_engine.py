@@ -22,7 +22,8 @@ import numpy as np
 
 from theory.multinorm import MultinormParams, ParameterError, check_d
 
-from ..sweep.engines import SweepEngine, sweep_alphas, register_engine
+from ..sweep.engines import (ReplicaSweepEngine, SweepEngine, check_ints, point_seed,  # noqa: F401
+                             register_engine, sweep_alphas)
 
 __all__ = ["MultinormMCEngine", "MultinormTheoryEngine", "point_seed", "OUTPUT_KEYS"]
 
@@ -31,69 +32,21 @@ OUTPUT_KEYS = ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union")
 NAMES = {q: ("w0_alpha" if q == "w0" else q) for q in OUTPUT_KEYS}
 
 
-def point_seed(root_seed: int, params: MultinormParams, d: int) -> int:
-    """The seed of one grid point: SeedSequence([root, key of the parameters, d]) -> one 32-bit word."""
-    ss = np.random.SeedSequence([int(root_seed), int(params.key(), 16) % (1 << 63), int(d)])
-    return int(ss.generate_state(1, np.uint32)[0])
-
-
-def _check_ints(opts, names):
-    for name, lo in names:
-        v = opts[name]
-        if isinstance(v, bool) or float(v) != int(v) or int(v) < lo:
-            raise ParameterError(f"--{name} must be an integer >= {lo}, got {v!r}")
-
-
-class MultinormMCEngine(SweepEngine):
+class MultinormMCEngine(ReplicaSweepEngine):
     """Monte Carlo of the multinorm family at one point per task."""
 
     name = "multinorm_mc"
     params_cls = MultinormParams
-    extra_fields = ("d",)
-    default_chunk = 1
+    size = "d"
+    size_note = " for the Monte Carlo"
+    quantities = {NAMES[q]: q for q in OUTPUT_KEYS}
     defaults = {"alphas": [50.0], "d": 1000, "replicas": 16, "seed": 0, "threads": 1, "throttle": 0.0}
 
-    def check_options(self, options):
-        opts = super().check_options(options)
-        _check_ints(opts, (("d", 2), ("replicas", 2), ("seed", 0), ("threads", 1)))
-        return opts
-
-    def check_point(self, point):
-        self.params_of(point)
-        d = point.get("d")
-        if d is not None and (float(d) != int(d) or int(d) < 2):
-            raise ParameterError(f"d must be an integer >= 2 for the Monte Carlo, got {d}")
-
-    def outputs(self, options):
-        out = {}
-        for q in OUTPUT_KEYS:
-            out[NAMES[q]] = ("alpha",)
-            out[NAMES[q] + "_se"] = ("alpha",)
-        out["seed"] = ()
-        return out
-
-    def coords(self, options):
-        return {"alpha": sweep_alphas(options)}
-
-    def compute(self, points, options):
+    def run(self, params, size, alphas, seed, options):
         from .mc import run_multinorm_mc
 
-        alphas = sweep_alphas(options)
-        out = {name: np.full((len(points),) + ((alphas.size,) if dims else ()), np.nan)
-               for name, dims in self.outputs(options).items()}
-        for i, pt in enumerate(points):
-            p = self.params_of(pt)
-            d = int(pt.get("d", options["d"]))
-            seed = point_seed(options["seed"], p, d)
-            res = run_multinorm_mc(p, d, int(options["replicas"]), np.concatenate([[0.0], alphas]), seed,
-                                   progress=False, threads=int(options["threads"]))
-            for q in OUTPUT_KEYS:
-                out[NAMES[q]][i] = res.mean(q)[1:]
-                out[NAMES[q] + "_se"][i] = res.se(q)[1:]
-            out["seed"][i] = seed
-        if options["throttle"]:
-            time.sleep(float(options["throttle"]))
-        return out
+        return run_multinorm_mc(params, size, int(options["replicas"]), alphas, seed, progress=False,
+                                threads=int(options["threads"]))
 
 
 class MultinormTheoryEngine(SweepEngine):
@@ -107,7 +60,7 @@ class MultinormTheoryEngine(SweepEngine):
 
     def check_options(self, options):
         opts = super().check_options(options)
-        _check_ints(opts, (("d", 0),))
+        check_ints(opts, (("d", 0),))
         return opts
 
     def outputs(self, options):

@@ -34,8 +34,8 @@ from theory.params import ParameterError, Params
 from ..core import resources
 from ..linear.ode import integrate_grid
 
-__all__ = ["SweepEngine", "ODEEngine", "MCEngine", "ENGINES", "register_engine", "get_engine",
-           "fixed_point_newton"]
+__all__ = ["SweepEngine", "ReplicaSweepEngine", "ODEEngine", "MCEngine", "ENGINES", "register_engine",
+           "get_engine", "fixed_point_newton", "point_seed", "check_ints"]
 
 _NUMERIC = ("rho", "prior", "v1", "v2", "eta_w", "eta_b", "eps")
 # one solve per combination of these (erf_scale too: the quadrature backends take it as a scalar)
@@ -261,44 +261,58 @@ class ODEEngine(SweepEngine):
 # ---------------------------------------------------------------------------------------------------
 # Monte Carlo engine
 # ---------------------------------------------------------------------------------------------------
-def point_seed(root_seed: int, params: Params, N: int) -> int:
-    """The seed of one grid point: SeedSequence([root, key of the parameters, N]) -> one 32-bit word."""
-    ss = np.random.SeedSequence([int(root_seed), int(params.key(), 16) % (1 << 63), int(N)])
+def point_seed(root_seed: int, params, size: int) -> int:
+    """The seed of one grid point: SeedSequence([root, key of the parameters, size (N or d)]) -> one 32-bit
+    word."""
+    ss = np.random.SeedSequence([int(root_seed), int(params.key(), 16) % (1 << 63), int(size)])
     return int(ss.generate_state(1, np.uint32)[0])
 
 
-class MCEngine(SweepEngine):
-    """Monte Carlo (simulate.mc.run_mc) at one point per task: replica mean and standard error."""
+def check_ints(opts: dict[str, Any], names) -> None:
+    """Each option of ``names`` ((name, lowest value), ...) an integer >= its lowest value, or ParameterError."""
+    for name, lo in names:
+        v = opts[name]
+        if isinstance(v, bool) or float(v) != int(v) or int(v) < lo:
+            raise ParameterError(f"--{name} must be an integer >= {lo}, got {v!r}")
 
-    name = "mc"
-    extra_fields = ("N",)
+
+class ReplicaSweepEngine(SweepEngine):
+    """A family's Monte Carlo at one point per task: the replica mean and standard error of each quantity over
+    alpha, and the point's seed (:func:`point_seed`, from the root seed, the point's parameter key and its size),
+    so the numbers at a point do not depend on the grid around it.
+
+    A family names its size field (``size``: N or d, a sweepable field and an option), its ``quantities``
+    ({name in the data set: quantity of the run's result}) and runs one point (:meth:`run`, a result with
+    ``mean(q)`` and ``se(q)`` on [0] + alphas)."""
+
+    size = "N"
+    size_note = ""  # said after the size's range in its error message
+    quantities: dict[str, str] = {}
     default_chunk = 1
-    defaults = {"alphas": [200.0], "eps_test": 1.0, "N": 1000, "replicas": 16, "seed": 0,
-                "mc_engine": "full", "threads": 1, "throttle": 0.0}
+
+    @property
+    def extra_fields(self):
+        return (self.size,)
+
+    @abc.abstractmethod
+    def run(self, params, size: int, alphas: np.ndarray, seed: int, options: dict[str, Any]): ...
 
     def check_options(self, options):
         opts = super().check_options(options)
-        if opts["mc_engine"] not in ("full", "reduced"):
-            raise ParameterError(f"--mc-engine must be full or reduced, got {opts['mc_engine']!r}")
-        for name, lo in (("N", 2), ("replicas", 2), ("seed", 0), ("threads", 1)):
-            v = opts[name]
-            if isinstance(v, bool) or float(v) != int(v) or int(v) < lo:
-                raise ParameterError(f"--{name} must be an integer >= {lo}, got {v!r}")
-        if not float(opts["eps_test"]) >= 0:
-            raise ParameterError(f"--eps-test must be >= 0, got {opts['eps_test']}")
+        check_ints(opts, ((self.size, 2), ("replicas", 2), ("seed", 0), ("threads", 1)))
         return opts
 
     def check_point(self, point):
-        params_of(point)
-        N = point.get("N")
-        if N is not None and (float(N) != int(N) or int(N) < 2):
-            raise ParameterError(f"N must be an integer >= 2, got {N}")
+        self.params_of(point)
+        n = point.get(self.size)
+        if n is not None and (float(n) != int(n) or int(n) < 2):
+            raise ParameterError(f"{self.size} must be an integer >= 2{self.size_note}, got {n}")
 
     def outputs(self, options):
         out = {}
-        for q in ("R", "b", "E", "S"):
-            out[q] = ("alpha",)
-            out[q + "_se"] = ("alpha",)
+        for name in self.quantities:
+            out[name] = ("alpha",)
+            out[name + "_se"] = ("alpha",)
         out["seed"] = ()
         return out
 
@@ -306,25 +320,44 @@ class MCEngine(SweepEngine):
         return {"alpha": sweep_alphas(options)}
 
     def compute(self, points, options):
-        from ..linear.mc import run_mc
-
         alphas = sweep_alphas(options)
         out = {name: np.full((len(points),) + ((alphas.size,) if dims else ()), np.nan)
                for name, dims in self.outputs(options).items()}
         for i, pt in enumerate(points):
-            p = params_of(pt)
-            N = int(pt.get("N", options["N"]))
-            seed = point_seed(options["seed"], p, N)
-            res = run_mc(p, N, int(options["replicas"]), np.concatenate([[0.0], alphas]), seed,
-                         engine=options["mc_engine"], eps_test=options["eps_test"], progress=False,
-                         threads=options["threads"])
-            for q in ("R", "b", "E", "S"):
-                out[q][i] = res.mean(q)[1:]
-                out[q + "_se"][i] = res.se(q)[1:]
+            p = self.params_of(pt)
+            n = int(pt.get(self.size, options[self.size]))
+            seed = point_seed(options["seed"], p, n)
+            res = self.run(p, n, np.concatenate([[0.0], alphas]), seed, options)
+            for name, q in self.quantities.items():
+                out[name][i] = res.mean(q)[1:]
+                out[name + "_se"][i] = res.se(q)[1:]
             out["seed"][i] = seed
         if options["throttle"]:
             time.sleep(float(options["throttle"]))
         return out
+
+
+class MCEngine(ReplicaSweepEngine):
+    """Monte Carlo (simulate.mc.run_mc) at one point per task: replica mean and standard error."""
+
+    name = "mc"
+    quantities = {q: q for q in ("R", "b", "E", "S")}
+    defaults = {"alphas": [200.0], "eps_test": 1.0, "N": 1000, "replicas": 16, "seed": 0,
+                "mc_engine": "full", "threads": 1, "throttle": 0.0}
+
+    def check_options(self, options):
+        opts = super().check_options(options)
+        if opts["mc_engine"] not in ("full", "reduced"):
+            raise ParameterError(f"--mc-engine must be full or reduced, got {opts['mc_engine']!r}")
+        if not float(opts["eps_test"]) >= 0:
+            raise ParameterError(f"--eps-test must be >= 0, got {opts['eps_test']}")
+        return opts
+
+    def run(self, params, size, alphas, seed, options):
+        from ..linear.mc import run_mc
+
+        return run_mc(params, size, int(options["replicas"]), alphas, seed, engine=options["mc_engine"],
+                      eps_test=options["eps_test"], progress=False, threads=options["threads"])
 
 
 register_engine(ODEEngine())
