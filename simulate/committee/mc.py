@@ -124,6 +124,7 @@ class _CommitteeEngine(Engine):
     (:func:`simulate.kernels.committee.committee_errors`)."""
 
     name = "committee"
+    state_arrays = {"W": None, "bb": None, "vv": None, "ex_pos": None}  # and n_obs, a count
 
     def __init__(self, params: CommitteeParams, N: int, kernel_seqs, init_seqs, eps_test: float, s_test: int,
                  a_test: float, n_test: int):
@@ -150,10 +151,10 @@ class _CommitteeEngine(Engine):
         self.names = state_names(params.K, D) + ["E", "S"]
 
     def state(self):
-        return {"W": self.W, "bb": self.bb, "vv": self.vv, "ex_pos": self.ex_pos, "n_obs": np.array(self.n_obs)}
+        return {**super().state(), "n_obs": np.array(self.n_obs)}
 
     def load(self, state):
-        self.W, self.bb, self.vv, self.ex_pos = (np.ascontiguousarray(state[n]) for n in ("W", "bb", "vv", "ex_pos"))
+        super().load(state)
         self.n_obs = int(state["n_obs"])
 
     def advance(self, t, n):

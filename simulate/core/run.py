@@ -17,7 +17,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -67,15 +67,20 @@ SECONDS_MAX = 1e7          # about 4 months: a longer wall-clock setting is a ty
 # Engines: each holds the state of every replica and advances it by n steps from step t
 # ---------------------------------------------------------------------------------------------------
 class Engine(abc.ABC):
-    """The interface of an engine: its state (for checkpoints), n steps from step t, and R, b, E, S."""
+    """The interface of an engine: its state (for checkpoints), n steps from step t, and R, b, E, S.
+
+    The state is by default the attributes named in ``state_arrays`` ({attribute: dtype, None to keep the stored
+    one}): :meth:`state` gives them by name, :meth:`load` restores each as a contiguous array of its dtype."""
 
     name = ""
+    state_arrays: ClassVar[dict[str, Any]] = {}
 
-    @abc.abstractmethod
-    def state(self) -> dict[str, np.ndarray]: ...
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in self.state_arrays}
 
-    @abc.abstractmethod
-    def load(self, state: dict[str, np.ndarray]) -> None: ...
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        for k, dtype in self.state_arrays.items():
+            setattr(self, k, np.ascontiguousarray(state[k], dtype=dtype))
 
     @abc.abstractmethod
     def advance(self, t: int, n: int) -> None: ...

@@ -13,7 +13,7 @@ import numba as nb
 import numpy as np
 
 from .rng import (FASTMATH, GAMMA, ZIG_RATIO, ZIG_XW, bits_pass, chi2_seq, fix_rejected, gamma_mt, mix64,
-                  normal_seq, u01, word, zig_finish)
+                  normal_seq, u01, window_scratch, word, zig_finish)
 from .special import dloss
 
 __all__ = ["full_steps", "Replicas", "Streams", "ClusterData", "Training", "explicit_steps", "reduced_steps",
@@ -132,11 +132,7 @@ def _full_steps(U, A, bb, keys, ex_keys, ex_pos, t0, n_steps, stride, Bv, jB, me
     M, N = U.shape
     coord = iso and jB >= 0
     for r in nb.prange(M):
-        z = np.empty(N)
-        mant = np.empty(N, np.uint64)
-        sgn = np.empty(N, np.uint64)
-        jj = np.empty(N, np.int64)
-        rej = np.empty(N, np.int64)
+        z, mant, sgn, jj, rej = window_scratch(N)
         fm = mant.view(np.float64)
         fs = sgn.view(np.float64)
         u = U[r]

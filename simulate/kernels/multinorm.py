@@ -33,7 +33,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .rng import FASTMATH, GAMMA, ZIG_RATIO, ZIG_XW, bits_pass, mix64, u01, word, zig_finish
+from .rng import FASTMATH, GAMMA, ZIG_RATIO, ZIG_XW, bits_pass, mix64, u01, window_scratch, word, zig_finish
 from .special import dloss
 
 __all__ = ["SCHEME_CODES", "multinorm_steps", "plain_steps", "seed_plain"]
@@ -57,11 +57,7 @@ def multinorm_steps(U, A, bb, ex_pos, keys, ex_keys, stride, t0, n_steps, scheme
     m_scale = a / math.sqrt(d)
     e_d = e / math.sqrt(d)
     for r in nb.prange(M):
-        z = np.empty(d)
-        mant = np.empty(d, np.uint64)
-        sgn = np.empty(d, np.uint64)
-        jj = np.empty(d, np.int64)
-        rej = np.empty(d, np.int64)
+        z, mant, sgn, jj, rej = window_scratch(d)
         fm = mant.view(np.float64)
         fs = sgn.view(np.float64)
         u = U[r]

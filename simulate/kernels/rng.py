@@ -31,7 +31,7 @@ import numba as nb
 import numpy as np
 
 __all__ = ["GAMMA", "FASTMATH", "mix64", "word", "u01", "u01_open", "zig_finish", "normal_seq", "bits_pass",
-           "fix_rejected", "normals_counter", "stream_words", "stream_uniforms", "normals_seq_array",
+           "window_scratch", "fix_rejected", "normals_counter", "stream_words", "stream_uniforms", "normals_seq_array",
            "gamma_mt", "chi2_seq", "chi2_seq_array", "ZIG_X", "ZIG_XW", "ZIG_RATIO"]
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -142,6 +142,13 @@ def bits_pass(mant, sgn, jj, base):
         mant[i] = (bits >> np.uint64(12)) | _ONE_BITS
         sgn[i] = ((bits << np.uint64(55)) & _SIGN_BIT) | _ONE_BITS
         jj[i] = np.int64(bits & np.uint64(0xFF))
+
+
+@nb.njit(inline="always")
+def window_scratch(n):
+    """A replica's work arrays for a window of n normals drawn with :func:`bits_pass`: z (float64), mant and sgn
+    (uint64), jj and rej (int64, the layers and the indices of the rejected draws)."""
+    return np.empty(n), np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.int64), np.empty(n, np.int64)
 
 
 @nb.njit(inline="always")

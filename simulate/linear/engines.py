@@ -60,6 +60,7 @@ def eps_chunk(params: Params, eps_keys: np.ndarray, t: int, n: int) -> tuple[np.
 
 class FullEngine(Engine):
     name = "full"
+    state_arrays = {"U": float, "A": float, "bb": float, "ex_pos": np.uint64}
 
     def __init__(self, params, N, kernel_seqs, init_seqs, B, variances, eps_test):
         self.K = kernels()
@@ -82,13 +83,6 @@ class FullEngine(Engine):
         self.mean = np.array([0.5 * params.rho, -0.5 * params.rho])
         nz = np.flatnonzero(B)
         self.jB = int(nz[0]) if nz.size == 1 and B[nz[0]] == 1.0 else -1  # B = e_jB: the fused fast path
-
-    def state(self):
-        return {"U": self.U, "A": self.A, "bb": self.bb, "ex_pos": self.ex_pos}
-
-    def load(self, st):
-        self.U, self.A, self.bb = (np.ascontiguousarray(st[k], dtype=float) for k in ("U", "A", "bb"))
-        self.ex_pos = np.ascontiguousarray(st["ex_pos"], dtype=np.uint64)
 
     def advance(self, t, n):
         p = self.p
@@ -121,6 +115,7 @@ class FullEngine(Engine):
 
 class ReducedEngine(Engine):
     name = "reduced"
+    state_arrays = {"Rs": float, "bb": float, "pos": np.uint64}
 
     def __init__(self, params, N, kernel_seqs, eps_test):
         self.K = kernels()
@@ -131,13 +126,6 @@ class ReducedEngine(Engine):
         self.Rs = np.full(M, params.R0)
         self.bb = np.full(M, params.b0)
         self.pos = np.zeros(M, np.uint64)
-
-    def state(self):
-        return {"Rs": self.Rs, "bb": self.bb, "pos": self.pos}
-
-    def load(self, st):
-        self.Rs, self.bb = (np.ascontiguousarray(st[k], dtype=float) for k in ("Rs", "bb"))
-        self.pos = np.ascontiguousarray(st["pos"], dtype=np.uint64)
 
     def advance(self, t, n):
         p = self.p
@@ -160,6 +148,7 @@ class SamplerEngine(Engine):
     """
 
     name = "full"
+    state_arrays = {"W": None, "bb": None}
 
     def __init__(self, params, N, kernel_seqs, init_seqs, B, sampler, eps_test, test_seq, n_test):
         self.K = kernels()
@@ -189,12 +178,6 @@ class SamplerEngine(Engine):
         else:
             eps = np.asarray(eps_ppf(p.eps_law, p.eps, rng.random(self.block)), dtype=float)
         return tau, eps, self._draw(rng, tau)
-
-    def state(self):
-        return {"W": self.W, "bb": self.bb}
-
-    def load(self, st):
-        self.W, self.bb = np.ascontiguousarray(st["W"]), np.ascontiguousarray(st["bb"])
 
     def advance(self, t, n):
         p = self.p

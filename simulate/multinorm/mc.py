@@ -112,6 +112,7 @@ class _MultinormEngine(Engine):
     """Every replica's direction u (M, N) with lazy scale A, threshold b and sequential-stream position."""
 
     name = "multinorm"
+    state_arrays = {"U": float, "A": float, "bb": float, "ex_pos": np.uint64}
 
     def __init__(self, params: MultinormParams, d: int, kernel_seqs, init_seqs, u_bins):
         self.K = _kernels()
@@ -126,13 +127,6 @@ class _MultinormEngine(Engine):
         self.ex_pos = np.zeros(M, np.uint64)
         self.u_bins = u_bins
         self.hist: list[np.ndarray] = []
-
-    def state(self):
-        return {"U": self.U, "A": self.A, "bb": self.bb, "ex_pos": self.ex_pos}
-
-    def load(self, st):
-        self.U, self.A, self.bb = (np.ascontiguousarray(st[k], dtype=float) for k in ("U", "A", "bb"))
-        self.ex_pos = np.ascontiguousarray(st["ex_pos"], dtype=np.uint64)
 
     def advance(self, t, n):
         p = self.p
