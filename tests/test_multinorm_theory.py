@@ -63,18 +63,29 @@ def test_particles_keep_gaussian_laws_gaussian(scheme):
     assert np.max(np.abs(par["Q_law"] + par["w0"] ** 2 - 1)) < tol.MULTINORM_REDUCTION
 
 
-def test_fv_and_particles_agree_adv_inf():
-    """adv_inf at d = inf, alpha = 3 (the law has turned non-Gaussian: the sign drift's cusp at 0): the finite
-    volumes, Richardson-extrapolated from 400 and 800 cells (second order), against the quantile particles
-    (800) on every reported quantity.  Measured: |difference| <= 2.2e-5 (ubar); the issue asks for 1e-4."""
-    p = MultinormParams(scheme="adv_inf")
-    al = [0.0, 1.5, 3.0]
+SLOW_AGREEMENT = pytest.mark.slow  # the quantile particles take 10-60 CPU s under the l_inf pull of these schemes
+
+
+@pytest.mark.parametrize("scheme,alphas", [
+    ("std", (2.5, 5.0)), ("adv_1", (2.5, 5.0)), ("adv_2", (2.5, 5.0)), ("adv_inf", (1.5, 3.0)),
+    pytest.param("adv_inf", (2.5, 5.0), marks=SLOW_AGREEMENT),
+    pytest.param("avg", (2.5, 5.0), marks=SLOW_AGREEMENT), pytest.param("sat", (2.5, 5.0), marks=SLOW_AGREEMENT),
+    pytest.param("max", (6.0, 12.0), marks=SLOW_AGREEMENT)])
+def test_fv_and_particles_agree(scheme, alphas):
+    """The two solvers of the d = inf limit on every reported quantity, for every scheme: the finite volumes
+    (1600 cells; walls at 8 sigma, 16 for avg and sat) against the quantile particles (800), at times where the
+    laws under l_inf training have turned non-Gaussian (the cusp at 0), adv_1's w0 has reached 0 and slides,
+    and 'max' slides on Delta_inf = Delta_1 (from alpha ~ 7).  Measured max |difference| over w0, b, ubar, L1,
+    E, S_inf, S_1, union: std, adv_1, adv_2 < 3e-6; adv_inf 5.5e-5; avg 2.8e-5; sat 3.4e-5 (alpha <= 5);
+    the issue's bound 1e-4 (tests/tolerances.py)."""
+    p = MultinormParams(scheme=scheme)
+    al = [0.0, *alphas]
     kw = dict(snapshots=False, rtol=1e-10, atol=1e-12)
-    f1, f2 = (solve(p, al, math.inf, "fv", n=n, **kw) for n in (400, 800))
+    fv = solve(p, al, math.inf, "fv", n=1600, **kw)
     par = solve(p, al, math.inf, "particles", n=800, **kw)
     for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union"):
-        rich = f2[k] + (f2[k] - f1[k]) / 3.0
-        assert np.max(np.abs(rich - par[k])) < tol.MULTINORM_SOLVERS, k
+        err = np.max(np.abs(fv[k] - par[k]))
+        assert err < tol.MULTINORM_SOLVERS, f"{scheme} {k}: |fv - particles| = {err:.2e}"
 
 
 def test_gaussian_closure_is_not_the_theory_for_adv_inf():

@@ -45,6 +45,11 @@ __all__ = ["Coefficients", "scheme_modes", "coefficients", "GH_NODES"]
 GH_NODES = 128
 
 
+#: the four clusters (y, s) of the data: label y and robust-feature sign s
+_CLUSTER_Y = np.array([1.0, 1.0, -1.0, -1.0])
+_CLUSTER_S = np.array([1.0, -1.0, 1.0, -1.0])
+
+
 @lru_cache(maxsize=4)
 def _hermite(n: int):
     t, w = roots_hermite(n)
@@ -102,37 +107,30 @@ def coefficients(weights: dict, vform: str, w0: float, b: float, ubar: float, L1
     zeta = math.sqrt(Q) * t  # nodes of N(0, Q)
     sh = shifts_of(w0, L1, emax_w, p, d)
     eta = p.eta_w
+    # the four clusters (y, s) as rows, the Gauss-Hermite nodes of zeta as columns
+    yv, sv = _CLUSTER_Y, _CLUSTER_S
+    P = 0.5 * np.where(sv > 0, p.p0, 1.0 - p.p0)
+    yP, ysP = yv * P, yv * sv * P
+    base = yv * (w0 * sv + p.a * ubar)
     sums = dict(M=0.0, Y=0.0, S=0.0, Z=0.0, H=0.0)
     per = {}
     V = 0.0
-    Dbar = {}  # (y, s) -> sum_k c_k D_k at the nodes (joint V)
+    Dbar = 0.0  # sum_k c_k D_k at the nodes (joint V)
     for k, c in weights.items():
-        Mk = Yk = Sk = Zk = V2 = 0.0
-        for y in (1.0, -1.0):
-            for s, ps in ((1.0, p.p0), (-1.0, 1.0 - p.p0)):
-                P = 0.5 * ps
-                if P == 0.0:
-                    continue
-                h = y * (w0 * s + p.a * ubar - sh[k]) + zeta - b
-                D = loss_derivative(h, y, p.loss)
-                mD = float(wt @ D)
-                Mk += P * mD
-                Yk += P * y * mD
-                Sk += P * y * s * mD
-                Zk += P * float(wt @ (zeta * D))
-                if vform == "mixture":
-                    V2 += P * float(wt @ (D * D))
-                else:
-                    Dbar[(y, s)] = Dbar.get((y, s), 0.0) + c * D
+        D = loss_derivative((base - yv * sh[k])[:, None] + zeta[None, :] - b, yv[:, None], p.loss)
+        mD = D @ wt
+        Mk, Yk, Sk = float(P @ mD), float(yP @ mD), float(ysP @ mD)
+        Zk = float(P @ (D @ (wt * zeta)))
         Hk = w0 * Sk + p.a * ubar * Yk + Zk - sh[k] * Yk
         per[k] = (Yk,)
         for name, val in zip("MYSZH", (Mk, Yk, Sk, Zk, Hk)):
             sums[name] += c * val
         if vform == "mixture":
-            V += c * V2
+            V += c * float(P @ ((D * D) @ wt))
+        else:
+            Dbar = Dbar + c * D
     if vform != "mixture":
-        for (y, s), Db in Dbar.items():
-            V += 0.5 * (p.p0 if s > 0 else 1.0 - p.p0) * float(wt @ (Db * Db))
+        V = float(P @ ((Dbar * Dbar) @ wt))
     c_inf, c_1, c_2 = (weights.get(k, 0.0) for k in ("inf", "l1", "l2"))
     Y_inf = per["inf"][0] if "inf" in per else 0.0
     Y_1 = per["l1"][0] if "l1" in per else 0.0
