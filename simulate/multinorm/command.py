@@ -25,6 +25,7 @@ import numpy as np
 from theory.multinorm import METHODS, MultinormParams, ParameterError, check_d
 from theory.multinorm.params import D_MAX as D_MAX_THEORY
 
+from ..core import resources
 from ..core.cli import (INTERRUPTED, UNFINISHED, WRITE_FAILED, ArgumentParser, add_output_arguments,
                         add_param_arguments, check_outputs, command, number, one_line_errors, params_from_args,
                         table_indices)
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "particles, moments the Gaussian moment ODE (std, adv_2 only); gauss_closure and "
                           "no_diffusion are the incomplete variants kept for the checks [fv]")
     mc = parser.add_argument_group("Monte Carlo (--engine mc)")
+    resources.add_force_argument(mc)
     mc.add_argument("--replicas", type=number(int, 1, 1 << 20), default=16, metavar="M",
                     help="independent replicas [16]")
     mc.add_argument("--seed", type=number(int, 0, (1 << 64) - 1, why="an unsigned 64-bit integer"), default=0,
@@ -156,10 +158,12 @@ def main(argv=None) -> int:
         if args.engine == "mc":
             if math.isinf(args.d):
                 raise ParameterError("d must be an integer >= 2 for --engine mc (inf is the theory's limit)")
-            from .mc import validate_multinorm_run
+            from .mc import QUANTITIES, validate_multinorm_run
 
-            validate_multinorm_run(params, args.d, args.replicas, alpha_grid(args.alpha_max, args.alpha_step),
-                                   args.seed)
+            grid = alpha_grid(args.alpha_max, args.alpha_step)
+            validate_multinorm_run(params, args.d, args.replicas, grid, args.seed)
+            resources.check(resources.multinorm_mc(args.d, args.replicas, float(grid[-1]), len(grid), len(QUANTITIES),
+                                                   args.threads), force=args.force)  # before anything is allocated
         else:
             alpha_grid(args.alpha_max, args.alpha_step)
             for flag in ("checkpoint", "time_limit", "threads"):
