@@ -3,23 +3,28 @@
 Each field ``name`` becomes ``--name`` with underscores turned into dashes (``eta_w`` -> ``--eta-w``,
 ``R0`` -> ``--R0``); defaults and help come from the dataclass, so flags are never typed twice.
 Invalid values end the program through ``parser.error``: one line naming the parameter, exit status 2.
+
+Beside it: :mod:`simulate.core.command` (how every command ends: exit statuses, Ctrl-C / SIGTERM, a failed write)
+and :mod:`simulate.core.progress` (progress bars); their names are importable from here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import contextvars
-import functools
 import math
 import re
 import os
-import signal
-import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 from theory.params import EPS_LAWS, FIELD_HELP, LOSSES, RANGES, ParameterError, Params
+
+# the endings of every command and the progress bars live beside this module; imported here, where every command
+# has always found them
+from .command import (BROKEN_PIPE, INTERRUPTED, PROG, RUN_STACK, UNFINISHED, WRITE_FAILED,  # noqa: F401
+                      Interrupted, StopRequest, command, deferred_stop, sigterm_as_interrupt)
+from .progress import AlphaProgress, progress_bar  # noqa: F401
 
 __all__ = ["ArgumentParser", "did_you_mean", "explain", "progress_bar", "AlphaProgress",
            "add_param_arguments", "params_from_args", "flag_name", "real", "number", "range_type",
@@ -46,8 +51,8 @@ class ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
-        if _PROG.get() is None:  # the first (top-level) parser of a run names it in :func:`command`'s lines
-            _PROG.set(self.prog)
+        if PROG.get() is None:  # the first (top-level) parser of a run names it in :func:`command`'s lines
+            PROG.set(self.prog)
 
     def _all_option_strings(self) -> list[str]:
         """Every flag of this parser and of its subcommands' parsers (a subcommand's unknown flags are
@@ -213,9 +218,6 @@ def params_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, 
 # ---------------------------------------------------------------------------------------------------
 #: alphas printed in the tables of the commands (every alpha of the grid goes to --out)
 TABLE_ALPHAS = (0, 1, 2, 5, 10, 20, 50, 100, 150, 200, 500, 1000)
-#: exit status of a run that stopped early on request with its checkpoint written: run the same command
-#: again to continue (EX_TEMPFAIL of sysexits.h; the same in every command of the project)
-UNFINISHED = 75
 
 
 def as_flag_message(err: BaseException, names: tuple[str, ...] = ()) -> str:
@@ -367,7 +369,7 @@ def claim_output(parser: argparse.ArgumentParser, flag: str, path, *, folder: bo
     from .provenance import OutputError, output_lock
 
     path = Path(path)
-    stack = stack if stack is not None else _RUN_STACK.get()
+    stack = stack if stack is not None else RUN_STACK.get()
     if not overwrite and path.exists():
         parser.error(f"{flag}: {str(path)!r} exists; pass --overwrite to replace it")
     if str(path) in ("", "."):
@@ -411,194 +413,3 @@ def write_outputs(args: argparse.Namespace, write, plot=None) -> None:
         plot(args.plot)
         if not args.quiet:
             print(f"wrote {args.plot}")
-
-
-class _NoBar:
-    """What :func:`progress_bar` returns when there is nothing to show."""
-
-    n = 0
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix_str(self, s="", refresh=True):
-        pass
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def progress_bar(total, desc: str, *, show: bool = True, unit: str = "it", **kwargs):
-    """A tqdm bar on stderr (``show=False``, e.g. under ``--quiet``, or tqdm not installed: a bar that does
-    nothing).  ``total`` may be a float (alpha of an ODE, seconds); ``bar.update(x)`` moves it by x."""
-    if not show:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm comes with the mc/empirical/sweep extras; the ODE commands run without it
-        return _NoBar()
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True, **kwargs)
-
-
-class AlphaProgress:
-    """Progress of an ODE solver along alpha: wraps the right-hand side ``f(alpha, y)`` and moves the bar to
-    the largest alpha the solver has reached (the solution is unchanged: only ``alpha`` is read)."""
-
-    def __init__(self, f, alpha_end: float, desc: str = "ODE", show: bool = True):
-        self.f, self.reached = f, 0.0
-        self.bar = progress_bar(float(alpha_end), desc, show=show, unit="alpha",
-                                bar_format="{desc}: {percentage:3.0f}%|{bar}| alpha {n:.4g}/{total:.4g} "
-                                           "[{elapsed}<{remaining}]")
-
-    def __call__(self, alpha, y):
-        if alpha > self.reached:
-            self.bar.update(float(alpha) - self.reached)
-            self.reached = float(alpha)
-        return self.f(alpha, y)
-
-    def close(self):
-        self.bar.close()
-# ------------------------------------------------------------------------------------------------------
-# How every command ends: a failed write, Ctrl-C / SIGTERM and a closed pipe each give one line, no traceback.
-
-#: exit status of a run stopped by Ctrl-C or SIGTERM before it could write a checkpoint (128 + SIGINT)
-INTERRUPTED = 130
-#: exit status after the reader of stdout went away (``... | head``): 128 + SIGPIPE
-BROKEN_PIPE = 141
-#: exit status of a run whose result could not be written (disk full, no permission): EX_IOERR of sysexits.h
-WRITE_FAILED = 74
-
-
-class Interrupted(KeyboardInterrupt):
-    """Raised by a command that caught Ctrl-C / SIGTERM and saved its state: ``checkpoint`` names what to run
-    again (None: nothing was saved)."""
-
-    def __init__(self, checkpoint: str | os.PathLike | None = None, signum: int = signal.SIGINT):
-        super().__init__(checkpoint)
-        self.checkpoint = checkpoint
-        self.signum = signum
-
-
-#: the program name of the running command (its top-level parser's ``prog``)
-_PROG: contextvars.ContextVar[str | None] = contextvars.ContextVar("prog", default=None)
-#: the resources a running command holds until it ends (output locks), closed by :func:`command`
-_RUN_STACK: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("run_stack", default=None)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, delivered as an exception so that ``finally`` blocks (locks, temporaries, workers) run."""
-
-    signum = signal.SIGTERM
-
-
-def _on_sigterm(signum, frame):
-    raise _Terminated()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Within the block, SIGTERM raises an exception (a KeyboardInterrupt) instead of killing the process
-    at once, so that cleanup runs; outside the main thread, nothing changes."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-class StopRequest:
-    """What :func:`deferred_stop` has seen: ``signum`` of the first Ctrl-C / SIGTERM, else None."""
-
-    signum: int | None = None
-
-    def __bool__(self) -> bool:
-        return self.signum is not None
-
-
-@contextlib.contextmanager
-def deferred_stop():
-    """Within the block, Ctrl-C and SIGTERM only set the yielded :class:`StopRequest`; the loop inside checks
-    it at its safe points (a chunk boundary, a training step), saves its checkpoint and raises
-    :class:`Interrupted`. A second Ctrl-C interrupts at once. Outside the main thread nothing changes."""
-    import threading
-
-    req = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield req
-        return
-
-    def handler(signum, frame):
-        if req.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        req.signum = signum
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield req
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def command(main):
-    """Decorate a command's ``main(argv=None) -> int`` with the endings every command shares:
-
-    * a result that cannot be written (:class:`simulate.provenance.WriteError`: disk full, no permission):
-      ``prog: error: cannot write 'PATH': reason``, exit :data:`WRITE_FAILED` (74); the previous file stays;
-    * Ctrl-C or SIGTERM: one line, exit :data:`UNFINISHED` (75) when the command saved a checkpoint
-      (it raised :class:`Interrupted` naming it: "run the same command again to resume") else
-      :data:`INTERRUPTED` (130); no traceback;
-    * a closed pipe on stdout (``... | head``): the rest of the output is dropped silently, exit 141
-      (128 + SIGPIPE, what a program killed by the closed pipe reports), no ``BrokenPipeError`` message.
-    """
-    from .provenance import WriteError
-
-    fallback = "python -m " + main.__module__.replace("__main__", "").rstrip(".")
-
-    @functools.wraps(main)
-    def wrapper(argv=None) -> int:
-        _PROG.set(None)
-        try:
-            with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
-                token = _RUN_STACK.set(stack)
-                try:
-                    return main(argv)
-                finally:
-                    _RUN_STACK.reset(token)
-        except WriteError as err:
-            prog = _PROG.get() or fallback
-            print(f"{prog}: error: {err}", file=sys.stderr)
-            return WRITE_FAILED
-        except KeyboardInterrupt as exc:
-            prog = _PROG.get() or fallback
-            name = "SIGTERM" if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM else "Ctrl-C"
-            ckpt = getattr(exc, "checkpoint", None)
-            if ckpt is not None:
-                print(f"{prog}: stopped by {name}; checkpoint written to {str(ckpt)!r}: run the same command "
-                      f"again to resume", file=sys.stderr)
-                return UNFINISHED
-            print(f"{prog}: stopped by {name} before the end (no checkpoint to resume from)", file=sys.stderr)
-            return INTERRUPTED
-        except BrokenPipeError:
-            _silence_stdout()
-            return BROKEN_PIPE
-
-    return wrapper
-
-
-def _silence_stdout() -> None:
-    """After a closed pipe: point stdout at /dev/null so that the interpreter's final flush stays quiet."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
