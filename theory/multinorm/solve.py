@@ -159,7 +159,7 @@ class _System:
         # 'max': l_inf where Delta_inf >= Delta_1, l_1 otherwise, Filippov sliding on the surface
         (co_p, F_p), (co_m, F_m) = (self.mode_field(y, st, *m) for m in self.modes)
         g = self.switch(st)
-        s_p, s_m = self._dswitch(y, g, F_p), self._dswitch(y, g, F_m)
+        s_p, s_m = self._dswitch(y, st, g, F_p), self._dswitch(y, st, g, F_m)
         if s_p < 0.0 < s_m:
             theta = float(np.clip((-g / TAU - s_m) / (s_p - s_m), 0.0, 1.0))
         else:
@@ -199,9 +199,11 @@ class _System:
         rows, cols, vals = [], [], []
         eps = 1e-7 * max(1.0, float(np.max(np.abs(x))))
         idx = np.arange(m)
-        full = [0, 1] + ([2, 3, n - 2, n - 1] if self.ceiling else [])
+        # the walls on the ceiling (scale c/U below the law's sqrt(1 - w0^2)): the edge cells set x_0's share
+        on_ceiling = self.ceiling and st["sigma"] < math.sqrt(max(1.0 - w0 * w0, 0.0)) * (1.0 - 1e-12)
+        full = [0, 1] + ([2, 3, n - 2, n - 1] if on_ceiling else [])
         skip = np.zeros(m, bool)
-        if self.ceiling:
+        if on_ceiling:
             skip[[0, 1, m - 2, m - 1]] = True
         for grp in range(3):
             sel = idx[grp::3]
@@ -240,9 +242,19 @@ class _System:
             J = J.toarray()
         return J  # 'max' always dense (BDF fixes sparse or dense LU at its first Jacobian)
 
-    def _dswitch(self, y, g, F):
-        """d(Delta_inf - Delta_1)/dalpha along the field F: a central difference (smooth in the state, so that
-        the sliding combination is smooth too; a one-sided difference's rounding noise stalls BDF)."""
+    def _dswitch(self, y, st, g, F):
+        """d(Delta_inf - Delta_1)/dalpha along the field F.  Exact where the l_1 shift is eps1 |w0| (no weak
+        weight above x_0: d = inf, or the law below sqrt(d)|w0|) and the law is the finite volumes' (L1 linear in
+        the masses); otherwise a central difference (smooth in the state, so that the sliding combination is
+        smooth too; a one-sided difference's rounding noise stalls BDF)."""
+        w0 = st["w0"]
+        if isinstance(self.law, FiniteVolumes) and st["emax_w"] == abs(w0):
+            sgn = math.copysign(1.0, w0) if w0 != 0.0 else 0.0
+            x = y[2:]
+            dsig = st["dsig_dw0"] * F[0]
+            dL1 = self.law.dL1(x, st["sigma"]) @ F[2:] + (dsig / st["sigma"]) * st["L1"]
+            fin = 0.0 if math.isinf(self.d) else sgn * F[0] / math.sqrt(self.d)
+            return self.p.e * (fin + dL1) - self.p.eps1 * sgn * F[0]
         h = 1e-4 / max(1.0, float(np.max(np.abs(F))))
         return (self.switch(self.stats(y + h * F)) - self.switch(self.stats(y - h * F))) / (2.0 * h)
 
