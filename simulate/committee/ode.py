@@ -42,8 +42,9 @@ from theory.params import RANGES, ParameterError
 
 from ..core import resources
 from ..core.cli import (AlphaProgress, ArgumentParser, add_output_arguments, add_param_arguments, check_outputs,
-                        flag_name, number, one_line_errors, progress_bar, real, table_indices, write_outputs)
-from ..core.grid import check_eps_test, default_alphas, default_eps_test
+                        flag_name, number, one_line_errors, progress_bar, range_type, real, table_indices,
+                        write_outputs)
+from ..core.grid import ATOL_RANGE, RTOL_RANGE, check_eps_test, default_alphas, default_eps_test
 from ..core.provenance import provenance, save_figure, write_result
 from .ode import default_alphas
 from ..core.cli import command
@@ -322,8 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="test budget of S (>= 0) [the training eps, or 1 if eps = 0]")
     run.add_argument("--test-steps", type=number(int, 1, 1000, why="each PGD step is a pass over the quadrature grid"), default=None, metavar="N", help="PGD steps of the test attack [pgd_steps]")
     run.add_argument("--test-step", type=number(float, 0.0, 100.0, lo_open=True, why="in units of eps; beyond 100 every step leaves the ball"), default=None, metavar="X", help="PGD step size of the test attack [pgd_step]")
-    run.add_argument("--rtol", type=number(float, 1e-13, 0.1, why="below 1e-13 rounding dominates; above 0.1 the solution is meaningless"), default=1e-6, metavar="X", help="relative tolerance [1e-6]")
-    run.add_argument("--atol", type=number(float, 1e-15, 0.1, why="below 1e-15 rounding dominates; above 0.1 the solution is meaningless"), default=1e-8, metavar="X", help="absolute tolerance [1e-8]")
+    run.add_argument("--rtol", type=range_type(RTOL_RANGE), default=1e-6, metavar="X",
+                     help=f"relative tolerance [default: 1e-6; valid [{RTOL_RANGE[0]:g}, {RTOL_RANGE[1]:g}]]")
+    run.add_argument("--atol", type=range_type(ATOL_RANGE), default=1e-8, metavar="X",
+                     help=f"absolute tolerance [default: 1e-8; valid [{ATOL_RANGE[0]:g}, {ATOL_RANGE[1]:g}]]")
     run.add_argument("--method", default=DEFAULT_METHOD, choices=("RK45", "DOP853", "LSODA", "Radau", "BDF"),
                      help=f"scipy.integrate.solve_ivp method [{DEFAULT_METHOD}]")
     quad = parser.add_argument_group("quadrature of the drift (theory.committee.drift_rule)")

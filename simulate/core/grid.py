@@ -1,8 +1,10 @@
-"""The alpha grid and the test budget: the rules every family's ODE, Monte Carlo and sweep share.
+"""The alpha grid, the test budget and the solver tolerances: the rules every family's ODE, Monte Carlo and sweep
+share.
 
 Time unit alpha = steps/N.  The default grid is 0, step, 2 step, ... up to alpha_max plus the reported
 alphas 10, 50, 200; the adversarial error S is measured at ``eps_test``, by default the training budget
-(or 1, the talk's test budget, for standard training), in [0, :data:`EPS_TEST_MAX`].
+(or 1, the talk's test budget, for standard training), in [0, :data:`EPS_TEST_MAX`].  The ODE solvers'
+tolerances lie in :data:`RTOL_RANGE` and :data:`ATOL_RANGE` (the one range format: lo, hi, open ends, reason).
 """
 
 from __future__ import annotations
@@ -11,15 +13,26 @@ import math
 
 import numpy as np
 
-from theory.params import ParameterError
+from theory.params import ParameterError, check_range
 
 __all__ = ["ALPHA_MAX", "GRID_MAX", "EPS_TEST_MAX", "default_alphas", "check_alphas", "default_eps_test",
-           "check_eps_test"]
+           "check_eps_test", "RTOL_RANGE", "ATOL_RANGE", "check_tolerances"]
 
 # Valid ranges, each with its reason.
 ALPHA_MAX = 1e6          # learning time: the slowest valid relaxation (eta_w = 1e-3) is over well before
 GRID_MAX = 1_000_001     # output points: 5 arrays of 8 bytes each, 40 MB; a finer grid resolves nothing more
 EPS_TEST_MAX = 1e3       # test budget: beyond, S = 1 to double precision for every valid rho and v
+#: the ODE solvers' tolerances (the order parameters are of order 1)
+RTOL_RANGE = (1e-13, 1e-2, "[]", "below about 100 machine epsilons solve_ivp cannot honour it; above, no digit is "
+                                 "right")
+ATOL_RANGE = (1e-15, 1e-2, "[]", "the order parameters are of order 1: below, the solver cannot honour it; above, "
+                                 "no digit is right")
+
+
+def check_tolerances(rtol, atol, prefix: str = "") -> tuple[float, float]:
+    """(rtol, atol) as floats in :data:`RTOL_RANGE` and :data:`ATOL_RANGE`, or ParameterError naming
+    ``prefix`` + the name."""
+    return check_range(prefix + "rtol", rtol, *RTOL_RANGE), check_range(prefix + "atol", atol, *ATOL_RANGE)
 
 
 def default_alphas(alpha_max: float = 200.0, step: float = 1.0) -> np.ndarray:

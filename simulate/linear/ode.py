@@ -29,8 +29,8 @@ from theory.params import ParameterError, Params
 
 from ..core.cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, one_line_errors,
                   params_from_args, params_line, real, table_indices, write_outputs)
-from ..core.grid import (ALPHA_MAX, EPS_TEST_MAX, GRID_MAX, check_alphas, check_eps_test, default_alphas,
-                         default_eps_test)
+from ..core.grid import (ALPHA_MAX, ATOL_RANGE, EPS_TEST_MAX, GRID_MAX, RTOL_RANGE, check_alphas,  # noqa: F401
+                         check_eps_test, check_tolerances, default_alphas, default_eps_test)
 from ..core.resources import OutOfTime, wall_clock
 from ..core.compare import STATED_ERROR
 from ..core.provenance import provenance, save_figure, write_result
@@ -40,8 +40,6 @@ __all__ = ["Trajectory", "integrate", "integrate_grid", "default_alphas", "defau
 
 
 # Valid ranges of a run, each with its reason (alpha grid and eps_test: simulate.core.grid).
-RTOL_RANGE = (1e-13, 1e-2)  # below ~100 machine epsilons solve_ivp cannot honour rtol; above, no digit is right
-ATOL_RANGE = (1e-15, 1e-2)
 
 METHODS = ("auto", "DOP853", "RK45", "Radau", "LSODA")
 
@@ -49,9 +47,7 @@ METHODS = ("auto", "DOP853", "RK45", "Radau", "LSODA")
 def check_run(params: Params, eps_test, rtol: float, atol: float, method: str) -> float:
     """The one validation of an ODE run's settings; returns eps_test (defaulted). Raises ParameterError."""
     eps_test = check_eps_test(eps_test, params)
-    for name, value, (lo, hi) in (("rtol", rtol, RTOL_RANGE), ("atol", atol, ATOL_RANGE)):
-        if not (isinstance(value, (int, float)) and lo <= value <= hi):
-            raise ParameterError(f"{name} must lie in [{lo:g}, {hi:g}], got {value}")
+    check_tolerances(rtol, atol)
     if method not in METHODS:
         raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     return eps_test
@@ -226,9 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--eps-test", type=real, default=None, metavar="X",
                      help=f"test budget of S, in [0, {EPS_TEST_MAX:g}] [default: the training eps, or 1 if eps = 0]")
     run.add_argument("--rtol", type=real, default=1e-10, metavar="X",
-                     help=f"relative tolerance, in [{RTOL_RANGE[0]:g}, {RTOL_RANGE[1]:g}] [1e-10]")
+                     help=f"relative tolerance [default: 1e-10; valid [{RTOL_RANGE[0]:g}, {RTOL_RANGE[1]:g}]]")
     run.add_argument("--atol", type=real, default=1e-12, metavar="X",
-                     help=f"absolute tolerance, in [{ATOL_RANGE[0]:g}, {ATOL_RANGE[1]:g}] [1e-12]")
+                     help=f"absolute tolerance [default: 1e-12; valid [{ATOL_RANGE[0]:g}, {ATOL_RANGE[1]:g}]]")
     run.add_argument("--method", default="auto", choices=METHODS,
                      help="scipy.integrate.solve_ivp method; auto: LSODA, which switches to BDF where the "
                           "problem is stiff [auto]")

@@ -32,10 +32,11 @@ from theory.ode import drift
 from theory.params import ParameterError, Params
 
 from ..core import resources
+from ..core.grid import check_eps_test, check_tolerances
 from ..linear.ode import integrate_grid
 
 __all__ = ["SweepEngine", "ReplicaSweepEngine", "ODEEngine", "MCEngine", "ENGINES", "register_engine",
-           "get_engine", "fixed_point_newton", "point_seed", "check_ints"]
+           "get_engine", "fixed_point_newton", "point_seed", "check_ints", "check_ode_options"]
 
 _NUMERIC = ("rho", "prior", "v1", "v2", "eta_w", "eta_b", "eps")
 # one solve per combination of these (erf_scale too: the quadrature backends take it as a scalar)
@@ -178,6 +179,21 @@ def stability_code(ev_max: float) -> float:
     return 2.0
 
 
+def check_eps_test_option(opts: dict[str, Any]) -> None:
+    """The option eps_test in the range of every command (:func:`simulate.core.grid.check_eps_test`)."""
+    try:
+        check_eps_test(opts["eps_test"])
+    except ParameterError as err:
+        raise ParameterError(f"--eps-test: {err}") from None
+
+
+def check_ode_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The options of an ODE engine (every family's): the solver's tolerances (simulate.core.grid) and eps_test."""
+    check_tolerances(opts["rtol"], opts["atol"], prefix="--")
+    check_eps_test_option(opts)
+    return opts
+
+
 def _guard() -> dict[str, Any]:
     """The wall-clock guard of a block's ODE solve (:func:`simulate.linear.ode.integrate_grid`): the limit as it is
     when the solve starts (:data:`simulate.core.resources.ODE_TIME_LIMIT`), a message that names the block."""
@@ -194,13 +210,7 @@ class ODEEngine(SweepEngine):
                 "fixed_point": True, "throttle": 0.0}
 
     def check_options(self, options):
-        opts = super().check_options(options)
-        for name in ("rtol", "atol"):
-            if not 0 < float(opts[name]) < 1:
-                raise ParameterError(f"--{name} must lie in (0, 1), got {opts[name]}")
-        if not float(opts["eps_test"]) >= 0:
-            raise ParameterError(f"--eps-test must be >= 0, got {opts['eps_test']}")
-        return opts
+        return check_ode_options(super().check_options(options))
 
     def outputs(self, options):
         out = {q: ("alpha",) for q in ("R", "b", "E", "S")}
@@ -349,8 +359,7 @@ class MCEngine(ReplicaSweepEngine):
         opts = super().check_options(options)
         if opts["mc_engine"] not in ("full", "reduced"):
             raise ParameterError(f"--mc-engine must be full or reduced, got {opts['mc_engine']!r}")
-        if not float(opts["eps_test"]) >= 0:
-            raise ParameterError(f"--eps-test must be >= 0, got {opts['eps_test']}")
+        check_eps_test_option(opts)
         return opts
 
     def run(self, params, size, alphas, seed, options):
@@ -415,12 +424,7 @@ class CommitteeEngine(SweepEngine):
         return _committee_sweep_params()
 
     def check_options(self, options):
-        opts = super().check_options(options)
-        for name in ("rtol", "atol"):
-            if not 0 < float(opts[name]) < 1:
-                raise ParameterError(f"--{name} must lie in (0, 1), got {opts[name]}")
-        if not float(opts["eps_test"]) >= 0:
-            raise ParameterError(f"--eps-test must be >= 0, got {opts['eps_test']}")
+        opts = check_ode_options(super().check_options(options))
         if not 0 < float(opts["plateau_E"]) < 1:
             raise ParameterError(f"--plateau-E must lie in (0, 1), got {opts['plateau_E']}")
         return opts
