@@ -14,10 +14,12 @@ flags but not the state (R, b against Q, R, b, v of shape K x D), and a flag wou
 linear command (eps_law, loss, erf_scale, non_robust_only) conditional.
 
 Accuracy: the drift's Gaussian average uses the rule of ``--rule`` (default theory.committee.DEFAULT_RULES: a
-Gauss-Hermite product grid for K <= 2, randomised quasi-Monte Carlo with 8 scrambled blocks for K >= 3, and where
-the integrand jumps (sum |v| > 1 or v learning) the line rule that splits every line at the jump);
-``--quad-error`` prints the estimated quadrature error of the drift on each row (relative and absolute) and ``--quad-tol``
-refines the rule until the estimate at the start is below the tolerance.  The right-hand
+Gauss-Hermite product grid for K <= 2 and for K = 3, 4 without the attack, randomised quasi-Monte Carlo with 8
+scrambled blocks otherwise, and where the integrand jumps (sum |v| > 1 or v learning) the line rule that splits
+every line at the jump); ``--quad-error`` prints the estimated quadrature error of the drift on each row (relative
+and absolute) and ``--quad-tol`` refines the rule until the estimate at the start is below the tolerance.  E and S
+come from lines through an outer randomised QMC rule (theory.committee.errors_with_se; their standard errors are in
+the JSON output's solver block).  The right-hand
 side runs in a compiled numba kernel when numba is installed (``--backend``; the numpy reference otherwise, the
 same numbers to 1e-12).  Solver: LSODA, rtol 1e-6, atol 1e-8 (fewer CPU seconds than RK45 on the talk and xor
 cases, bench/committee.py).  The fixed point near the final state is searched only with ``--fixed-point``.
@@ -126,7 +128,7 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
     return tuple(sum(a[i] for a in parts) for i in range(5))
 
 
-def _compiled_line_nodes(zb, zd, mean, Lz, tau, v, outer_w):
+def _compiled_line_nodes(zb, zd, mean, Lz, tau, v, outer_w, panels=None):
     """theory.committee.quadrature.line_nodes_on by the compiled kernel, with theory's constants of the line rule."""
     from scipy.special import roots_legendre
 
@@ -136,7 +138,8 @@ def _compiled_line_nodes(zb, zd, mean, Lz, tau, v, outer_w):
 
     xg, wg = roots_legendre(tco.LINE_GL)
     return committee_line_nodes(zb, zd, mean, Lz, float(tau), np.ascontiguousarray(v, float), outer_w,
-                                float(tco.LINE_T), int(tco.LINE_PANELS), int(tco.LINE_GRID), int(tco.LINE_NEWTON),
+                                float(tco.LINE_T), int(tco.LINE_PANELS if panels is None else panels),
+                                int(tco.LINE_GRID), int(tco.LINE_NEWTON),
                                 xg, wg)
 
 
@@ -177,7 +180,7 @@ def refine_rule(rule: str) -> str:
     if kind == "qmc":
         return f"qmc:{int(nums[0]) + 1}"
     if kind == "line":
-        return f"line:{int(nums[0]) + max(2, int(nums[0]) // 2)}"
+        return f"line:{int(nums[0]) + max(2, int(nums[0]) // 2)}" + (f":{nums[1]}" if len(nums) > 1 else "")
     return f"rqmc:{int(nums[0]) + 1}:{nums[1]}"
 
 
@@ -333,8 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     quad.add_argument("--rule", type=_rule_arg, default=None, metavar="RULE",
                       help="'gh:N' (Gauss-Hermite, N per dimension), 'qmc:M' (2^M Sobol points and mirrors) or "
                            "'rqmc:M:R' (R scrambled Sobol blocks of 2^M points, with a standard error) or "
-                           "'line:N' (lines through an N-per-dimension Gauss-Hermite grid, split where the "
-                           "integrand jumps) [by K and attack: theory.committee.default_rule]")
+                           "'line:N[:P]' (lines through an N-per-dimension Gauss-Hermite grid, split where the "
+                           "integrand jumps, P Gauss-Legendre panels per line) [by K and attack: "
+                           "theory.committee.default_rule]")
     quad.add_argument("--quad-tol", type=number(float, 1e-12, 0.5, lo_open=True, why="a relative error estimate: "
                       "below 1e-12 rounding dominates, above 0.5 the drift is not resolved"), default=None,
                       metavar="X", help="refine the rule until the estimated relative error of the drift at the "

@@ -47,6 +47,8 @@ def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, varianc
     er = np.empty(K)
     ex = np.empty(K)
     e = np.empty(K)
+    u = np.empty(K)
+    y = np.empty(D)
     for cl in range(C):
         sd = math.sqrt(variances[cl])
         tau = labels[cl]
@@ -112,16 +114,20 @@ def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, varianc
             err = sig - tau
             for k in range(K):
                 e[k] = err * v[k] * _TWO_OVER_SQRT_PI * ex[k]
+                u[k] = lt[k] + b[k]
+            for d in range(D):  # y_d = B_d.xi~ = hbar_d + (c R)_d
+                s = hb[d]
+                for l in range(K):
+                    s += c[l] * R[l, d]
+                y[d] = s
             for k in range(K):
                 we = W * e[k]
+                wev = we * var
                 for d in range(D):
-                    s = 0.0
-                    for l in range(K):
-                        s += c[l] * R[l, d]
-                    A[blk, k, d] += we * (hb[d] + s)
+                    A[blk, k, d] += we * y[d]
                 for l in range(K):
-                    EU[blk, k, l] += we * (lt[l] + b[l])
-                    EE[blk, k, l] += we * var * e[l]
+                    EU[blk, k, l] += we * u[l]
+                    EE[blk, k, l] += wev * e[l]
                 Eb[blk, k] += we
                 Ev[blk, k] += W * err * er[k]
     return A, EU, EE, Eb, Ev

@@ -14,7 +14,7 @@ from scipy.special import erf
 
 from .local_fields import TWO_OVER_SQRT_PI, output, attack_fields, field_grid
 from .params import CommitteeParams, Mixture, State, pack, unpack
-from .quadrature import Rule, drift_rule, rule_for, rule_parts
+from .quadrature import Rule, drift_rule, finer_rule, rule_for, rule_parts
 
 __all__ = ["averages", "drift_from_averages", "drift", "unpack_drift", "drift_error", "quadrature_error", "rhs",
            "DETERMINISTIC_ERROR_FACTOR"]
@@ -104,7 +104,8 @@ def drift_error(state: State, p: CommitteeParams, n: int | str | None = None, *,
 
     Randomised rules ("rqmc:m:r"): the standard error of the mean of the r blocks (std/sqrt(r); the error over
     it follows Student's t with r - 1 degrees of freedom).  Deterministic rules ("gh:n", "qmc:m"): twice the change
-    against the rule of higher order ("gh:(n + n/2)", "qmc:(m+1)"), which bounds the error of the coarser rule
+    against the rule of higher order (:func:`theory.committee.quadrature.finer_rule`: "gh:(n + n/2)", "qmc:(m+1)",
+    "line:(n + n/2):(2P)"), which bounds the error of the coarser rule
     while the rules converge at least like n^-1.7 (error(n) = change/(1 - (2/3)^p) <= 2 change).
     """
     rule = rule_for(p, n)
@@ -113,9 +114,7 @@ def drift_error(state: State, p: CommitteeParams, n: int | str | None = None, *,
     y = blocks.mean(axis=0)
     if rule.blocks > 1:
         return y, blocks.std(axis=0, ddof=1) / math.sqrt(rule.blocks)
-    kind, num = rule.name.split(":")
-    finer = f"{kind}:{int(num) + max(2, int(num) // 2)}" if kind in ("gh", "line") else f"qmc:{int(num) + 1}"
-    y2 = _block_drifts(state, p, drift_rule(p.K, finer, p.eps), ren, att, backend).mean(axis=0)
+    y2 = _block_drifts(state, p, drift_rule(p.K, finer_rule(rule.name), p.eps), ren, att, backend).mean(axis=0)
     return y, DETERMINISTIC_ERROR_FACTOR * np.abs(y - y2)
 
 

@@ -19,7 +19,7 @@ from .local_fields import TWO_OVER_SQRT_PI, output, sqrt_gram
 from .params import CommitteeParams, Mixture, State
 
 __all__ = ["Rule", "quadrature_nodes", "qmc_nodes", "rqmc_nodes", "drift_rule", "drift_nodes", "default_rule",
-           "rule_for", "may_jump", "rule_parts", "line_geometry", "line_nodes", "line_nodes_on", "DEFAULT_RULES",
+           "rule_for", "may_jump", "rule_parts", "line_panels", "finer_rule", "line_geometry", "line_nodes", "line_nodes_on", "DEFAULT_RULES",
            "DEFAULT_RULE_LARGE_K", "DEFAULT_RULE_JUMP", "DEFAULT_RULE_JUMP_PGD", "RQMC_SEED", "GRID_NODES",
            "QMC_LOG2", "QMC_LOG2_DEFAULT"]
 
@@ -32,12 +32,15 @@ __all__ = ["Rule", "quadrature_nodes", "qmc_nodes", "rqmc_nodes", "drift_rule", 
 #: their mirror images, whose spread gives the standard error.  At K = 2 the product rule still converges faster
 #: than algebraically with the attack (talk table case, max |error| at alpha 0 / 200: gh:128 6e-8 / 1.1e-7, gh:256
 #: 1.4e-9 / 4e-10, gh:512 3e-12 / 1e-13, against gh:2048), so 256 nodes per dimension give a relative error below
-#: 1e-6 there.  Measured errors: docs/committee.md (Quadrature).
+#: 1e-6 there.  Without the attack the product rule also wins at K = 3, 4: on the xor table case (K = 4, eps 0) at
+#: alpha 0 / 100 / 200, max |error| against gh:32 is gh:12 3e-5 / 8e-6 / 1e-5, gh:16 3e-6 / 9e-7 / 7e-7, gh:24 1.4e-7
+#: / 4e-8 / 7e-8 (40,144 nodes for gh:16 after pruning), where rqmc:10:8 (16,384 nodes) states 2e-5 / 3e-5.
+#: Measured errors: docs/committee.md (Quadrature).
 DEFAULT_RULES = {
     1: ("gh:96", "gh:96"),
     2: ("gh:64", "gh:256"),  # with a jump (sum |v| > 1 or eta_v > 0): DEFAULT_RULE_JUMP
-    3: ("rqmc:10:8", "rqmc:10:8"),
-    4: ("rqmc:10:8", "rqmc:10:8"),
+    3: ("gh:24", "rqmc:10:8"),
+    4: ("gh:16", "rqmc:10:8"),
 }
 DEFAULT_RULE_LARGE_K = ("rqmc:10:8", "rqmc:10:8")  # K >= 5
 #: with the attack and sum_k |v_k| > 1 (or a learning second layer) sigma - tau can vanish and the integrand jumps
@@ -45,8 +48,10 @@ DEFAULT_RULE_LARGE_K = ("rqmc:10:8", "rqmc:10:8")  # K >= 5
 #: the surface (thousands of solver steps) and a product rule's change against a finer one misjudges its error
 #: (measured at K = 2: 2e-3 off with a stated 4e-4).  For FGSM the default is then the line rule (line_nodes:
 #: the jump located on each line and integrated piecewise), whose drift is continuous in the state; for PGD at
-#: K = 2 the randomised rule, whose standard error stays honest.
-DEFAULT_RULE_JUMP = {2: "line:32", 3: "line:10", 4: "line:6"}  # K >= 5: the randomised rule
+#: K = 2 the randomised rule, whose standard error stays honest.  At K = 4 the lines carry 6 inner panels (half the
+#: default): on the large-learning-rate xor case the change against 48 panels is 9e-5 / 1.3e-5 at alpha 0 / 50,
+#: far below the outer rule's error (2e-3 / 3e-3), and the error estimate refines both (finer_rule).
+DEFAULT_RULE_JUMP = {2: "line:32", 3: "line:10", 4: "line:6:6"}  # K >= 5: the randomised rule
 DEFAULT_RULE_JUMP_PGD = "rqmc:11:8"
 RQMC_SEED = 20261204
 DETERMINISTIC_ERROR_FACTOR = 2.0  # drift_error of a deterministic rule: this times the change against a finer one
@@ -145,10 +150,13 @@ def drift_rule(K: int, rule: int | str | None = None, eps: float = 1.0) -> Rule:
         rule = f"gh:{int(rule)}"
     kind, *nums = rule.split(":")
     sizes = {"gh": (1, 1, 4096), "qmc": (1, 1, 24), "rqmc": (2, 1, 24), "line": (1, 1, 512)}
-    if kind not in sizes or len(nums) != sizes[kind][0] or not all(x.isdigit() and int(x) >= 1 for x in nums) \
-            or int(nums[0]) > sizes[kind][2] or (kind == "rqmc" and not 2 <= int(nums[1]) <= 64):
+    counts = (1, 2) if kind == "line" else (sizes.get(kind, (0,))[0],)
+    if kind not in sizes or len(nums) not in counts or not all(x.isdigit() and int(x) >= 1 for x in nums) \
+            or int(nums[0]) > sizes[kind][2] or (kind == "rqmc" and not 2 <= int(nums[1]) <= 64) \
+            or (kind == "line" and len(nums) == 2 and int(nums[1]) > 256):
         raise ParameterError(f"quadrature rule must be 'gh:N' (1 <= N <= 4096), 'qmc:M' or 'rqmc:M:R' (1 <= M <= 24, "
-                             f"2 <= R <= 64) or 'line:N' (1 <= N <= 512), got {rule!r}")
+                             f"2 <= R <= 64) or 'line:N' or 'line:N:P' (1 <= N <= 512, 1 <= P <= 256 panels per "
+                             f"line), got {rule!r}")
     if kind == "line":  # the outer Gauss-Hermite grid over K - 1 coordinates; the lines are built per state
         if K == 1:
             return Rule(rule, np.zeros((1, 0)), np.ones(1), 1)
@@ -164,6 +172,27 @@ def drift_nodes(K: int, n: int | str | None = None) -> tuple[np.ndarray, np.ndar
     """Nodes and weights of :func:`drift_rule` (the default: the rule with the attack)."""
     r = drift_rule(K, n)
     return r.nodes, r.weights
+
+
+def line_panels(name: str) -> int:
+    """The inner panels of a line rule: P of "line:N:P", LINE_PANELS for "line:N"."""
+    parts = name.split(":")
+    return int(parts[2]) if len(parts) > 2 else LINE_PANELS
+
+
+def finer_rule(name: str) -> str:
+    """The rule of higher order against which a deterministic rule's error is estimated: "gh:(n + n/2)",
+    "qmc:(m + 1)", and for a line rule both parts refined, "line:(n + n/2):(2P)" (outer nodes and inner panels,
+    so that the estimate covers the error along the lines too)."""
+    kind, *nums = name.split(":")
+    n = int(nums[0])
+    if kind == "gh":
+        return f"gh:{n + max(2, n // 2)}"
+    if kind == "line":
+        return f"line:{n + max(2, n // 2)}:{2 * line_panels(name)}"
+    if kind == "qmc":
+        return f"qmc:{n + 1}"
+    raise ParameterError(f"no finer deterministic rule for {name!r}")
 
 
 #: the line rule's inner rule: Gauss-Legendre with LINE_GL nodes on LINE_PANELS equal panels of [-LINE_T, LINE_T]
@@ -197,11 +226,13 @@ def line_nodes(state: State, p: CommitteeParams, rule: Rule, c: int) -> tuple[np
     quadrature exact up to the smooth parts' error and the drift continuous in the state.  (For PGD with s > 1
     the later steps' sign changes are not split.)"""
     zb, zd, mean, Lz, tau = line_geometry(state, p, rule, c)
-    return line_nodes_on(zb, zd, mean, Lz, tau, state.v, rule.weights)
+    return line_nodes_on(zb, zd, mean, Lz, tau, state.v, rule.weights, line_panels(rule.name))
 
 
-def line_nodes_on(zb, zd, mean, Lz, tau, v, outer_w):
-    """:func:`line_nodes` from the geometry of :func:`line_geometry` and the outer weights."""
+def line_nodes_on(zb, zd, mean, Lz, tau, v, outer_w, panels: int | None = None):
+    """:func:`line_nodes` from the geometry of :func:`line_geometry` and the outer weights (``panels`` inner
+    panels per line, default LINE_PANELS)."""
+    panels = LINE_PANELS if panels is None else int(panels)
     from scipy.special import roots_legendre
 
     K = zd.size
@@ -228,14 +259,14 @@ def line_nodes_on(zb, zd, mean, Lz, tau, v, outer_w):
     Mo = len(zb)
     cnt = np.bincount(mi, minlength=Mo)
     nr = int(cnt.max()) if cnt.size else 0
-    edges = np.linspace(-LINE_T, LINE_T, LINE_PANELS + 1)
-    pts = np.full((Mo, LINE_PANELS + 1 + nr), np.inf)
-    pts[:, :LINE_PANELS + 1] = edges
+    edges = np.linspace(-LINE_T, LINE_T, panels + 1)
+    pts = np.full((Mo, panels + 1 + nr), np.inf)
+    pts[:, :panels + 1] = edges
     if nr:
         order = np.argsort(mi, kind="stable")
         start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
         pos = np.arange(len(mi)) - start[mi[order]]
-        pts[mi[order], LINE_PANELS + 1 + pos] = 0.5 * (lo + hi)[order]
+        pts[mi[order], panels + 1 + pos] = 0.5 * (lo + hi)[order]
     pts.sort(axis=1)
     a, bnd = pts[:, :-1], pts[:, 1:]
     ok = np.isfinite(bnd) & (bnd > a)
@@ -260,7 +291,8 @@ def rule_parts(state: State, p: CommitteeParams, rule: Rule, nodes_fn=None):
     parts = []
     for c in range(len(mix.priors)):
         z, w = line_nodes(state, p, rule, c) if nodes_fn is None else nodes_fn(*line_geometry(state, p, rule, c),
-                                                                                  state.v, rule.weights)
+                                                                                  state.v, rule.weights,
+                                                                                  line_panels(rule.name))
         sub = Mixture(*(np.ascontiguousarray(a[c:c + 1]) for a in mix))
         parts.append((sub, Rule(rule.name, z, w, 1)))
     return parts
