@@ -76,12 +76,17 @@ def test_fv_and_particles_agree(scheme, alphas):
     (1600 cells; walls at 8 sigma, 16 for avg and sat) against the quantile particles (800), at times where the
     laws under l_inf training have turned non-Gaussian (the cusp at 0), adv_1's w0 has reached 0 and slides,
     and 'max' slides on Delta_inf = Delta_1 (from alpha ~ 7).  Measured max |difference| over w0, b, ubar, L1,
-    E, S_inf, S_1, union: std, adv_1, adv_2 < 3e-6; adv_inf 5.5e-5; avg 2.8e-5; sat 3.4e-5 (alpha <= 5);
-    the issue's bound 1e-4 (tests/tolerances.py)."""
+    E, S_inf, S_1, union: std, adv_1, adv_2 < 3e-6; adv_inf 5.5e-5; avg 2.8e-5; sat 2.0e-5 (alpha <= 5); max
+    6.4e-5 (alpha <= 12, Richardson 800/1600 cells); the issue's bound 1e-4 (tests/tolerances.py)."""
     p = MultinormParams(scheme=scheme)
     al = [0.0, *alphas]
     kw = dict(snapshots=False, rtol=1e-10, atol=1e-12)
     fv = solve(p, al, math.inf, "fv", n=1600, **kw)
+    if scheme == "max":
+        # 'max' keeps its dense Jacobian: 1600 cells and their Richardson extrapolation with 800 (second order)
+        # instead of more cells (1600 alone: 1.2e-4 on the union at alpha = 12)
+        coarse = solve(p, al, math.inf, "fv", n=800, **kw)
+        fv = {k: fv[k] + (fv[k] - coarse[k]) / 3.0 for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union")}
     par = solve(p, al, math.inf, "particles", n=800, **kw)
     for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union"):
         err = np.max(np.abs(fv[k] - par[k]))
