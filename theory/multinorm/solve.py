@@ -334,7 +334,9 @@ def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rt
     Returns a dict of arrays over alphas: w0, b, ubar, L1, Q (= 1 - w0^2), Q_law (E u^2 of the law: equal to Q
     up to the discretisation), wmax (E max_i |w_i|, 0 at d = inf), pi0 (x_0's share of the l_1 attack's steps),
     E, S_inf, S_1, union; with ``snapshots`` the law on a grid: 'u' and 'rho'
-    (len(alphas) x len(u)).  solver_opts: n (cells / particles), U (FV half-width), S (particle s-range).
+    (len(alphas) x len(u)).  solver_opts: n (cells / particles), U (FV half-width in units of the scale), stretch and
+    edge (FV cell refinement at 0 and at the walls), flux ("central" or "sg"), S (particle s-range); the defaults
+    depend on the scheme and on d (see _make_law).
     """
     if not isinstance(params, MultinormParams):
         raise ParameterError("params must be a MultinormParams")
