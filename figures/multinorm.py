@@ -1,8 +1,7 @@
 """Figures of the multinorm family (l_inf / l_1 / l_2 / avg / max / SAT training of a linear erf classifier on
-the Tramer-Boneh distribution), at the parameters a = 2, p0 = 0.9, e = 4, eps1 = 2, eta_w = 0.2, eta_b = 0.1,
-w0 = 0.2 and d weak features:
-
-One figure, ``multinorm``, in three parts:
+the Tramer-Boneh distribution) at d weak features: ``multinorm`` at the issue's parameters (a = 2, p0 = 0.9,
+e = 4, eps1 = 2, eta_w = 0.2, eta_b = 0.1, w0 = 0.2), ``multinorm_set2`` at the family's second parameter set
+(:data:`simulate.multinorm.endstates.SECOND_SET`).  Each in three parts:
 
 (a) clean, l_inf, l_1 and union accuracy over alpha = steps/N for every scheme: the theory at the
     same d (theory.multinorm.solve) as lines, the Monte Carlo (simulate.multinorm.mc) as points with standard
@@ -26,11 +25,15 @@ import numpy as np
 
 from theory.multinorm import SCHEMES, MultinormParams
 
-from .core import FigureSpec, register
+from .core import THREAT_COLORS, FigureSpec, legend_below, register
 
 LAW_SCHEMES = ("adv_inf", "avg", "max")
-ACC = (("acc_clean", "clean"), ("acc_inf", "l_inf"), ("acc_1", "l_1"), ("acc_union", "union"))
+ACC = (("acc_clean", "clean"), ("acc_inf", r"$\ell_\infty$"), ("acc_1", r"$\ell_1$"), ("acc_union", "union"))
 MARKERS = {"acc_clean": "o", "acc_inf": "s", "acc_1": "^", "acc_union": "x"}
+#: the project's threat colours (figures.core.THREAT_COLORS); union dashed and on top: it equals the lower of the
+#: two robust accuracies, so a solid line would hide that one
+COLORS = {"acc_clean": THREAT_COLORS["clean"], "acc_inf": THREAT_COLORS["linf"], "acc_1": THREAT_COLORS["l1"],
+          "acc_union": THREAT_COLORS["union"]}
 ERR_OF = {"acc_clean": "E", "acc_inf": "S_inf", "acc_1": "S_1", "acc_union": "union"}
 
 
@@ -42,8 +45,8 @@ def _theory_available() -> bool:
     return True
 
 
-def multinorm_params(quick: bool) -> dict:
-    return {"params": MultinormParams().as_dict(), "d": 200 if quick else 1000,
+def multinorm_params(quick: bool, base: MultinormParams | None = None) -> dict:
+    return {"params": (base or MultinormParams()).as_dict(), "d": 200 if quick else 1000,
             "replicas": 4 if quick else 16, "seed": 2026, "alpha_max": 10.0 if quick else 50.0,
             "mc_alphas": [0.0, 2.0, 5.0, 10.0] if quick else [0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0],
             "n_theory": 21 if quick else 101, "law_alphas": [0.0, 2.0, 10.0] if quick else [0.0, 5.0, 20.0, 50.0],
@@ -121,96 +124,143 @@ def _title_note(params):
 
 
 def _accuracy_panels(axes, data: dict, params: dict):
-    """(a): one panel per scheme (axes: 2 x 4, the last one holds the legend)."""
+    """(a): one panel per scheme (axes: 2 x 4; the last one holds the legends of (a) and (c))."""
     d = params["d"]
     for ax, s in zip(axes.ravel(), SCHEMES):
-        for i, (key, label) in enumerate(ACC):
+        for key, label in ACC:
+            union = key == "acc_union"
             if f"{s}/th_alpha" in data:
-                ax.plot(data[f"{s}/th_alpha"], data[f"{s}/th_{key}"], color=f"C{i}", lw=1.4,
-                        label=f"{label} (theory, d={d})")
+                ax.plot(data[f"{s}/th_alpha"], data[f"{s}/th_{key}"], color=COLORS[key], lw=1.8 if union else 1.4,
+                        ls="--" if union else "-", zorder=3 if union else 2, label=f"{label}, theory at d = {d}")
             if f"{s}/mc_alpha" in data:
                 ax.errorbar(data[f"{s}/mc_alpha"], data[f"{s}/mc_{key}"], yerr=data[f"{s}/mc_{key}_se"],
-                            fmt=MARKERS[key], ms=6 if key == "acc_union" else 4.5, color=f"C{i}", mfc="none",
-                            capsize=2,
-                            label=f"{label} (Monte Carlo, {params['replicas']} replicas)")
+                            fmt=MARKERS[key], ms=6 if union else 4.5, color=COLORS[key], mfc="none", capsize=2,
+                            zorder=4, label=f"{label}, Monte Carlo ({params['replicas']} replicas)")
         ax.set_title(f"(a) {s}", fontsize=11)
         ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(-1, params["alpha_max"] + 1)
         ax.grid(alpha=0.3)
-        ax.set_xlabel("alpha = steps / N", fontsize=9)
+    for ax in axes[1, :3]:
+        ax.set_xlabel(r"$\alpha$ = steps / N")
+    axes[0, 3].set_xlabel(r"$\alpha$ = steps / N")
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     axes[1, 3].axis("off")
-    axes[1, 3].legend(handles, labels, loc="center", fontsize=9, frameon=False)
+    leg = axes[1, 3].legend(handles, labels, loc="upper center", fontsize=8.5, frameon=False, ncol=2,
+                            title="(a) accuracy (union: robust to both attacks at once)", title_fontsize=9)
+    axes[1, 3].add_artist(leg)  # kept when (c) adds its legend to the same axes
 
 
-def _law_panels(axes, data: dict, params: dict):
-    """(b): rho(u, alpha) under adv_inf, avg and max."""
+def _law_panels(axes, data: dict, params: dict, fig):
+    """(b): rho(u, alpha) under adv_inf, avg and max; one legend for the three panels, below the figure."""
+    from matplotlib.lines import Line2D
+
     bins = data["u_bins"]
     mid = 0.5 * (bins[1:] + bins[:-1])
+    width = bins[1] - bins[0]
+    colors = [f"C{j}" for j in range(len(params["law_alphas"]))]
     for ax, s in zip(axes, LAW_SCHEMES):
+        top = 0.0
         for j, a in enumerate(params["law_alphas"]):
             if f"{s}/mc_hist" in data:
-                ax.step(mid, data[f"{s}/mc_hist"][j], where="mid", color=f"C{j}", lw=1.0, alpha=0.8,
-                        label=f"alpha={a:g} (Monte Carlo)")
+                ax.step(mid, data[f"{s}/mc_hist"][j], where="mid", color=colors[j], lw=1.0, alpha=0.9)
+                top = max(top, float(np.max(data[f"{s}/mc_hist"][j])))
             if f"{s}/th_rho" in data:
-                ax.plot(data[f"{s}/th_u"], data[f"{s}/th_rho"][j], color=f"C{j}", lw=2.0, ls="--",
-                        label=f"alpha={a:g} (theory)")
+                u, rho = data[f"{s}/th_u"], data[f"{s}/th_rho"][j]
+                inside = (u >= bins[0]) & (u <= bins[-1])
+                ax.plot(u[inside], rho[inside], color=colors[j], lw=1.8, ls="--")
+                if top == 0.0:
+                    top = max(top, float(np.max(rho[inside])))
         ax.set_xlim(bins[0], bins[-1])
         ax.set_yscale("log")
-        ax.set_ylim(1e-3, None)
-        ax.set_xlabel("u = sqrt(d) w_i")
-        ax.set_title(f"(b) rho(u, alpha) under {s}", fontsize=11)
+        # the top from the Monte Carlo histogram: the theory's density at the cusp u = 0 (a near-atom under
+        # l_inf training) is not resolved by histogram bins and would stretch the axis over decades
+        ax.set_ylim(1e-3, 3.0 * top if top > 0 else None)
+        ax.set_xlabel(r"$u = \sqrt{d}\, w_i$")
+        ax.set_title(rf"(b) $\rho(u, \alpha)$ under {s}", fontsize=11)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("rho(u, alpha)")
+    axes[0].set_ylabel(r"$\rho(u, \alpha)$")
+    handles = [Line2D([], [], color=c, lw=2) for c in colors]
+    labels = [rf"$\alpha$ = {a:g}" for a in params["law_alphas"]]
+    handles += [Line2D([], [], color="0.3", lw=1.0, drawstyle="steps-mid"), Line2D([], [], color="0.3", lw=1.8, ls="--")]
+    labels += [f"(b) Monte Carlo histogram, d = {params['d']}, bins {width:.2g} wide, pooled over replicas",
+               f"(b) theory at d = {params['d']}"]
+    legend_below(fig, handles, labels, ncol=len(labels), fontsize=9)
 
 
-def _frontier_panel(ax, data: dict, params: dict):
-    """(c): the end states on the static frontier."""
+def _frontier_panel(ax, legend_ax, data: dict, params: dict):
+    """(c): the end states on the static frontier; the scheme legend in legend_ax (outside the data)."""
+    from matplotlib.lines import Line2D
+
     p = MultinormParams(**params["params"])
     d = params["d"]
-    ax.plot(data["fr_t"], data["fr_F"], color="0.3", label="frontier of linear classifiers (tradeoff_lp)")
-    ax.plot(data["fr_t"], data["fr_env"], "--", color="0.3", lw=0.8, label="its upper bound (concave envelope)")
+    ax.plot(data["fr_t"], data["fr_F"], color="0.3", lw=1.4)
+    ax.plot(data["fr_t"], data["fr_env"], "--", color="0.3", lw=0.8)
     xs = np.linspace(0, 1, 50)
     s = float(data["bound_sum"])
-    ax.plot(xs, np.clip(s - xs, 0, 1), "k:", lw=1.2, label=f"every classifier: acc_inf + acc_1 <= {s:.3g}")
+    ax.plot(xs, np.clip(s - xs, 0, 1), "k:", lw=1.2)
+    handles = [Line2D([], [], color="0.3", lw=1.4), Line2D([], [], color="0.3", lw=0.8, ls="--"),
+               Line2D([], [], color="k", lw=1.2, ls=":")]
+    labels = ["frontier of linear classifiers (theory.tradeoff_lp)", "its concave envelope (an upper bound)",
+              rf"every classifier: acc$_\infty$ + acc$_1$ $\leq$ {s:.3g}"]
     for k, sch in enumerate(SCHEMES):
+        color = f"C{k}"
+        parts = []
+        if f"{sch}/th_alpha" in data:
+            ax.plot(data[f"{sch}/th_acc_inf"][-1], data[f"{sch}/th_acc_1"][-1], "x", color=color, ms=9, mew=1.6,
+                    zorder=4)
+            parts.append(f"theory {data[f'{sch}/th_acc_union'][-1]:.3f}")
         if f"{sch}/mc_alpha" in data:
             ax.errorbar(data[f"{sch}/mc_acc_inf"][-1], data[f"{sch}/mc_acc_1"][-1],
                         xerr=data[f"{sch}/mc_acc_inf_se"][-1], yerr=data[f"{sch}/mc_acc_1_se"][-1], fmt="o",
-                        color=f"C{k}", ms=7, mfc="none", label=f"{sch}: Monte Carlo, union "
-                        f"{data[f'{sch}/mc_acc_union'][-1]:.3f}")
-        if f"{sch}/th_alpha" in data:
-            ax.plot(data[f"{sch}/th_acc_inf"][-1], data[f"{sch}/th_acc_1"][-1], "x", color=f"C{k}", ms=8,
-                    label=f"{sch}: theory, union {data[f'{sch}/th_acc_union'][-1]:.3f}")
+                        color=color, ms=8, mfc="none", zorder=3)
+            parts.append(f"MC {data[f'{sch}/mc_acc_union'][-1]:.3f}")
+        handles.append(Line2D([], [], color=color, marker="o", ls="none", mfc="none", ms=7))
+        labels.append(f"{sch}: union " + ", ".join(parts))
+    handles += [Line2D([], [], color="0.3", marker="x", ls="none", ms=8, mew=1.6),
+                Line2D([], [], color="0.3", marker="o", ls="none", mfc="none", ms=7)]
+    labels += [f"theory at d = {d}", f"Monte Carlo ({params['replicas']} replicas), ± s.e."]
     lo, hi = (float(x) for x in data["best_union"])
+    best = f"{lo:.3g}" if abs(hi - lo) < 5e-4 else f"between {lo:.3g} and {hi:.3g}"
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(f"l_inf accuracy (radius e/sqrt d = {p.e / math.sqrt(d):.3g})")
-    ax.set_ylabel(f"l_1 accuracy (radius {p.eps1:g})")
-    ax.set_title(f"(c) end states, alpha = {params['alpha_max']:g}; best union acc. of any classifier "
-                 f"in [{lo:.3g}, {hi:.3g}]", fontsize=9)
-    ax.legend(fontsize=6, loc="upper right")
+    ax.set_aspect("equal")
+    ax.set_xlabel(rf"$\ell_\infty$ accuracy (radius $e/\sqrt{{d}}$ = {p.e / math.sqrt(d):.3g})")
+    ax.set_ylabel(rf"$\ell_1$ accuracy (radius {p.eps1:g})")
+    ax.set_title(rf"(c) end states, $\alpha$ = {params['alpha_max']:g}", fontsize=11)
     ax.grid(alpha=0.3)
+    legend_ax.legend(handles, labels, loc="lower center", fontsize=8.5, frameon=False,
+                     title=f"(c) end states at alpha = {params['alpha_max']:g}; best union accuracy of any "
+                           f"classifier: {best}", title_fontsize=9)
 
 
 def multinorm_plot(data: dict, params: dict):
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(20, 14), constrained_layout=True)
+    fig = plt.figure(figsize=(20, 15), layout="constrained")
     grid = fig.add_gridspec(3, 4)
     acc = np.array([[fig.add_subplot(grid[r, c]) for c in range(4)] for r in range(2)])
     _accuracy_panels(acc, data, params)
-    _law_panels([fig.add_subplot(grid[2, c]) for c in range(3)], data, params)
-    _frontier_panel(fig.add_subplot(grid[2, 3]), data, params)
+    _law_panels([fig.add_subplot(grid[2, c]) for c in range(3)], data, params, fig)
+    _frontier_panel(fig.add_subplot(grid[2, 3]), acc[1, 3], data, params)
     p = MultinormParams(**params["params"])
-    fig.suptitle(f"multinorm: clean / l_inf (radius e/sqrt d, e={p.e:g}) / l_1 (eps1={p.eps1:g}) / union accuracy; "
-                 f"a={p.a:g}, p0={p.p0:g}, eta_w={p.eta_w:g}, eta_b={p.eta_b:g}, w0(0)={p.w0:g}, d={params['d']}"
-                 + _title_note(params), fontsize=12)
+    fig.suptitle(rf"multinorm: clean, $\ell_\infty$ (radius $e/\sqrt{{d}}$, e = {p.e:g}), $\ell_1$ "
+                 rf"($\epsilon_1$ = {p.eps1:g}) and union accuracy over training; a = {p.a:g}, p0 = {p.p0:g}, "
+                 rf"$\eta_w$ = {p.eta_w:g}, $\eta_b$ = {p.eta_b:g}, $w_0(0)$ = {p.w0:g}, loss {p.loss}, "
+                 f"d = {params['d']}" + _title_note(params), fontsize=13)
     return fig
+
+
+def _set2_params(quick: bool) -> dict:
+    from simulate.multinorm.endstates import SECOND_SET
+
+    return multinorm_params(quick, SECOND_SET)
 
 
 register(FigureSpec("multinorm", "multinorm: (a) clean / l_inf / l_1 / union accuracy over alpha for every scheme, "
                     "theory lines with Monte Carlo points; (b) rho(u, alpha) under adv_inf, avg, max; (c) the end "
-                    "states on the static l_inf / l_1 frontier", multinorm_params, multinorm_compute, multinorm_plot))
+                    "states on the static l_inf / l_1 frontier (the issue's parameters)", multinorm_params,
+                    multinorm_compute, multinorm_plot))
+register(FigureSpec("multinorm_set2", "multinorm at the second parameter set (e < 2a, eps1 < 2, cross-entropy): "
+                    "the panels of 'multinorm'", _set2_params, multinorm_compute, multinorm_plot))
