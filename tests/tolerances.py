@@ -140,7 +140,11 @@ MULTINORM_FRONTIER_GRID = 5e-3
 #                   replicas, 7 alphas in [0, 10]: every deviation within q se without any allowance (largest
 #                   |z| 4.0 for ubar, q = 4.26; largest |deviation| x d: 12 for union, 9 for S_1, 7 for ubar and
 #                   S_inf, within the noise there).  c = 2 (0.01 at d = 200, 0.0005 at d = 4000); the Gaussian
-#                   closure misses by 0.2 - 0.5 (|z| up to 30).  Not yet measured at d = 1000, 4000 (slow test).
+#                   closure misses by 0.2 - 0.5 (|z| up to 30).  At d = 1000 and 4000 (both parameter sets, all 50
+#                   alphas, simulate.multinorm.tables): 26 of 28 runs within, worst ratio 0.9; adv_inf at d = 1000
+#                   (issue's set) misses by 1.12 x the tolerance at alpha = 8 (inside the collapse of L1) and
+#                   'max' at d = 4000 (second set) by 1.46 x (its shifts end within the replicas' spread of each
+#                   other): failures of the theory reported, not tolerances to widen (docs/multinorm.md).
 #   solver          the theory solver's stated absolute error
 #   replicas_*      replicas of the default test (d = 200) and of the slow tests (d -> replicas)
 #   spread_ratio    accepted interval of std(d = 4000)/std(d = 1000) (1/2 expected)
@@ -149,6 +153,11 @@ MULTINORM_VS_THEORY = {
     "bias_c": {q: 2.0 for q in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union")},
     "solver": 1e-4,
     "replicas_default": 32,
-    "replicas_slow": {1000: 32, 4000: 16},
     "spread_ratio": (0.4, 0.62),
 }
+# |X(d = 4000) - theory(inf)| / |X(d = 1000) - theory(inf)| for X the Monte Carlo and the theory at d, median over
+# schemes, alphas and (w0, L1, union) where the d = 1000 distance is resolved (tests/test_multinorm_vs_theory.py):
+# 1/2 if the finite-d terms are of order 1/sqrt(d), 1/4 for 1/d, 1 if nothing shrinks.  Measured on the stored runs
+# (theory at c2436d8): Monte Carlo 0.53 (issue's set, 600 points) and 0.47 (second set, 577); theory 0.51 and 0.49.
+# The interval excludes 1/4 and 1 with room for the median's scatter.
+MULTINORM_LIMIT_RATIO = (0.35, 0.7)

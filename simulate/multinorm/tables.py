@@ -171,22 +171,56 @@ def union_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def compute(paths, tol: dict, progress: bool = True):
-    """(runs, theories at d, theories at infinity, checks, rows)."""
+def theory_source_key() -> str:
+    """SHA-256 of the theory package's source (every theory/**/*.py): a cached solve is reused only while the
+    code that computed it is unchanged."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "theory").rglob("*.py")):
+        h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _cached(cache: Path | None, run: StoredRun, d, source: str):
+    """theory_on(run, d), memoised in ``cache`` (NPZ per parameters, d, alpha grid and theory source)."""
+    if cache is None:
+        return theory_on(run, d)
+    import hashlib
+
+    key = hashlib.sha256(f"{run.params.key()}|{d}|{run.alpha.tobytes().hex()}|{source}".encode()).hexdigest()[:32]
+    path = cache / f"theory_{key}.npz"
+    if path.is_file():
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+    out = theory_on(run, d)
+    cache.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **out)
+    return out
+
+
+def compute(paths, tol: dict, progress: bool = True, cache: Path | None = None):
+    """(runs, theories at d, theories at infinity, checks, rows); ``cache``: a folder memoising the solves."""
     from ..core.cli import progress_bar
 
     runs: dict[tuple[str, int, str], StoredRun] = {}
     for path in paths:
         for (d, s), r in load_runs(path).items():
             runs[(set_name(r.params), d, s)] = r
-    theories, theories_inf = {}, {}
+    source = theory_source_key() if cache is not None else ""
+    theories, theories_inf, limits = {}, {}, {}
     with progress_bar(2 * len(runs), "theory", show=progress, unit="solve") as bar:
         for key, r in runs.items():
             t0 = time.process_time()
-            theories[key] = theory_on(r, key[1])
+            theories[key] = _cached(cache, r, key[1], source)
             theories[key]["cpu_s"] = np.asarray(time.process_time() - t0)
             bar.update()
-            theories_inf[key] = theory_on(r, math.inf)
+            # one limit per (set, scheme, alpha grid): the runs at different d share it
+            lkey = (key[0], key[2], r.alpha.tobytes())
+            if lkey not in limits:
+                limits[lkey] = _cached(cache, r, math.inf, source)
+            theories_inf[key] = limits[lkey]
             bar.update()
     checks = check_runs(runs, theories, tol)
     return runs, theories, theories_inf, checks, end_rows(runs, theories, theories_inf, checks)
@@ -203,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the end-state tables as markdown (docs/multinorm.md quotes it; --overwrite applies)")
     parser.add_argument("--markdown-union", type=Path, default=None, metavar="MD",
                         help="write the union-accuracy table as markdown (the README quotes it; --overwrite applies)")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="memoise each theory solve in DIR (keyed by the parameters, d, the alpha grid and the "
+                             "SHA-256 of theory/**/*.py, so a changed theory is solved again) [none]")
     return parser
 
 
@@ -226,7 +263,8 @@ def main(argv=None) -> int:
                     check_output(getattr(args, flag), flag="--" + flag.replace("_", "-"), suffixes=(".md",),
                                  overwrite=args.overwrite)
         with one_line_errors(parser):
-            runs, theories, theories_inf, checks, rows = compute(args.mc, TOLERANCES, progress=not args.quiet)
+            runs, theories, theories_inf, checks, rows = compute(args.mc, TOLERANCES, progress=not args.quiet,
+                                                                 cache=args.cache)
         any_check = next(iter(checks.values()))
         text = markdown(rows, TOLERANCES, any_check.q, any_check.m)
         if not args.quiet:
