@@ -29,7 +29,7 @@ def _register_optional() -> None:
 
 #: the figures shown in README.md and docs/, copied as PNG into --docs by ``python -m figures readme``
 README_FIGURES = ("scenarios", "robustness", "phase", "phase_diagram", "protocol", "committee_talk",
-                  "committee_xor", "committee_plateau")
+                  "committee_xor", "committee_plateau", "multinorm", "multinorm_set2")
 
 
 @command
