@@ -137,10 +137,6 @@ def _supplement_plot(data: dict, params: dict):
             z = data[f"{key}/{q}"].T  # rows: eps
             if q == "region":
                 im = ax.pcolormesh(x, e, z, cmap=rcolors, norm=rnorm, shading="nearest")
-                if r == 0:
-                    handles = [plt.Rectangle((0, 0), 1, 1, color=rcolors(rnorm(k))) for k in (0, 1, 2, 3, -1)]
-                    ax.legend(handles, [REGION_NAMES[k] for k in (0, 1, 2, 3)] + ["no data"], fontsize=6,
-                              loc="upper right")
             elif q in ("dE", "dS"):
                 lim = float(np.nanmax(np.abs(z))) or 1.0
                 im = ax.pcolormesh(x, e, z, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), shading="nearest")
@@ -161,6 +157,12 @@ def _supplement_plot(data: dict, params: dict):
                 ax.set_ylabel(f"{KIND_LABEL[kind]}\ntraining eps", fontsize=7)
             ax.set_xlabel(axis, fontsize=7)
             ax.tick_params(labelsize=6)
+    # the legend of the region column (and of the hatching) below the panels, outside the data
+    handles = [plt.Rectangle((0, 0), 1, 1, color=rcolors(rnorm(k))) for k in (0, 1, 2, 3, -1)]
+    handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="k", hatch="///"))
+    labels = [REGION_NAMES[k] for k in (0, 1, 2, 3)] + ["no data", "marginal fixed point (last column)"]
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8, frameon=False,
+               title="region (fifth column)", title_fontsize=8)
     fig.suptitle("Supplement: adversarial vs standard training after alpha_F = "
                  f"{params['alpha_F']:g} (ODE); rows: (rho, eps) at prior 0.7 and (prior, eps) at rho 2; "
                  "hatched: marginal fixed point (collapse to a constant classifier)", fontsize=9)
