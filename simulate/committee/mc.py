@@ -27,7 +27,8 @@ from theory.params import ParameterError
 
 from ..core.grid import check_eps_test
 from ..core import resources
-from ..core.run import Engine, Execution, alpha_steps, drive, execution_from, replica_stats, run_signature
+from ..core.run import (Engine, Execution, ReplicaResult, alpha_steps, drive, execution_from, replica_stats,  # noqa: F401
+                        run_signature)
 from ..core.cli import command
 
 __all__ = ["CommitteeMCResult", "run_committee_mc", "initial_weights", "table_cases", "large_rate_case"]
@@ -59,7 +60,7 @@ def initial_weights(params: CommitteeParams, N: int, seq: np.random.SeedSequence
 
 
 @dataclass(frozen=True)
-class CommitteeMCResult:
+class CommitteeMCResult(ReplicaResult):
     """Replica values of every recorded quantity, each (len(alpha), replicas); ``mean``, ``se``, ``std``."""
 
     params: CommitteeParams
@@ -77,26 +78,6 @@ class CommitteeMCResult:
     def quantities(self) -> tuple[str, ...]:
         return tuple(self.data)
 
-    def values(self, q: str) -> np.ndarray:
-        return self.data[q]
-
-    def mean(self, q: str) -> np.ndarray:
-        return replica_stats(self.data[q])["mean"]
-
-    def std(self, q: str) -> np.ndarray:
-        return replica_stats(self.data[q])["std"]
-
-    def se(self, q: str) -> np.ndarray:
-        return replica_stats(self.data[q])["se"]
-
-    def __getitem__(self, q: str) -> dict[str, np.ndarray]:
-        return {"mean": self.mean(q), "se": self.se(q), "std": self.std(q), "values": self.values(q)}
-
-    def index(self, alpha: float) -> int:
-        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=0, atol=0.5 / self.N))
-        if idx.size == 0:
-            raise KeyError(f"alpha = {alpha} is not on the output grid")
-        return int(idx[0])
 
     def to_dict(self, replicas: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"alpha": self.alpha, "steps": self.steps, "N": self.N, "replicas": self.replicas,

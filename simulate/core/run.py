@@ -28,6 +28,7 @@ from .grid import check_alphas
 from .provenance import ChecksumError, checked_write, verify_checksum
 
 __all__ = ["Engine", "Execution", "Unfinished", "drive", "execution_from", "alpha_steps", "replica_stats",
+           "ReplicaResult",
            "check_int", "run_signature", "numba_threads_max", "REPLICAS_MAX", "SEED_MAX", "STEPS_MAX", "MEMORY_MAX",
            "SECONDS_MAX"]
 
@@ -46,6 +47,34 @@ def replica_stats(values) -> dict[str, np.ndarray]:
     M = v.shape[1]
     std = v.std(axis=1, ddof=1) if M > 1 else np.full(v.shape[0], np.nan)
     return {"mean": v.mean(axis=1), "std": std, "se": std / math.sqrt(M)}
+
+
+class ReplicaResult:
+    """The statistics of a Monte Carlo result over its replicas, shared by every family's result class: a result
+    holds ``data`` {quantity: (len(alpha), replicas)} (or overrides :meth:`values`), ``alpha`` and ``N``; this
+    gives ``mean``, ``std``, ``se`` (:func:`replica_stats`), ``result[q]`` (all of them and the values) and
+    :meth:`index` (the row of an alpha of the output grid, steps/N)."""
+
+    def values(self, q: str) -> np.ndarray:
+        return self.data[q]
+
+    def mean(self, q: str) -> np.ndarray:
+        return replica_stats(self.values(q))["mean"]
+
+    def std(self, q: str) -> np.ndarray:
+        return replica_stats(self.values(q))["std"]
+
+    def se(self, q: str) -> np.ndarray:
+        return replica_stats(self.values(q))["se"]
+
+    def __getitem__(self, q: str) -> dict[str, np.ndarray]:
+        return {"mean": self.mean(q), "se": self.se(q), "std": self.std(q), "values": self.values(q)}
+
+    def index(self, alpha: float) -> int:
+        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=0, atol=0.5 / self.N))
+        if idx.size == 0:
+            raise KeyError(f"alpha = {alpha} is not on the output grid")
+        return int(idx[0])
 
 
 def check_int(name, value, lo, hi=None, why: str = ""):

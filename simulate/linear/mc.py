@@ -54,8 +54,9 @@ from ..core.cli import (UNFINISHED, ArgumentParser, add_output_arguments, add_pa
 from ..core.grid import check_eps_test, default_alphas
 from ..core import resources
 from ..core.provenance import check_output, output_lock, provenance, remove_checked, write_result
-from ..core.run import (MEMORY_MAX, REPLICAS_MAX, SECONDS_MAX, SEED_MAX, STEPS_MAX, Engine, Execution, Unfinished,
-                        alpha_steps, check_int, drive, execution_from, replica_stats, run_signature)
+from ..core.run import (MEMORY_MAX, REPLICAS_MAX, SECONDS_MAX, SEED_MAX, STEPS_MAX, Engine, Execution,  # noqa: F401
+                        ReplicaResult, Unfinished, alpha_steps, check_int, drive, execution_from, replica_stats,
+                        run_signature)
 from ..core.cli import command
 from .engines import (LOSS_CODES, QUANTITIES, RENORM_EVERY, FullEngine, ReducedEngine, SamplerEngine,  # noqa: F401
                       eps_chunk, initial_w)
@@ -73,7 +74,7 @@ Sampler = Callable[[np.random.Generator, np.ndarray], np.ndarray]
 # Result
 # ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class MCResult:
+class MCResult(ReplicaResult):
     """Replica values of R, b, E, S, each of shape (len(alpha), replicas).
 
     ``result["R"]`` is a dict with the replica ``mean``, the standard error ``se`` = std/sqrt(replicas)
@@ -99,23 +100,8 @@ class MCResult:
             raise KeyError(f"quantity must be one of {QUANTITIES}, got {q!r}")
         return getattr(self, q)
 
-    def mean(self, q: str) -> np.ndarray:
-        return replica_stats(self.values(q))["mean"]
-
-    def std(self, q: str) -> np.ndarray:
-        return replica_stats(self.values(q))["std"]
-
-    def se(self, q: str) -> np.ndarray:
-        return replica_stats(self.values(q))["se"]
-
-    def __getitem__(self, q: str) -> dict[str, np.ndarray]:
-        return {"mean": self.mean(q), "se": self.se(q), "std": self.std(q), "values": self.values(q)}
-
     def at(self, alpha: float) -> dict[str, float]:
-        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=0, atol=0.5 / self.N))
-        if idx.size == 0:
-            raise KeyError(f"alpha = {alpha} is not on the output grid")
-        i = int(idx[0])
+        i = self.index(alpha)
         out = {"alpha": float(self.alpha[i])}
         for q in QUANTITIES:
             out[q] = float(self.mean(q)[i])

@@ -30,8 +30,8 @@ import numpy as np
 from theory.multinorm import MultinormParams, ParameterError, check_d, errors, state_from_weights
 from theory.multinorm.errors import ERROR_KEYS
 
-from ..core.run import (MEMORY_MAX, REPLICAS_MAX, SEED_MAX, STEPS_MAX, Engine, Execution, alpha_steps, check_int,
-                        drive, execution_from, replica_stats, run_signature)
+from ..core.run import (MEMORY_MAX, REPLICAS_MAX, SEED_MAX, STEPS_MAX, Engine, Execution, ReplicaResult,  # noqa: F401
+                        alpha_steps, check_int, drive, execution_from, replica_stats, run_signature)
 
 __all__ = ["QUANTITIES", "ORDER_PARAMETERS", "MultinormMCResult", "run_multinorm_mc", "initial_weights",
            "validate_multinorm_run", "RENORM_EVERY"]
@@ -60,7 +60,7 @@ def initial_weights(params: MultinormParams, d: int, seq: np.random.SeedSequence
 
 
 @dataclass(frozen=True)
-class MultinormMCResult:
+class MultinormMCResult(ReplicaResult):
     """Replica values of every recorded quantity, ``data[q]`` of shape (len(alpha), replicas);
     ``mean(q)``, ``se(q)``, ``std(q)`` over replicas; ``u_hist`` (len(alpha), bins) the pooled density of
     the u_i on ``u_bins`` when asked for."""
@@ -80,20 +80,6 @@ class MultinormMCResult:
     def N(self) -> int:
         return self.d + 1
 
-    def mean(self, q: str) -> np.ndarray:
-        return replica_stats(self.data[q])["mean"]
-
-    def se(self, q: str) -> np.ndarray:
-        return replica_stats(self.data[q])["se"]
-
-    def std(self, q: str) -> np.ndarray:
-        return replica_stats(self.data[q])["std"]
-
-    def index(self, alpha: float) -> int:
-        idx = np.flatnonzero(np.isclose(self.alpha, alpha, rtol=0, atol=0.5 / self.N))
-        if idx.size == 0:
-            raise KeyError(f"alpha = {alpha} is not on the output grid")
-        return int(idx[0])
 
     def summary(self) -> dict[str, Any]:
         """The command's JSON body: alphas and, per quantity, the replica mean and its standard error."""
