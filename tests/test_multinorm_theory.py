@@ -83,8 +83,8 @@ def test_fv_and_particles_agree(scheme, alphas):
     kw = dict(snapshots=False, rtol=1e-10, atol=1e-12)
     fv = solve(p, al, math.inf, "fv", n=1600, **kw)
     if scheme == "max":
-        # 'max' keeps its dense Jacobian: 1600 cells and their Richardson extrapolation with 800 (second order)
-        # instead of more cells (1600 alone: 1.2e-4 on the union at alpha = 12)
+        # 'max': 1600 cells and their Richardson extrapolation with 800 (second order) instead of more cells
+        # (1600 alone: 1.2e-4 on the union at alpha = 12)
         coarse = solve(p, al, math.inf, "fv", n=800, **kw)
         fv = {k: fv[k] + (fv[k] - coarse[k]) / 3.0 for k in ("w0", "b", "ubar", "L1", "E", "S_inf", "S_1", "union")}
     par = solve(p, al, math.inf, "particles", n=800, **kw)
