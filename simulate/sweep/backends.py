@@ -70,8 +70,10 @@ def _dask(engine, tasks, options, workers=2, scheduler=None, client=None, **_) -
         if scheduler is not None:
             client = Client(scheduler, timeout="20s")
         else:
+            # Workers log at CRITICAL only: a worker that loses its scheduler while the sweep is being stopped
+            # logs an ERROR with a traceback, and a stopped command ends with one line.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=40)
+                                   silence_logs=50)
             own.append(cluster)
             client = Client(cluster)
         own.insert(0, client)
