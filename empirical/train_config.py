@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from simulate.core.cli import add_param_arguments
+from theory.core.params import ranged_field
 
 from .cli import INTEGER_FLAGS, RANGES, eps_type
 
@@ -60,13 +61,7 @@ def _shared(name: str, help: str, *, default=None, lo=None, why: str = "", shown
                    kind=int if name in INTEGER_FLAGS else float, shown=shown)
 
 
-def _number(default, lo, hi, ends: str, why: str, help: str, *, kind: type = float, shown=None):
-    """A numeric field: its metadata holds the valid interval in the one range format (lo, hi, open ends,
-    reason), the kind (int or float), the flag's help and the default's text (``shown``)."""
-    meta = {"range": (lo, hi, ends, why), "kind": kind, "help": help}
-    if shown is not None:
-        meta["shown"] = shown
-    return field(default=default, metadata=meta)
+_number = ranged_field  # a numeric field with its range, kind, help and default's text (theory.core.params)
 
 
 def _other(default=None, *, help: str, shown=None, factory=None):

@@ -3,7 +3,8 @@ conveniences (``replace``, ``as_dict``, ``key``, ``field_names``).
 
 Each family's parameters are a frozen, keyword-only dataclass that validates itself and inherits
 :class:`FrozenParams`; its fields may carry ``metadata`` (``help``, ``range`` = (lo, hi, ends, reason),
-``choices``) from which :func:`simulate.core.cli.add_param_arguments` builds the command-line flags.
+``choices``, ``kind``, ``shown``) from which :func:`simulate.core.cli.add_param_arguments` builds the command-line
+flags; :func:`ranged_field` and :func:`choice_field` write that metadata.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 import math
 from typing import Any, ClassVar
 
-__all__ = ["ParameterError", "stable_key", "check_range", "check_finite", "FrozenParams"]
+__all__ = ["ParameterError", "stable_key", "check_range", "check_finite", "FrozenParams", "ranged_field",
+           "choice_field"]
 
 
 def stable_key(obj: Any, digits: int = 16) -> str:
@@ -50,6 +52,22 @@ def check_finite(name: str, value: Any) -> float:
     if not math.isfinite(x):
         raise ParameterError(f"{name} must be finite, got {value!r}")
     return x
+
+
+def ranged_field(default: Any, lo: float, hi: float, ends: str, why: str, help: str, *, kind: type = float,
+                 shown: Any = None):
+    """A numeric dataclass field whose metadata carries its valid interval in the one range format of the project,
+    ``range`` = (lo, hi, which ends are open, the reason for the bounds), its ``kind`` (int or float), the flag's
+    ``help`` and, when the default needs words (None: a preset), ``shown``."""
+    meta: dict[str, Any] = {"range": (lo, hi, ends, why), "kind": kind, "help": help}
+    if shown is not None:
+        meta["shown"] = shown
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def choice_field(default: Any, choices: tuple, help: str):
+    """A dataclass field that takes one of ``choices``; its metadata carries them and the flag's ``help``."""
+    return dataclasses.field(default=default, metadata={"choices": choices, "help": help})
 
 
 class FrozenParams:

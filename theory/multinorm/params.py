@@ -41,10 +41,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
-from ..core.params import FrozenParams
+from ..core.params import FrozenParams, choice_field, ranged_field
 from ..params import LOSSES, ParameterError, check_range, stable_key  # noqa: F401
 
 __all__ = ["MultinormParams", "SCHEMES", "LOSSES", "ParameterError", "check_d"]
@@ -56,13 +56,7 @@ SCHEMES = ("std", "adv_inf", "adv_1", "adv_2", "avg", "max", "sat")
 D_MAX = 10**8
 
 
-def _real(default: float, lo: float, hi: float, ends: str, why: str, help: str):
-    """A real field whose metadata carries its valid interval, the reason for it and the flag's help."""
-    return field(default=default, metadata={"range": (lo, hi, ends, why), "help": help})
-
-
-def _choice(default: str, choices: tuple[str, ...], help: str):
-    return field(default=default, metadata={"choices": choices, "help": help})
+_real, _choice = ranged_field, choice_field  # fields with their range / choices and help (theory.core.params)
 
 
 @dataclass(frozen=True, kw_only=True)
