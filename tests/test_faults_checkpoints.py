@@ -51,7 +51,7 @@ def test_checked_write_records_and_verifies(tmp_path):
 def test_a_kill_between_the_renames_leaves_a_pair_that_verifies(tmp_path, monkeypatch):
     """The record is renamed into place before the data: a kill there leaves the previous data under the new
     record, which still accepts it (``previous``); the previous checkpoint is sound and is resumed."""
-    import simulate.core.provenance as prov
+    import simulate.core.outputs as prov
 
     f = tmp_path / "state.bin"
     with checked_write(f) as fh:

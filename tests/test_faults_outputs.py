@@ -43,7 +43,7 @@ CASES = {
 # figures that `python -m figures` regenerates in place; each still takes the lock
 NO_OVERWRITE_CHECK = {"empirical.train": "a run folder is resumed by the same command",
                       "figures.__main__": "regenerates the README's images in place"}
-HELPERS = {"simulate/core/cli.py", "simulate/core/provenance.py", "empirical/cli.py"}
+HELPERS = {"simulate/core/cli.py", "simulate/core/provenance.py", "simulate/core/outputs.py", "empirical/cli.py"}
 
 
 def _argv(name: str, tmp: Path) -> tuple[list[str], Path]:
