@@ -216,6 +216,8 @@ def merge(args) -> int:
         d = json.loads(Path(p).read_text())
         files[p] = {k: v for k, v in d.items() if k != "threats"}
         for name, rec in d["threats"].items():
+            if args.threats and name not in args.threats.split(","):
+                continue
             if rec.get("partial"):
                 if not args.include_partial:
                     print(f"{p}: {name} is partial ({rec['n_done']} of {d['n']} images): left out")
@@ -247,6 +249,8 @@ def merge(args) -> int:
             cpu = sum(c["cpu_seconds"] for c in recs) / len(recs)
             table[r][n] = {"accuracy_mean": m, "accuracy_per_seed": {str(c["seed"]): c["accuracy"] for c in recs},
                            "spread": max(accs) - min(accs), "standard_error": se, "n": nn,
+                           "first_image": recs[0]["offset"],
+                           **({"pooled_from": recs[0]["pooled_from"]} if "pooled_from" in recs[0] else {}),
                            "clean_on_these_images": recs[0]["clean_on_these_images"], "cpu_seconds_mean": cpu,
                            "cpu_seconds_per_seed": {str(c["seed"]): c["cpu_seconds"] for c in recs},
                            "attack": recs[0]["attack"], "all_points_in_set": all(c["all_points_in_set"] for c in recs),
@@ -311,6 +315,7 @@ def main(argv=None) -> int:
     m = sub.add_parser("merge")
     m.add_argument("files", nargs="+")
     m.add_argument("--note", default="")
+    m.add_argument("--threats", default=None, help="only these threats (comma-separated) [default: all]")
     m.add_argument("--include-partial", action="store_true",
                    help="read a run stopped early as a run over the images it finished")
     m.add_argument("--out", type=Path, required=True)
