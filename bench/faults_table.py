@@ -13,7 +13,6 @@ small data sets come from ``tests/data`` of this checkout, MNIST from ``$ADVTRAI
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -28,6 +27,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# the parser only (one-line errors, whole flag names); the findings run in subprocesses on --checkout's code
+from simulate.core.cli import ArgumentParser  # noqa: E402
+
 FIXTURE = ROOT / "tests" / "data"
 
 #: run in the child before the command's module: the injected fault (FAULT, FAULT_PATH) and the module itself
@@ -307,8 +311,7 @@ def markdown(before: dict, after: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python bench/faults_table.py", description=__doc__.split("\n\n")[0],
-                                allow_abbrev=False)
+    p = ArgumentParser(prog="python bench/faults_table.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkout", type=Path, default=ROOT, help="the code to run (its PYTHONPATH) [this checkout]")
     p.add_argument("--label", default="after", help="name of the column [after]")
     p.add_argument("--only", default=None, help="comma-separated finding numbers, e.g. 1,3,6")

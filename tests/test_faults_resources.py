@@ -37,8 +37,10 @@ def _refused(main, argv, capsys):
     ("simulate.sweep.driver", ["--grid", "rho=0.25:4:10000000000", "--quiet"], "TiB"),
     ("simulate.committee.mc", ["--N", "1000000", "--replicas", "4096", "--quiet"], "GiB"),
     ("simulate.committee.ode", ["--preset", "xor", "--K", "8", "--rule", "gh:4096", "--quiet"], "TiB"),
+    ("simulate.linear.protocol", ["--prior", "0.7", "--rho", "2", "--mc-N", "100000000", "--mc-replicas", "100000",
+                                  "--quiet"], "days"),
     ("simulate.multinorm.command", ["--engine", "mc", "--d", "1000000", "--replicas", "256", "--alpha-max", "1000",
-                                    "--quiet"], "years"),
+                                    "--quiet"], "days"),
 ])
 def test_a_run_too_large_is_refused_at_once_without_allocating(command, argv, says, capsys):
     import importlib

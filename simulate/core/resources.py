@@ -17,7 +17,8 @@ What is estimated, and how honestly:
   one vectorised ODE solve) at a cost per update a few times below the fastest measured on this machine
   (``bench/mc.py``, ``bench/costs.py``); spread over the threads the run may use.  A run refused on time would
   take at least that long; one that passes may still take longer.  Commands whose cost has no such floor
-  (simulate.protocol's optimiser, the training loop) are estimated in memory only.
+  (simulate.protocol's optimiser, the training loop) are not bounded in time; simulate.protocol's Monte Carlo
+  check is (:func:`protocol_mc`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from theory.params import ParameterError
 from .run import SECONDS_MAX
 
 __all__ = ["Estimate", "ResourceError", "available_memory", "check", "add_force_argument", "fmt_bytes",
-           "fmt_seconds", "mc_linear", "mc_committee", "multinorm_mc", "sweep_points", "sweep", "sweep_estimate",
+           "fmt_seconds", "mc_linear", "mc_committee", "multinorm_mc", "protocol_mc", "sweep_points", "sweep", "sweep_estimate",
            "rule_nodes", "committee_rule", "TIME_MAX", "ODE_TIME_LIMIT", "OutOfTime", "wall_clock", "NS_PER_UPDATE",
            "NS_PER_REDUCED_STEP", "SWEEP_ODE_S_PER_POINT"]
 
@@ -224,6 +225,19 @@ def mc_committee(N: int, replicas: int, n_test: int, cases: list[tuple[int, floa
                     updates * NS_PER_UPDATE * 1e-9 / t,
                     f"alpha N K N replicas weight updates at >= {NS_PER_UPDATE:g} ns, {t} thread(s)",
                     "--N or --replicas")
+
+
+def protocol_mc(N: int, replicas: int, alpha_F: float, segments: int, schedules: int = 3) -> Estimate:
+    """simulate.protocol's Monte Carlo check: ``schedules`` runs of the reduced engine (``replicas`` x alpha_F N
+    steps each, a few order parameters per replica, values at the ``segments`` + 1 piece edges). The optimiser
+    itself has no such floor (its number of ODE solves depends on the convergence), so only the check's time is
+    bounded."""
+    memory = ASSEMBLY_FACTOR * (replicas * 64 + 4 * 8 * replicas * (segments + 2)) + 8 * 3 * (segments + 1)
+    steps = schedules * alpha_F * N * replicas
+    return Estimate(f"--mc-N x --mc-replicas = {N} x {replicas} ({schedules} schedules, alpha_F {alpha_F:g})",
+                    memory, steps * NS_PER_REDUCED_STEP * 1e-9,
+                    f"{schedules} alpha_F N replicas steps at >= {NS_PER_REDUCED_STEP:g} ns, one thread",
+                    "--mc-N, --mc-replicas or --alpha-F, or pass --no-mc")
 
 
 def multinorm_mc(d: int, replicas: int, alpha_max: float, n_records: int, n_quantities: int,

@@ -44,7 +44,8 @@ from theory.params import ParameterError, Params
 
 from ..core.cli import ArgumentParser, add_param_arguments, params_from_args, real
 from ..core.provenance import provenance, write_json
-from ..core.cli import claim_output, command
+from ..core import resources
+from ..core.cli import claim_output, command, one_line_errors
 
 __all__ = ["Problem", "evaluate", "optimise", "best_constant", "pontryagin", "classify", "mc_objective", "main"]
 
@@ -334,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--mc-replicas", type=int, default=128, help="replicas [128]")
     m.add_argument("--mc-seed", type=int, default=0, help="root seed (the same for every schedule) [0]")
     m.add_argument("--no-mc", action="store_true", help="skip the Monte Carlo")
+    resources.add_force_argument(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="PATH.json", help="write the result (JSON)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -409,6 +411,10 @@ def main(argv=None) -> int:
                        eps_test=args.eps_test, lam=args.lam, run_weight=args.run_weight)
     except ParameterError as err:
         parser.error(str(err).replace("alpha_F", "--alpha-F").replace("eps_max", "--eps-max"))
+    if not args.no_mc:  # before anything is allocated or optimised
+        with one_line_errors(parser):
+            resources.check(resources.protocol_mc(args.mc_N, args.mc_replicas, prob.alpha_F, prob.segments),
+                            force=args.force)
     log = (lambda s: None) if args.quiet else print
     mc = None if args.no_mc else {"N": args.mc_N, "replicas": args.mc_replicas, "seed": args.mc_seed}
     out = solve(prob, mc, log, progress=not args.quiet)
