@@ -297,7 +297,7 @@ def add_committee_arguments(parser: argparse.ArgumentParser) -> None:
     the shared fields carry the linear model's ranges (CommitteeParams validates them with its rules)."""
     shared = [k for k in RANGES if k in COMMITTEE_FIELD_HELP and k not in _ARRAYS]  # rho, prior, v1, v2, eta_*, eps
     ranges = {**{k: RANGES[k] for k in shared}, **COMMITTEE_RANGES,
-              **{k: (1, hi, "[]", why) for k, (hi, why) in COMMITTEE_INT_RANGES.items()}}
+              **COMMITTEE_INT_RANGES}
     types = {"K": (int, "N"), "pgd_steps": (int, "N"), **{name: (parse_array, "ARRAY") for name in _ARRAYS}}
     add_param_arguments(parser, params_cls=CommitteeParams, helps=COMMITTEE_FIELD_HELP, ranges=ranges, types=types,
                         title="theory.committee.CommitteeParams")

@@ -23,11 +23,12 @@ __all__ = ["CommitteeParams", "Mixture", "State", "PRESETS", "COMMITTEE_FIELD_HE
 PRESETS = ("talk", "xor")
 _SHARED = ("rho", "prior", "v1", "v2", "eta_w", "eta_b", "eps")  # validated by theory.params.Params
 
-#: Valid ranges of the committee's own fields (the shared ones are theory.params.RANGES'), with the reasons.
+#: Valid ranges of the committee's own fields (the shared ones are theory.params.RANGES'), in the one range
+#: format (lo, hi, closed/open ends, reason); the integer fields take whole numbers only.
 COMMITTEE_INT_RANGES = {
-    "K": (8, "the drift's Gaussian averages are K-dimensional; their accuracy is measured up to K = 4 and the "
+    "K": (1, 8, "[]", "the drift's Gaussian averages are K-dimensional; their accuracy is measured up to K = 4 and the "
              "cost grows like K^2 per node beyond"),
-    "pgd_steps": (1000, "each PGD step is a pass over the quadrature nodes"),
+    "pgd_steps": (1, 1000, "[]", "each PGD step is a pass over the quadrature nodes"),
 }
 COMMITTEE_RANGES = {
     "eta_v": (0.0, 10.0, "[]", "0 fixes the second layer; beyond 10 the ODE is stiff, as for eta_b"),
@@ -122,13 +123,13 @@ class CommitteeParams(FrozenParams):
             raise ParameterError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         for name in ("K", "pgd_steps"):
             value = getattr(self, name)
-            hi, why = COMMITTEE_INT_RANGES[name]
+            lo, hi, _, why = COMMITTEE_INT_RANGES[name]
             try:
-                ok = not isinstance(value, (bool, np.bool_)) and float(value).is_integer() and 1 <= value <= hi
+                ok = not isinstance(value, (bool, np.bool_)) and float(value).is_integer() and lo <= value <= hi
             except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:
-                raise ParameterError(f"{name} must be an integer in [1, {hi}] ({why}), got {value!r}")
+                raise ParameterError(f"{name} must be an integer in [{lo}, {hi}] ({why}), got {value!r}")
             object.__setattr__(self, name, int(value))
         for name, (lo, hi, ends, why) in COMMITTEE_RANGES.items():
             object.__setattr__(self, name, check_range(name, getattr(self, name), lo, hi, ends, why))
