@@ -39,8 +39,12 @@ def _refused(main, argv, capsys):
     ("simulate.committee.ode", ["--preset", "xor", "--K", "8", "--rule", "gh:4096", "--quiet"], "TiB"),
     ("simulate.linear.protocol", ["--prior", "0.7", "--rho", "2", "--mc-N", "100000000", "--mc-replicas", "100000",
                                   "--quiet"], "days"),
+    ("simulate.linear.protocol", ["--prior", "0.7", "--rho", "2", "--segments", "10000000000", "--no-mc", "--quiet"],
+     "TiB"),
     ("simulate.multinorm.command", ["--engine", "mc", "--d", "1000000", "--replicas", "256", "--alpha-max", "1000",
                                     "--quiet"], "days"),
+    ("simulate.linear.protocol", ["--prior", "0.7", "--rho", "2", "--segments", "10000000000", "--no-mc", "--quiet"],
+     "TiB"),
 ])
 def test_a_run_too_large_is_refused_at_once_without_allocating(command, argv, says, capsys):
     import importlib

@@ -17,8 +17,8 @@ What is estimated, and how honestly:
   one vectorised ODE solve) at a cost per update a few times below the fastest measured on this machine
   (``bench/mc.py``, ``bench/costs.py``); spread over the threads the run may use.  A run refused on time would
   take at least that long; one that passes may still take longer.  Commands whose cost has no such floor
-  (simulate.protocol's optimiser, the training loop) are not bounded in time; simulate.protocol's Monte Carlo
-  check is (:func:`protocol_mc`).
+  (the training loop) are not estimated; simulate.protocol's optimiser has a floor of one ODE solve per piece
+  per start (:func:`protocol`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from theory.params import ParameterError
 from .run import SECONDS_MAX
 
 __all__ = ["Estimate", "ResourceError", "available_memory", "check", "add_force_argument", "fmt_bytes",
-           "fmt_seconds", "mc_linear", "mc_committee", "multinorm_mc", "protocol_mc", "sweep_points", "sweep", "sweep_estimate",
+           "fmt_seconds", "mc_linear", "mc_committee", "multinorm_mc", "protocol", "sweep_points", "sweep", "sweep_estimate",
            "rule_nodes", "committee_rule", "TIME_MAX", "ODE_TIME_LIMIT", "OutOfTime", "wall_clock", "NS_PER_UPDATE",
            "NS_PER_REDUCED_STEP", "SWEEP_ODE_S_PER_POINT"]
 
@@ -227,17 +227,33 @@ def mc_committee(N: int, replicas: int, n_test: int, cases: list[tuple[int, floa
                     "--N or --replicas")
 
 
-def protocol_mc(N: int, replicas: int, alpha_F: float, segments: int, schedules: int = 3) -> Estimate:
-    """simulate.protocol's Monte Carlo check: ``schedules`` runs of the reduced engine (``replicas`` x alpha_F N
-    steps each, a few order parameters per replica, values at the ``segments`` + 1 piece edges). The optimiser
-    itself has no such floor (its number of ODE solves depends on the convergence), so only the check's time is
-    bounded."""
-    memory = ASSEMBLY_FACTOR * (replicas * 64 + 4 * 8 * replicas * (segments + 2)) + 8 * 3 * (segments + 1)
-    steps = schedules * alpha_F * N * replicas
-    return Estimate(f"--mc-N x --mc-replicas = {N} x {replicas} ({schedules} schedules, alpha_F {alpha_F:g})",
-                    memory, steps * NS_PER_REDUCED_STEP * 1e-9,
-                    f"{schedules} alpha_F N replicas steps at >= {NS_PER_REDUCED_STEP:g} ns, one thread",
-                    "--mc-N, --mc-replicas or --alpha-F, or pass --no-mc")
+#: lower bound of the seconds per schedule piece of one objective evaluation of simulate.protocol: one
+#: solve_ivp call (its set-up alone is about 100 microseconds here), so 2e-5 leaves a margin of about 5
+S_PER_PROTOCOL_PIECE = 2e-5
+#: bytes per schedule piece that simulate.protocol holds: the L-BFGS-B workspace (about 25 doubles per
+#: variable at its memory of 10), the bounds list and the per-piece flow and sensitivity matrices
+BYTES_PER_PROTOCOL_PIECE = 500
+
+
+def protocol(segments: int, starts: int = 3, mc: tuple[int, int] | None = None, alpha_F: float = 50.0,
+             schedules: int = 3) -> Estimate:
+    """simulate.protocol: the optimiser over ``segments`` pieces (its memory, and the floor of one objective
+    evaluation per start: one ODE solve per piece) and, with ``mc`` = (N, replicas), the Monte Carlo check
+    of ``schedules`` schedules by the reduced engine (``replicas`` x alpha_F N steps each). The optimiser's
+    number of evaluations depends on its convergence, so the time is a lower bound only."""
+    memory = BYTES_PER_PROTOCOL_PIECE * segments
+    seconds = starts * segments * S_PER_PROTOCOL_PIECE
+    what = f"--segments {segments}"
+    basis = f"{starts} starts x one ODE solve per piece at >= {S_PER_PROTOCOL_PIECE:g} s"
+    lower = "--segments"
+    if mc is not None:
+        N, replicas = mc
+        memory += ASSEMBLY_FACTOR * (replicas * 64 + 4 * 8 * replicas * (segments + 2))
+        seconds += schedules * alpha_F * N * replicas * NS_PER_REDUCED_STEP * 1e-9
+        what += f", --mc-N x --mc-replicas = {N} x {replicas} ({schedules} schedules, alpha_F {alpha_F:g})"
+        basis += f", and {schedules} alpha_F N replicas steps at >= {NS_PER_REDUCED_STEP:g} ns, one thread"
+        lower = "--segments, --mc-N, --mc-replicas or --alpha-F (or pass --no-mc)"
+    return Estimate(what, memory, seconds, basis, lower)
 
 
 def multinorm_mc(d: int, replicas: int, alpha_max: float, n_records: int, n_quantities: int,

@@ -411,10 +411,9 @@ def main(argv=None) -> int:
                        eps_test=args.eps_test, lam=args.lam, run_weight=args.run_weight)
     except ParameterError as err:
         parser.error(str(err).replace("alpha_F", "--alpha-F").replace("eps_max", "--eps-max"))
-    if not args.no_mc:  # before anything is allocated or optimised
-        with one_line_errors(parser):
-            resources.check(resources.protocol_mc(args.mc_N, args.mc_replicas, prob.alpha_F, prob.segments),
-                            force=args.force)
+    with one_line_errors(parser):  # before anything is allocated or optimised
+        resources.check(resources.protocol(prob.segments, mc=None if args.no_mc else (args.mc_N, args.mc_replicas),
+                                           alpha_F=prob.alpha_F), force=args.force)
     log = (lambda s: None) if args.quiet else print
     mc = None if args.no_mc else {"N": args.mc_N, "replicas": args.mc_replicas, "seed": args.mc_seed}
     out = solve(prob, mc, log, progress=not args.quiet)
