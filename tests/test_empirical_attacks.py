@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 # the optimal perturbation inside the box: l_inf 0.1 (x +- 0.1), l_2 0.3 (|r_i| <= 0.3), l_1 0.3 (one pixel).
 EPS = {"linf": 0.1, "l2": 0.3, "l1": 0.3}
 DUAL = {"linf": 1.0, "l2": 2.0, "l1": math.inf}  # dual norm order q: 1/p + 1/q = 1
-REL_TOL = 0.01  # the criterion: the attack reaches the closed-form margin drop within 1%
+REL_TOL = 0.01  # the criterion: the attack reaches the closed-form margin drop within 1%
 
 
 def _margins(model, x, y):

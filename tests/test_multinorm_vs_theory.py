@@ -96,7 +96,7 @@ def test_no_diffusion_fails_the_same_check_small_d(small_runs):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The stored Monte Carlo (simulate.multinorm.endstates; 32 replicas, 8 for the set at d = 4000; alpha = 0,
+# The stored Monte Carlo (simulate.multinorm.endstates; 32 replicas, 8 for the default set at d = 4000; alpha = 0,
 # 1, ..., 50): two parameter sets at d = 1000 and 4000.  The default-run tests read them; the slow tests add the
 # theory.
 # ---------------------------------------------------------------------------------------------------

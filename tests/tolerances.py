@@ -85,7 +85,7 @@ COMMITTEE_BIAS = 0.5
 COMMITTEE_KERNEL_VS_NUMPY = 1e-12
 # family-wise level of the quadrature test (default rule vs a much finer one, Student-t, Sidak-corrected)
 COMMITTEE_QUAD_FAMILY_LEVEL = 1e-3
-# the default committee trajectory against a converged run (finer rule, rtol 1e-9): the issue's goal
+# the default committee trajectory against a converged run (finer rule, rtol 1e-9): the goal
 COMMITTEE_TRAJECTORY_VS_CONVERGED = 1e-4
 
 # An attack on a linear model against its closed-form optimum (the l_1 fractional knapsack, the l_inf / l_2
@@ -107,7 +107,7 @@ MULTINORM_STD_BIAS_C = 1.0
 
 # FAB-T against the closed-form minimal perturbation of a linear model (tests/test_attacks_fab_square.py).
 # FAB's overshoot eta = 1.05 and backward step beta = 0.9 approach the boundary from outside: on the linear
-# fixture every returned norm lies 0.52 % above the optimum (l_2 and l_inf, measured); the issue asks for 1 %.
+# fixture every returned norm lies 0.52 % above the optimum (l_2 and l_inf, measured); the bound is 1 %.
 FAB_RTOL = 0.01
 # l_1 (the box binds; optimum by linear programming): FAB's l_1 projections move one or two coordinates per step
 # and the iterate zigzags between box faces; measured at most 2.1 % above the optimum over 100 point-target pairs.
@@ -126,7 +126,7 @@ MULTINORM_REDUCTION = 1e-8
 # The two solvers of the d = inf Fokker-Planck equation (finite volumes with 1600 cells, quantile particles with
 # 800), every scheme (tests/test_multinorm_theory.py::test_fv_and_particles_agree): measured <= 5.5e-5 (adv_inf,
 # alpha <= 5), 2.0e-5 (sat), 2.8e-5 (avg), < 3e-6 (std, adv_1, adv_2), 6.4e-5 (max to alpha 12, finite volumes
-# Richardson-extrapolated from 800/1600 cells); the issue's 1e-4.
+# Richardson-extrapolated from 800/1600 cells); the bound is 1e-4.
 MULTINORM_SOLVERS = 1e-4
 # The frontier of theory.tradeoff_lp on its default grid (241 x 121 directions and thresholds): its concave
 # envelope is an upper bound up to the grid resolution, ~1e-3 in accuracy.
@@ -142,7 +142,7 @@ MULTINORM_FRONTIER_GRID = 5e-3
 #                   S_inf, within the noise there).  c = 2 (0.01 at d = 200, 0.0005 at d = 4000); the Gaussian
 #                   closure misses by 0.2 - 0.5 (|z| up to 30).  At d = 1000 and 4000 (both parameter sets, all 50
 #                   alphas, simulate.multinorm.tables): 26 of 28 runs within, worst ratio 0.9; adv_inf at d = 1000
-#                   (issue's set) misses by 1.12 x the tolerance at alpha = 8 (inside the collapse of L1) and
+#                   (default set) misses by 1.12 x the tolerance at alpha = 8 (inside the collapse of L1) and
 #                   'max' at d = 4000 (second set) by 1.46 x (its shifts end within the replicas' spread of each
 #                   other): failures of the theory reported, not tolerances to widen (docs/multinorm.md).
 #   solver          the theory solver's stated absolute error
@@ -158,6 +158,6 @@ MULTINORM_VS_THEORY = {
 # |X(d = 4000) - theory(inf)| / |X(d = 1000) - theory(inf)| for X the Monte Carlo and the theory at d, median over
 # schemes, alphas and (w0, L1, union) where the d = 1000 distance is resolved (tests/test_multinorm_vs_theory.py):
 # 1/2 if the finite-d terms are of order 1/sqrt(d), 1/4 for 1/d, 1 if nothing shrinks.  Measured on the stored runs
-# (theory at c2436d8): Monte Carlo 0.53 (issue's set, 600 points) and 0.47 (second set, 577); theory 0.51 and 0.49.
+# (theory at c2436d8): Monte Carlo 0.53 (default set, 600 points) and 0.47 (second set, 577); theory 0.51 and 0.49.
 # The interval excludes 1/4 and 1 with room for the median's scatter.
 MULTINORM_LIMIT_RATIO = (0.35, 0.7)

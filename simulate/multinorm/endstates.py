@@ -30,7 +30,7 @@ from .mc import run_multinorm_mc
 __all__ = ["run_schemes", "scheme_seed", "end_table", "main", "StoredRun", "load_runs", "SECOND_SET"]
 
 #: the family's second parameter set (docs/multinorm.md says why): e < 2a and eps1 < 2, so no classifier is bound
-#: to union accuracy 1/2 as at the issue's parameters (the defaults); a less reliable robust feature, a larger
+#: to union accuracy 1/2 as at the default parameters; a less reliable robust feature, a larger
 #: initial w0, larger learning rates and the cross-entropy loss
 SECOND_SET = MultinormParams(a=1.5, p0=0.8, e=2.0, eps1=1.0, eps2=0.5, eta_w=0.5, eta_b=0.3, w0=0.4,
                              loss="cross_entropy")

@@ -40,7 +40,7 @@ __all__ = ["DEFAULT_MC", "TOLERANCES", "theory_on", "check_runs", "end_rows", "m
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 #: the stored Monte Carlo runs (simulate.multinorm.endstates; a (set, d) may be split over files by scheme):
-#: the issue's parameter set and a second one, at d = 1000 and 4000
+#: the default parameter set and a second one, at d = 1000 and 4000
 DEFAULT_MC = "results/multinorm_mc*_d*.json"
 
 
