@@ -13,8 +13,10 @@
 Each scheme is a separate ``python -m empirical.train`` process (``--jobs`` at a time), so every run is
 resumable: rerunning the command skips finished runs and resumes interrupted ones from their checkpoints
 (runs live under ``--runs``).  Evaluation (``python -m empirical.train --evaluate-only``) uses the
-evaluation module's strongest attacks (APGD-CE then APGD-T, AutoAttack's standard pair per l_p norm) on
-the first ``--test-limit`` test images; union accuracy is the AND over the threats, per example.
+evaluation module's full suite (strength 'eval': APGD-CE, APGD-T, FAB-T, Square, AutoAttack's standard
+sequence per l_p norm, each attack on the points still robust) on the first ``--test-limit`` test images;
+union accuracy is the AND over the threats, per example.  Each row carries ``broken_by_attack``: per threat,
+how many examples each attack broke first (the per-example log is in the run's eval.json).
 
 Presets (``PRESETS``):
   full  the whole training set, the dataset's preset epochs and the training attacks' default steps
@@ -148,6 +150,10 @@ def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
     tr = json.loads((out / "result.json").read_text())
     return {"key": key, "scheme": scheme, "threats": threats, "clean": ev["clean"], "per_threat": ev["per_threat"],
             "union": ev["union"], "average": ev["average"], "n_test": ev["n_test"],
+            "eval_strength": ev.get("strength"),
+            # per threat, how many examples each attack of the suite broke first (evaluations before the
+            # attack log have none)
+            "broken_by_attack": ev.get("attack_log", {}).get("broken_by_attack"),
             # binomial standard error of the union accuracy over the n_test evaluated images
             "union_se": (ev["union"] * (1 - ev["union"]) / ev["n_test"]) ** 0.5,
             "train_seconds": tr["train_seconds"], "eval_seconds": ev.get("eval_seconds"),

@@ -39,7 +39,7 @@ def load_test_split(cfg: TrainConfig, data_dir):
 def evaluate_model(model, cfg: TrainConfig, data_dir, dev, *, quiet: bool = True, test_data=None) -> dict[str, Any]:
     """Clean, per-threat, union and average accuracy on the first ``cfg.test_limit`` test images
     (``test_data``: those images, already read)."""
-    from .evaluate import clean_correct, robustness_matrix, summarize
+    from .evaluate import attack_log, clean_correct, robustness_matrix_and_log, summarize
     from .utils import stream_generator
 
     names = default_eval_threats(cfg)
@@ -48,13 +48,16 @@ def evaluate_model(model, cfg: TrainConfig, data_dir, dev, *, quiet: bool = True
     clean = clean_correct(model, x, y, cfg.eval_batch_size, dev)
     threats = cfg.threat_objects(names)
     t0 = time.perf_counter()
-    matrix = robustness_matrix(model, x, y, threats, strength=cfg.eval_strength, batch_size=cfg.eval_batch_size,
-                               generator=stream_generator(cfg.seed, "evaluation"), device=dev, quiet=quiet)
+    matrix, first, attack_names = robustness_matrix_and_log(
+        model, x, y, threats, strength=cfg.eval_strength, batch_size=cfg.eval_batch_size,
+        generator=stream_generator(cfg.seed, "evaluation"), device=dev, quiet=quiet)
     summary = summarize(clean, matrix, list(names))
     summary.update({"n_test": int(x.shape[0]), "threats": list(names), "eval_seconds": time.perf_counter() - t0,
                     "strength": cfg.eval_strength,
                     "threat_budgets": {t.name: t.eps for t in threats},
-                    "clean_correct": clean.int().tolist(), "matrix": matrix.int().tolist()})
+                    "clean_correct": clean.int().tolist(), "matrix": matrix.int().tolist(),
+                    # which attack of the suite first broke each example, per threat (empirical.evaluate's log)
+                    "attack_log": attack_log(first, attack_names, list(names))})
     return summary
 
 

@@ -35,6 +35,9 @@ def test_time_limit_then_resume_writes_the_table(tmp_path, data_dir):
     for r in table["rows"]:
         assert r["n_test"] == 4
         assert r["union"] <= min(r["per_threat"].values()) <= max(r["per_threat"].values()) <= r["clean"]
+        # every clean-correct example that is not robust was broken first by exactly one attack of the suite
+        for t, acc in r["per_threat"].items():
+            assert sum(r["broken_by_attack"][t].values()) == round((r["clean"] - acc) * r["n_test"])
     assert table["train_seconds_total"] == pytest.approx(sum(r["train_seconds"] for r in table["rows"]))
     assert table["provenance"]["git_sha"]
 

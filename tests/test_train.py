@@ -227,6 +227,11 @@ def test_evaluate_only_writes_the_summary_and_matrix(tmp_path, data_dir):
     assert ev["union"] <= min(ev["per_threat"].values()) <= max(ev["per_threat"].values()) <= ev["clean"]
     union = sum(all(row) for row in ev["matrix"]) / 4
     assert ev["union"] == pytest.approx(union)
+    # the attack log agrees with the matrix: an example is robust under a threat exactly when no attack broke it
+    log = ev["attack_log"]
+    for j, t in enumerate(ev["threats"]):
+        assert [lab == "robust" for lab in log["first_broken_by"][t]] == [bool(row[j]) for row in ev["matrix"]]
+        assert [lab == "clean_wrong" for lab in log["first_broken_by"][t]] == [not c for c in ev["clean_correct"]]
     with pytest.raises(SystemExit) as exc:  # another configuration's run is refused
         T.main([*args[:-1], str(tmp_path / "r"), "--seed", "9", "--evaluate-only", "--test-limit", "4"])
     assert exc.value.code == 2
