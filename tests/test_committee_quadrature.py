@@ -42,9 +42,7 @@ CASES = [
     (3, "xor", dict(eps=0.5, eta_v=0.1), (1.0, 2.0), "rqmc:13:16"),
     (4, "xor", dict(eps=0.3), (1.0, 0.8), "rqmc:13:16"),
     (4, "xor", dict(eps=0.5, eta_v=0.1), (2.0,), "rqmc:13:16"),
-    # without the attack (analytic integrand) the default at K = 4 is gh:16, whose estimate (twice the change against
-    # gh:24) is held to a rule with twice the nodes per dimension (K = 3: test_product_rule_max_error_without_attack)
-    (4, "xor", dict(eps=0.0), (1.0, 0.6), "gh:32"),
+    # without the attack the default is the closed form: tests/test_committee_closed_form.py
 ]
 
 
@@ -90,17 +88,15 @@ def test_default_rule_within_its_stated_error(K, preset, training, v_sums, refer
 
 
 def test_product_rule_max_error_without_attack():
-    """K = 3 without the attack: the default gh:24 against gh:48 on random states, max over the entries (what
-    quad_err and quad_abs report): max |gap| <= max of the stated errors.  Entry by entry the estimate (twice the
-    change against gh:36) can miss: on these states one entry is 6e-10 off with a stated 1e-10, while the largest
-    error (6e-8) is below the largest estimate (1.2e-7)."""
+    """K = 3 without the attack: the product rule gh:24 against the closed form on random states, max over the
+    entries (what quad_err and quad_abs report): max |gap| <= max of the stated errors (twice the change against
+    gh:36)."""
     rng = np.random.default_rng(103)
     p = CommitteeParams(preset="xor", K=3, eta_w=0.3, eta_b=0.3, eps=0.0)
-    assert rule_for(p).name == "gh:24"
     for s in (1.0, 0.6):
         st = random_state(3, p.D, rng, s)
-        y, err = drift_error(st, p, backend=_kernel())
-        ref = pack(drift(st, p, "gh:48", backend=_kernel()))
+        y, err = drift_error(st, p, "gh:24", backend=_kernel())
+        ref = pack(drift(st, p, "exact"))
         assert np.max(np.abs(y - ref)) <= np.max(err), (np.max(np.abs(y - ref)), np.max(err))
 
 

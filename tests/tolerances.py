@@ -161,3 +161,9 @@ MULTINORM_VS_THEORY = {
 # (theory at c2436d8): Monte Carlo 0.53 (default set, 600 points) and 0.47 (second set, 577); theory 0.51 and 0.49.
 # The interval excludes 1/4 and 1 with room for the median's scatter.
 MULTINORM_LIMIT_RATIO = (0.35, 0.7)
+# the bivariate normal distribution function by Owen's T against Genz's integration (abseps 1e-12) and the erf
+# moments against a 200^2 Gauss-Hermite grid: both routes are accurate to ~1e-13
+COMMITTEE_BVN_VS_GENZ = 1e-11
+# the closed-form drift (rule "exact") against a Gauss-Hermite rule: beyond the rule's stated error, a relative
+# slack for the entries where the stated error (twice a change) happens to be zero
+COMMITTEE_EXACT_VS_QUADRATURE = 1e-10

@@ -13,8 +13,8 @@ A separate command rather than a model flag on ``simulate.ode``: the two models 
 flags but not the state (R, b against Q, R, b, v of shape K x D), and a flag would make every option of the
 linear command (eps_law, loss, erf_scale, non_robust_only) conditional.
 
-Accuracy: the drift's Gaussian average uses the rule of ``--rule`` (default theory.committee.DEFAULT_RULES: a
-Gauss-Hermite product grid for K <= 2 and for K = 3, 4 without the attack, randomised quasi-Monte Carlo with 8
+Accuracy: the drift's Gaussian average uses the rule of ``--rule`` (default theory.committee.DEFAULT_RULES: without
+the attack the closed form ("exact"), with it a Gauss-Hermite product grid for K <= 2, randomised quasi-Monte Carlo with 8
 scrambled blocks otherwise, and where the integrand jumps (sum |v| > 1 or v learning) the line rule that splits
 every line at the jump); ``--quad-error`` prints the estimated quadrature error of the drift on each row (relative
 and absolute) and ``--quad-tol`` refines the rule until the estimate at the start is below the tolerance.  E and S
@@ -38,8 +38,8 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from theory.committee import (COMMITTEE_FIELD_HELP, COMMITTEE_INT_RANGES, COMMITTEE_RANGES, PRESETS, CommitteeParams,
-                              Rule, State, drift, drift_error, drift_rule, errors, errors_with_se, fixed_point, pack,
-                              rule_for, rule_parts, sqrt_gram, state_names, unpack)
+                              Rule, State, averages, drift, drift_error, drift_rule, errors, errors_with_se,
+                              fixed_point, pack, rule_for, rule_parts, sqrt_gram, state_names, unpack)
 from theory.params import RANGES, ParameterError
 
 from ..core import resources
@@ -112,6 +112,8 @@ class CommitteeTrajectory:
 
 def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_average: bool = True):
     """:func:`theory.committee.averages` by the compiled kernel (simulate.kernels.committee_drift)."""
+    if rule.name == "exact":  # the closed form: no nodes to run over
+        return averages(state, p, rule, attack_in_average)
     from ..kernels.committee_drift import committee_averages
 
     Q, R, b, v = state
@@ -173,8 +175,11 @@ def make_rhs(params: CommitteeParams, rule=None, backend: str = "auto", **varian
 
 
 def refine_rule(rule: str) -> str:
-    """The next finer rule of the same kind: gh:n -> gh:(3n/2), qmc:m -> qmc:(m+1), rqmc:m:r -> rqmc:(m+1):r."""
+    """The next finer rule of the same kind: gh:n -> gh:(3n/2), qmc:m -> qmc:(m+1), rqmc:m:r -> rqmc:(m+1):r;
+    the closed form ("exact") is its own limit."""
     kind, *nums = rule.split(":")
+    if kind == "exact":
+        return rule
     if kind == "gh":
         return f"gh:{int(nums[0]) + max(2, int(nums[0]) // 2)}"
     if kind == "qmc":
@@ -239,6 +244,8 @@ def integrate(params: CommitteeParams, alphas=None, *, eps_test: float | None = 
             raise ParameterError(f"quad_tol must lie in (0, 1), got {quad_tol!r}")
         rule, quad_start = choose_rule(params, float(quad_tol), rule, backend)
     rule_name = rule_for(params, rule).name
+    if rule_name == "exact" and params.eps > 0 and variant.get("attack_in_average", True):
+        raise ParameterError(f"rule 'exact' (the closed form) needs eps = 0, got eps = {params.eps:g}")
     y0 = pack(params.initial_state())
     nfev = 0
     if alphas[-1] > 0:
@@ -334,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"scipy.integrate.solve_ivp method [{DEFAULT_METHOD}]")
     quad = parser.add_argument_group("quadrature of the drift (theory.committee.drift_rule)")
     quad.add_argument("--rule", type=_rule_arg, default=None, metavar="RULE",
-                      help="'gh:N' (Gauss-Hermite, N per dimension), 'qmc:M' (2^M Sobol points and mirrors) or "
+                      help="'exact' (closed form, eps = 0 only), 'gh:N' (Gauss-Hermite, N per dimension), 'qmc:M' (2^M Sobol points and mirrors) or "
                            "'rqmc:M:R' (R scrambled Sobol blocks of 2^M points, with a standard error) or "
                            "'line:N[:P]' (lines through an N-per-dimension Gauss-Hermite grid, split where the "
                            "integrand jumps, P Gauss-Legendre panels per line) [by K and attack: "
@@ -464,6 +471,9 @@ def main(argv=None) -> int:
         with one_line_errors(parser):
             alphas = default_alphas(args.alpha_max, args.alpha_step)
             resolve_backend(args.backend)
+            if args.rule == "exact" and params.eps > 0:
+                parser.error(f"--rule: 'exact' (the closed form) holds without the attack only (--eps 0), got --eps "
+                             f"{params.eps:g}; with the attack use 'gh:N', 'rqmc:M:R' or 'line:N'")
             if args.rule is not None:  # the rule's nodes, estimated before it is built
                 rule = args.rule if ":" in args.rule else f"gh:{args.rule}"
                 resources.check(resources.committee_rule(params.K, rule, alphas.size), force=args.force)

@@ -4,6 +4,7 @@
 - :mod:`theory.committee.params`        parameters, mixture, order parameters and the packed state;
 - :mod:`theory.committee.local_fields`  the fields given a cluster and the PGD attack on them;
 - :mod:`theory.committee.quadrature`    the rules of the drift's Gaussian average;
+- :mod:`theory.committee.closed_form`   the averages without the attack in closed form (rule "exact");
 - :mod:`theory.committee.dynamics`      the drift and its quadrature error;
 - :mod:`theory.committee.error_rates`   the errors E and S;
 - :mod:`theory.committee.fixed_points`  fixed points and their stability;

@@ -12,6 +12,8 @@ import math
 import numpy as np
 from scipy.special import erf
 
+from ..linear.params import ParameterError
+from .closed_form import exact_averages
 from .local_fields import TWO_OVER_SQRT_PI, output, attack_fields, field_grid
 from .params import CommitteeParams, Mixture, State, pack, unpack
 from .quadrature import Rule, drift_rule, finer_rule, rule_for, rule_parts
@@ -24,7 +26,11 @@ DETERMINISTIC_ERROR_FACTOR = 2.0  # drift_error of a deterministic rule: this ti
 
 def averages(state: State, p: CommitteeParams, rule: Rule, attack_in_average: bool = True):
     """The data averages of the drift per block of the rule: <e_k y_d> (B, K, D), <e_k u_l> (B, K, K),
-    <v_c e_k e_l> (B, K, K), <e_k> (B, K), <(sigma~-tau) erf(lambda~_k)> (B, K), each block's weights scaled to 1."""
+    <v_c e_k e_l> (B, K, K), <e_k> (B, K), <(sigma~-tau) erf(lambda~_k)> (B, K), each block's weights scaled to 1.
+    The rule "exact" (no attack in the average) gives the closed forms of :mod:`theory.committee.closed_form`."""
+    if rule.name == "exact":
+        _check_exact(p, attack_in_average)
+        return exact_averages(state, p)[0]
     parts = [_averages_on(state, p, mix, r, attack_in_average) for mix, r in rule_parts(state, p, rule)]
     return tuple(sum(a[i] for a in parts) for i in range(5))
 
@@ -51,6 +57,31 @@ def _averages_on(state: State, p: CommitteeParams, mix: Mixture, rule: Rule, att
     Eb = We.sum(axis=(0, 2))
     Ev = np.einsum("cbm,cbmk->bk", W * err[..., 0], erf(lt).reshape(C, B, M // B, K))
     return A, EU, EE, Eb, Ev
+
+
+def _check_exact(p: CommitteeParams, attack_in_average: bool) -> None:
+    if p.eps > 0 and attack_in_average:
+        raise ParameterError(f"the quadrature rule 'exact' (closed form) needs eps = 0, got eps = {p.eps:g}; with the "
+                             f"attack use 'gh:N', 'rqmc:M:R' or 'line:N' (theory.committee.drift_rule)")
+
+
+def _exact_drift_error(state: State, p: CommitteeParams, renormalise: bool, attack_in_average: bool):
+    """The packed drift by the closed form and a bound of its rounding error: the averages' bounds carried through
+    the linear map drift_from_averages entrywise in absolute value (|J| bound, J its matrix)."""
+    _check_exact(p, attack_in_average)
+    avg, bounds = exact_averages(state, p)
+    y = pack(drift_from_averages(state, p, *(a[0] for a in avg), renormalise=renormalise))
+    shapes = [a[0].shape for a in avg]
+    zero = [np.zeros(s) for s in shapes]
+    base = pack(drift_from_averages(state, p, *zero, renormalise=renormalise))
+    err = np.zeros_like(y)
+    for i, bnd in enumerate(bounds):  # the map is linear: one column of J per entry of the averages
+        for j in np.flatnonzero(bnd[0]):
+            unit = [z.copy() for z in zero]
+            unit[i].flat[j] = 1.0
+            col = pack(drift_from_averages(state, p, *unit, renormalise=renormalise)) - base
+            err += np.abs(col) * bnd[0].flat[j]
+    return y, err
 
 
 def drift_from_averages(state: State, p: CommitteeParams, A, EU, EE, Eb, Ev, *, renormalise: bool = True) -> State:
@@ -102,6 +133,7 @@ def drift_error(state: State, p: CommitteeParams, n: int | str | None = None, *,
                 **variant) -> tuple[np.ndarray, np.ndarray]:
     """The packed drift by the rule ``n`` and an estimate of its quadrature error per entry.
 
+    The closed form ("exact", no attack): a bound of its rounding error (:mod:`theory.committee.closed_form`).
     Randomised rules ("rqmc:m:r"): the standard error of the mean of the r blocks (std/sqrt(r); the error over
     it follows Student's t with r - 1 degrees of freedom).  Deterministic rules ("gh:n", "qmc:m"): twice the change
     against the rule of higher order (:func:`theory.committee.quadrature.finer_rule`: "gh:(n + n/2)", "qmc:(m+1)",
@@ -110,6 +142,8 @@ def drift_error(state: State, p: CommitteeParams, n: int | str | None = None, *,
     """
     rule = rule_for(p, n)
     ren, att = variant.get("renormalise", True), variant.get("attack_in_average", True)
+    if rule.name == "exact":
+        return _exact_drift_error(state, p, ren, att)
     blocks = _block_drifts(state, p, rule, ren, att, backend)
     y = blocks.mean(axis=0)
     if rule.blocks > 1:

@@ -55,6 +55,7 @@ The code lives in one module per concept; this module gathers them (``theory.com
 - :mod:`theory.committee.params`        :class:`CommitteeParams`, the mixture, the state and its packed vector;
 - :mod:`theory.committee.local_fields`  the fields given a cluster and the PGD attack on them;
 - :mod:`theory.committee.quadrature`    the rules of the K-dimensional Gaussian average and the default per K;
+- :mod:`theory.committee.closed_form`   the averages without the attack in closed form (the rule "exact");
 - :mod:`theory.committee.dynamics`      the data averages, the drift and its quadrature error estimate;
 - :mod:`theory.committee.error_rates`   the test and adversarial errors E and S;
 - :mod:`theory.committee.fixed_points`  fixed points and their stability.
@@ -64,6 +65,7 @@ Pure mathematics: numpy and scipy, no randomness, no I/O.
 
 from __future__ import annotations
 
+from . import closed_form as _closed_form
 from . import dynamics as _drift
 from . import error_rates as _errors
 from . import local_fields as _fields
@@ -73,7 +75,7 @@ from . import quadrature as _quadrature
 
 # every name of the concept modules, the private helpers included (the package and older code import them from
 # here); each object is the concept module's own, so there is one definition of everything
-for _mod in (_params, _fields, _quadrature, _drift, _errors, _fixed_points):
+for _mod in (_params, _fields, _quadrature, _closed_form, _drift, _errors, _fixed_points):
     globals().update({k: v for k, v in vars(_mod).items()
                       if not (k.startswith("__") and k.endswith("__")) and not isinstance(v, type(_mod))})
 del _mod
@@ -82,4 +84,4 @@ __all__ = ["CommitteeParams", "Mixture", "State", "PRESETS", "COMMITTEE_FIELD_HE
            "attack_fields", "drift", "rhs", "pack", "unpack", "errors", "test_error", "adversarial_error",
            "jacobian", "fixed_point", "quadrature_nodes", "qmc_nodes", "rqmc_nodes", "drift_nodes", "GRID_NODES",
            "QMC_LOG2", "ERROR_NODES", "ERROR_QMC_LOG2", "Rule", "drift_rule", "default_rule", "drift_error",
-           "drift_from_averages", "averages", "quadrature_error", "rule_for", "may_jump"]
+           "drift_from_averages", "averages", "quadrature_error", "rule_for", "may_jump", "exact_averages"]

@@ -1,6 +1,7 @@
 """Quadrature rules of the drift's K-dimensional Gaussian average E[f(zeta)], zeta ~ N(0, I_K): the product
 Gauss-Hermite grid ("gh:n"), Sobol quasi-Monte Carlo ("qmc:m"), randomised QMC with a standard error
-("rqmc:m:r") and the line rule ("line:n", split where sigma - tau changes sign); the default per K and attack.
+("rqmc:m:r"), the line rule ("line:n", split where sigma - tau changes sign) and, without the attack, the closed
+form ("exact", :mod:`theory.committee.closed_form`); the default per K and attack.
 
 Pure mathematics: numpy and scipy, no randomness (the scramblings have fixed seeds).
 """
@@ -24,25 +25,27 @@ __all__ = ["Rule", "quadrature_nodes", "qmc_nodes", "rqmc_nodes", "drift_rule", 
            "QMC_LOG2", "QMC_LOG2_DEFAULT"]
 
 #: Default rules of the drift's K-dimensional Gaussian average (:func:`default_rule`), without and with the
-#: attack.  Without it the integrand is analytic and a Gauss-Hermite product rule converges exponentially.  With
-#: it the attack direction g/|g| switches between units where their erf'(lambda~_k) ~ exp(-lambda~_k^2) cross, a
+#: attack.  Without it every average is a sum of Gaussian averages of products of erf and erf' with closed forms
+#: (:mod:`theory.committee.closed_form`): the rule "exact", whose error is rounding (a bound of 1e-14 relative to
+#: the terms), for every K.  (Before, Gauss-Hermite product rules: on the xor table case (K = 4, eps 0) at alpha 0
+#: the largest |error| of the drift of gh:12 / 16 / 24 / 32 / 40 / 48 against the closed form is 3.0e-5 / 2.8e-6 /
+#: 1.5e-7 / 5.1e-9 / 1.8e-10 / 5.1e-12, max |drift| 8.4e-3: geometric decay, the factors erf'(lambda_k)
+#: erf'(lambda_l) being narrower than the Gaussian weight.)  With the attack the attack direction g/|g| switches between units where
+#: their erf'(lambda~_k) ~ exp(-lambda~_k^2) cross, a
 #: transition whose width shrinks like 1/|lambda| in the tails, and where sigma - tau changes sign (sum |v_k| > 1)
 #: the direction flips: the integrand jumps.  Product rules then converge algebraically and for K >= 3 the
 #: average is randomised quasi-Monte Carlo: 8 fixed scramblings (seeds RQMC_SEED + j) of 2^m Sobol points with
 #: their mirror images, whose spread gives the standard error.  At K = 2 the product rule still converges faster
 #: than algebraically with the attack (talk table case, max |error| at alpha 0 / 200: gh:128 6e-8 / 1.1e-7, gh:256
 #: 1.4e-9 / 4e-10, gh:512 3e-12 / 1e-13, against gh:2048), so 256 nodes per dimension give a relative error below
-#: 1e-6 there.  Without the attack the product rule also wins at K = 3, 4: on the xor table case (K = 4, eps 0) at
-#: alpha 0 / 100 / 200, max |error| against gh:32 is gh:12 3e-5 / 8e-6 / 1e-5, gh:16 3e-6 / 9e-7 / 7e-7, gh:24 1.4e-7
-#: / 4e-8 / 7e-8 (40,144 nodes for gh:16 after pruning), where rqmc:10:8 (16,384 nodes) states 2e-5 / 3e-5.
-#: Measured errors: docs/committee.md (Quadrature).
+#: 1e-6 there.  Measured errors: docs/committee.md (Quadrature).
 DEFAULT_RULES = {
-    1: ("gh:96", "gh:96"),
-    2: ("gh:64", "gh:256"),  # with a jump (sum |v| > 1 or eta_v > 0): DEFAULT_RULE_JUMP
-    3: ("gh:24", "rqmc:10:8"),
-    4: ("gh:16", "rqmc:10:8"),
+    1: ("exact", "gh:96"),
+    2: ("exact", "gh:256"),  # with a jump (sum |v| > 1 or eta_v > 0): DEFAULT_RULE_JUMP
+    3: ("exact", "rqmc:10:8"),
+    4: ("exact", "rqmc:10:8"),
 }
-DEFAULT_RULE_LARGE_K = ("rqmc:10:8", "rqmc:10:8")  # K >= 5
+DEFAULT_RULE_LARGE_K = ("exact", "rqmc:10:8")  # K >= 5
 #: with the attack and sum_k |v_k| > 1 (or a learning second layer) sigma - tau can vanish and the integrand jumps
 #: where it does (the attack direction flips).  A fixed rule then gives a drift with small jumps as nodes cross
 #: the surface (thousands of solver steps) and a product rule's change against a finer one misjudges its error
@@ -141,9 +144,12 @@ def rule_for(p: CommitteeParams, rule: int | str | None = None) -> "Rule":
 def drift_rule(K: int, rule: int | str | None = None, eps: float = 1.0) -> Rule:
     """Parse a rule: ``None`` the default (:func:`default_rule`); an integer n or ``"gh:n"`` the product
     Gauss-Hermite grid with n nodes per dimension; ``"qmc:m"`` the deterministic Sobol rule with 2^m points and
-    mirrors; ``"rqmc:m:r"`` r scrambled Sobol blocks of 2^m points and mirrors (:func:`rqmc_nodes`)."""
+    mirrors; ``"rqmc:m:r"`` r scrambled Sobol blocks of 2^m points and mirrors (:func:`rqmc_nodes`); ``"exact"``
+    the closed form without the attack (no nodes; :mod:`theory.committee.closed_form`)."""
     if rule is None:
         rule = default_rule(K, eps)
+    if rule == "exact":
+        return Rule("exact", np.zeros((0, K)), np.zeros(0), 1)
     if not isinstance(rule, str):
         if isinstance(rule, bool) or int(rule) != rule or int(rule) < 1:
             raise ParameterError(f"quadrature rule must be an integer >= 1, 'gh:N', 'qmc:M' or 'rqmc:M:R', got {rule!r}")
@@ -154,9 +160,9 @@ def drift_rule(K: int, rule: int | str | None = None, eps: float = 1.0) -> Rule:
     if kind not in sizes or len(nums) not in counts or not all(x.isdigit() and int(x) >= 1 for x in nums) \
             or int(nums[0]) > sizes[kind][2] or (kind == "rqmc" and not 2 <= int(nums[1]) <= 64) \
             or (kind == "line" and len(nums) == 2 and int(nums[1]) > 256):
-        raise ParameterError(f"quadrature rule must be 'gh:N' (1 <= N <= 4096), 'qmc:M' or 'rqmc:M:R' (1 <= M <= 24, "
-                             f"2 <= R <= 64) or 'line:N' or 'line:N:P' (1 <= N <= 512, 1 <= P <= 256 panels per "
-                             f"line), got {rule!r}")
+        raise ParameterError(f"quadrature rule must be 'exact' (eps = 0), 'gh:N' (1 <= N <= 4096), 'qmc:M' or "
+                             f"'rqmc:M:R' (1 <= M <= 24, 2 <= R <= 64) or 'line:N' or 'line:N:P' (1 <= N <= 512, "
+                             f"1 <= P <= 256 panels per line), got {rule!r}")
     if kind == "line":  # the outer Gauss-Hermite grid over K - 1 coordinates; the lines are built per state
         if K == 1:
             return Rule(rule, np.zeros((1, 0)), np.ones(1), 1)
