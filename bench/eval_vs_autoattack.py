@@ -17,6 +17,7 @@
 
 Each suite records, per threat, the per-example robust flags (clean-correct AND still correct at the returned
 point, every returned point checked to lie in ball ∩ box), the accuracy and the CPU and wall time of the attack.
+Neither ``run`` nor ``merge`` writes over an existing ``--out`` unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -312,6 +313,7 @@ def main(argv=None) -> int:
     r.add_argument("--ref", type=Path, default=Path("/work/ref/auto-attack"), help="fetched fra31/auto-attack")
     r.add_argument("--old-tree", type=Path, default=Path("/work/ref/old"), help="export of the old commit")
     r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     m = sub.add_parser("merge")
     m.add_argument("files", nargs="+")
     m.add_argument("--note", default="")
@@ -319,7 +321,10 @@ def main(argv=None) -> int:
     m.add_argument("--include-partial", action="store_true",
                    help="read a run stopped early as a run over the images it finished")
     m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
+    if args.out.exists() and not args.overwrite:
+        p.error(f"--out {args.out} exists; pass --overwrite to replace it")
     if args.command == "run":
         if args.n < 1 or args.threads < 1 or args.batch_size < 1:
             p.error("--n, --threads and --batch-size must be >= 1")

@@ -74,3 +74,23 @@ def test_a_partial_run_counts_only_with_include_partial(tmp_path):
     assert bench.main(["merge", *files, "--include-partial", "--out", str(tmp_path / "m2.json")]) == 0
     row = json.loads((tmp_path / "m2.json").read_text())["rows"]["new"]["l2"]
     assert row["n"] == 4 and abs(row["accuracy_mean"] - 0.75) < 1e-12
+
+
+def test_an_existing_out_is_kept_unless_overwrite(tmp_path, capsys):
+    """run and merge refuse an existing --out (one line, exit 2, file untouched); merge --overwrite replaces it."""
+    import pytest
+
+    bench = _bench()
+    (tmp_path / "a.json").write_text(json.dumps(_run("new", 0, [1, 0])))
+    out = tmp_path / "m.json"
+    out.write_text("keep")
+    for argv in (["run", "--suite", "new", "--model", "m.pt", "--out", str(out)],
+                 ["merge", str(tmp_path / "a.json"), "--out", str(out)]):
+        with pytest.raises(SystemExit) as e:
+            bench.main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "--overwrite" in err and err.count("\n") == 1
+        assert out.read_text() == "keep"
+    assert bench.main(["merge", str(tmp_path / "a.json"), "--out", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["rows"]["new"]["l2"]["n"] == 2
