@@ -12,6 +12,10 @@ K = 6 to alpha = 200, and the large-learning-rate xor case (K = 4, rho 4, v 0.5,
 code path with its fixed nodes takes thousands of solver steps, so its row runs only to ``--issue-alpha-before`` 5;
 the line rule's drift is continuous and takes ~450 right-hand sides to alpha 50).
 
+Command: ``python -m simulate.committee --preset xor --quiet`` (K = 2, FGSM eps 1, to alpha = 200) as a subprocess,
+its CPU seconds (user + system, imports included), "before" with ``--errors`` (E and S on the printed rows, the
+former default) and "after" as it is now (E and S only when asked).
+
 Monte Carlo: the rate at N = 10^4 (numba kernel, replicas in parallel) against a straightforward numpy loop of
 the same SGD with the same N-dimensional PGD attack.
 
@@ -88,6 +92,25 @@ def numba_rate(p: CommitteeParams, N: int, steps: int, replicas: int) -> float:
     return replicas * steps / (time.perf_counter() - t0)
 
 
+def command_row() -> dict:
+    """CPU seconds (user + system of the child) of the xor preset's whole command, with --errors and without."""
+    import os
+    import resource
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    row = {"what": "command --preset xor (K=2, eps 1, alpha 200)", "goal_cpu_s": 3.0}
+    for tag, extra in (("before", ["--errors"]), ("after", [])):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-m", "simulate.committee", "--preset", "xor", "--quiet", *extra], cwd=root,
+                       env=env, check=True)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        row[f"cpu_s_{tag}"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        row[f"flags_{tag}"] = " ".join(extra)
+    return row
+
+
 def main(argv=None) -> int:
     ap = ArgumentParser(prog="python bench/committee.py", description=__doc__)
     ap.add_argument("--steps", type=int, default=2000)
@@ -140,6 +163,11 @@ def main(argv=None) -> int:
               f"{row['quad_error_rel_end']:.1e}, abs {row['quad_error_abs_start']:.1e} / {row['quad_error_abs_end']:.1e}"
               + (f"  goal < {goal:g} s: {'met' if row['cpu_s_after'] < goal else 'NOT met'}" if goal else ""),
               flush=True)
+    if not args.only or args.only in "command":
+        rows.append(command_row())
+        r = rows[-1]
+        print(f"{r['what']:52} before {r['cpu_s_before']:7.2f} s  after {r['cpu_s_after']:6.2f} s  goal < 3 s: "
+              f"{'met' if r['cpu_s_after'] < 3.0 else 'NOT met'}", flush=True)
     for preset, K in (() if args.no_mc else (("talk", 2), ("xor", 4))):
         p = CommitteeParams(preset=preset, K=K, eps=1.0)
         base = numpy_loop(p, args.N, args.baseline_steps)

@@ -151,6 +151,22 @@ def test_kernel_equals_numpy(preset, K, attack, rule):
         assert np.max(np.abs(ea - eb)) < COMMITTEE_KERNEL_VS_NUMPY
 
 
+@pytest.mark.parametrize("K, attack", [(2, dict(eps=1.0)), (4, dict(eps=0.5)), (4, dict(eps=0.5, pgd_steps=3, pgd_step=0.5))])
+def test_kernel_equals_numpy_with_known_sign(K, attack):
+    """Where sum |v_k| <= 1 the kernel skips erf at the clean fields (sign(sigma - tau) = -tau): the same averages as
+    theory's numpy, which always computes sigma, at random states with sum |v| = 1 and 0.6."""
+    pytest.importorskip("numba")
+    from simulate.committee import kernel_averages
+
+    rng = np.random.default_rng(10 + K)
+    p = CommitteeParams(preset="xor", K=K, **attack)
+    for v_sum in (1.0, 0.6):
+        st = random_state(K, p.D, rng, v_sum)
+        a = pack(drift(st, p, "rqmc:6:2"))
+        b = pack(drift(st, p, "rqmc:6:2", backend=kernel_averages))
+        assert np.max(np.abs(a - b)) < COMMITTEE_KERNEL_VS_NUMPY * max(1.0, np.abs(a).max()), np.abs(a - b).max()
+
+
 def test_command_without_numba(monkeypatch, capsys):
     """With numba unavailable the command falls back to numpy, says so, and prints the same table."""
     from simulate.committee import ode as sc

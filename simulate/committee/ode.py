@@ -3,9 +3,9 @@
     python -m simulate.committee --preset talk --K 2 --eps 1
     python -m simulate.committee --preset xor --K 4 --eps 0.5 --pgd-steps 3 --pgd-step 0.5
 
-prints a table of alpha, the order parameters (Q_kl for k < l, R_kd, b_k, v_k when it learns), the test error
-E and the adversarial error S at ``--eps-test`` (default: the training eps, or 1 for standard training),
-then the final state (and with ``--fixed-point`` the fixed point reached and its stability).  The conventions are those of
+prints a table of alpha, the order parameters (Q_kl for k < l, R_kd, b_k, v_k when it learns), with ``--errors``
+(and by default with ``--out`` or ``--plot``) the test error E and the adversarial error S at ``--eps-test``
+(default: the training eps, or 1 for standard training), then the final state (and with ``--fixed-point`` the fixed point reached and its stability).  The conventions are those of
 ``python -m simulate.ode``: flags generated from :class:`theory.committee.CommitteeParams`, ``--out`` CSV
 (provenance in PATH.json) or JSON, ``--plot``, ``--quiet``, one-line errors with exit status 2.
 
@@ -119,6 +119,8 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
     Q, R, b, v = state
     L, P = sqrt_gram(Q)
     eps = p.eps if attack_in_average else 0.0
+    # |sigma| < 1 <= |tau|: the sign of sigma - tau at the clean fields is -tau (the kernel skips their erf)
+    sign_known = bool(np.sum(np.abs(v)) <= 1.0 and np.all(np.abs(p.mixture().labels) >= 1.0))
     parts = []
     for mix, r in rule_parts(state, p, rule, _compiled_line_nodes):  # one part, or one per cluster (line rule)
         parts.append(committee_averages(r.nodes, r.weights, r.blocks, np.ascontiguousarray(L),
@@ -126,7 +128,7 @@ def kernel_averages(state: State, p: CommitteeParams, rule: Rule, attack_in_aver
                                         np.ascontiguousarray(mix.means, float), mix.priors, mix.variances,
                                         mix.labels.astype(float), np.ascontiguousarray(Q), np.ascontiguousarray(R),
                                         np.ascontiguousarray(b, float), np.ascontiguousarray(v, float), float(eps),
-                                        int(p.pgd_steps), float(p.pgd_step)))
+                                        int(p.pgd_steps), float(p.pgd_step), sign_known))
     return tuple(sum(a[i] for a in parts) for i in range(5))
 
 
@@ -323,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m simulate.committee",
         description="Integrate the large-N ODEs of online (adversarial) training of a two-layer soft committee "
-                    "machine in a Gaussian mixture; print Q, R, b, E and S over alpha = steps/N.")
+                    "machine in a Gaussian mixture; print Q, R, b (and with --errors E and S) over alpha = steps/N.")
     add_committee_arguments(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--alpha-max", type=real, default=200.0, metavar="X", help="final alpha (> 0) [200]")
@@ -359,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     extra = parser.add_argument_group("optional outputs")
     extra.add_argument("--fixed-point", action="store_true",
                        help="search a fixed point near the final state and report its stability")
-    extra.add_argument("--no-errors", action="store_true", help="skip E and S (the costly error integrals)")
+    extra.add_argument("--errors", action=argparse.BooleanOptionalAction, default=None,
+                       help="the test and adversarial errors E and S (the costly error integrals) on the printed rows, "
+                            "and on every row of --out and --plot [off, except with --out or --plot]")
     add_output_arguments(run, "write the trajectory: .csv (provenance in PATH.json) or .json", plot=True)
     return parser
 
@@ -409,7 +413,8 @@ def summary(traj: CommitteeTrajectory, fixed: bool = True) -> str:
     i = len(traj.alpha) - 1
     info = traj.solver
     out = [f"final state at alpha = {traj.alpha[i]:g}: E = {traj.E[i]:.6f}, S(eps_test = {traj.eps_test:g}, "
-           f"{traj.test_attack[0]} steps of {traj.test_attack[1]:g} eps) = {traj.S[i]:.6f}",
+           f"{traj.test_attack[0]} steps of {traj.test_attack[1]:g} eps) = {traj.S[i]:.6f}" if np.isfinite(traj.E[i])
+           else f"final state at alpha = {traj.alpha[i]:g} (E and S: --errors)",
            f"drift quadrature: rule {info.get('rule')} ({info.get('backend')} backend)"
            + (f", estimated relative error at the start {info['quad_error_start']:.2g} (quad_tol "
               f"{info['quad_tol']:g})" if info.get("quad_tol") is not None else "")
@@ -489,7 +494,8 @@ def _run(args: argparse.Namespace, params: CommitteeParams, alphas: np.ndarray) 
                       progress=not args.quiet)
     # E and S (the costly part) on the rows that are printed, and on the whole grid for a plot or a file
     every = args.out is not None or args.plot is not None
-    want = np.array([]) if args.no_errors else traj0.alpha if every else traj0.alpha[_shown(traj0)]
+    with_errors = every if args.errors is None else args.errors
+    want = np.array([]) if not with_errors else traj0.alpha if every else traj0.alpha[_shown(traj0)]
     E = np.full(traj0.alpha.size, np.nan)
     S = np.full(traj0.alpha.size, np.nan)
     rows = [i for i, a in enumerate(traj0.alpha) if np.any(np.abs(want - a) < 1e-12)]

@@ -20,15 +20,21 @@ __all__ = ["committee_averages"]
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
-@nb.njit(cache=True, fastmath=False)
+@nb.njit(cache=True, fastmath=False, error_model="numpy")  # numpy error model: no zero-division checks
 def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, variances, labels, Q, R, b, v, eps,
-                       steps, step):
+                       steps, step, sign_known=False):
     """Averages per block of the rule (each block's weights scaled to sum 1).
 
     nodes (M, K) standard-normal points, weights (M,), ``blocks`` equal consecutive blocks; L (K, K) with
     L L^T = Q; PR = L^+ R (K, D), so that E[B.xi | zeta] = m_c + sqrt(v_c) zeta PR; mu (C, K) = R m_c - b;
     means (C, D), priors, variances, labels (C,).  Returns A (B, K, D), EU (B, K, K), EE (B, K, K), Eb (B, K),
     Ev (B, K) as defined in theory.committee.averages.
+
+    ``sign_known``: sum_k |v_k| <= 1, so |sigma| < 1 and sign(sigma - tau) = -tau at the clean fields; the first
+    attack step's direction g/|g|_Q then needs only that sign, and erf at the clean fields is not computed (the
+    one place where the two differ, sigma = tau in floating point, needs every |lambda_k| > 5.9, where the
+    integrand's factor erf'(lambda~_k) is below 1e-15).  L zeta and zeta PR are formed once per node for all
+    clusters; the symmetric <v_c e_k e_l> is accumulated for l >= k and mirrored.
     """
     M, K = nodes.shape
     D = R.shape[1]
@@ -39,45 +45,55 @@ def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, varianc
     EE = np.zeros((blocks, K, K))
     Eb = np.zeros((blocks, K))
     Ev = np.zeros((blocks, K))
+    lz = np.empty(K)
+    zp = np.empty(D)
     lam = np.empty(K)
     lt = np.empty(K)
-    hb = np.empty(D)
     c = np.empty(K)
     g = np.empty(K)
+    qg = np.empty(K)
+    qc = np.empty(K)
     er = np.empty(K)
     ex = np.empty(K)
     e = np.empty(K)
     u = np.empty(K)
     y = np.empty(D)
-    for cl in range(C):
-        sd = math.sqrt(variances[cl])
-        tau = labels[cl]
-        var = variances[cl]
-        for m in range(M):
-            blk = m // per
+    for m in range(M):
+        blk = m // per
+        for k in range(K):
+            s = 0.0
+            for j in range(K):
+                s += L[k, j] * nodes[m, j]
+            lz[k] = s
+        for d in range(D):
+            s = 0.0
+            for j in range(K):
+                s += nodes[m, j] * PR[j, d]
+            zp[d] = s
+        for cl in range(C):
+            sd = math.sqrt(variances[cl])
+            tau = labels[cl]
+            var = variances[cl]
             W = priors[cl] * weights[m] * blocks
             for k in range(K):
-                s = 0.0
-                for j in range(k + 1):  # L is lower triangular for the Cholesky factor, full otherwise
-                    s += L[k, j] * nodes[m, j]
-                for j in range(k + 1, K):
-                    s += L[k, j] * nodes[m, j]
-                lam[k] = mu[cl, k] + sd * s
+                lam[k] = mu[cl, k] + sd * lz[k]
                 lt[k] = lam[k]
                 c[k] = 0.0
-            for d in range(D):
-                s = 0.0
-                for j in range(K):
-                    s += nodes[m, j] * PR[j, d]
-                hb[d] = means[cl, d] + sd * s
             # erf and exp at the current fields; the attack steps update the fields and recompute them
             sig = 0.0
-            for k in range(K):
-                er[k] = math.erf(lt[k])
-                ex[k] = math.exp(-lt[k] * lt[k])
-                sig += v[k] * er[k]
+            if eps != 0.0 and sign_known:
+                for k in range(K):
+                    ex[k] = math.exp(-lt[k] * lt[k])
+                sig = 0.0  # sign(sigma - tau) = -tau: the direction's scale cancels
+            else:
+                for k in range(K):
+                    er[k] = math.erf(lt[k])
+                    ex[k] = math.exp(-lt[k] * lt[k])
+                    sig += v[k] * er[k]
             if eps != 0.0:
-                for _ in range(steps):
+                for k in range(K):
+                    qc[k] = 0.0
+                for _ in range(steps):  # Q c is carried along (qc), so each step forms one product with Q
                     for k in range(K):
                         g[k] = (sig - tau) * v[k] * _TWO_OVER_SQRT_PI * ex[k]
                     gn = 0.0
@@ -85,29 +101,26 @@ def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, varianc
                         s = 0.0
                         for l in range(K):
                             s += g[l] * Q[l, k]
+                        qg[k] = s
                         gn += s * g[k]
                     gn = math.sqrt(max(gn, 0.0))
                     if gn > 0.0:
                         f = step * eps / gn
                         for k in range(K):
                             c[k] += f * g[k]
+                            qc[k] += f * qg[k]
                     cn = 0.0
                     for k in range(K):
-                        s = 0.0
-                        for l in range(K):
-                            s += c[l] * Q[l, k]
-                        cn += s * c[k]
+                        cn += qc[k] * c[k]
                     cn = math.sqrt(max(cn, 0.0))
                     if cn > 0.0:
                         f = min(1.0, eps / cn)
                         for k in range(K):
                             c[k] *= f
+                            qc[k] *= f
                     sig = 0.0
                     for k in range(K):
-                        s = 0.0
-                        for l in range(K):
-                            s += c[l] * Q[l, k]
-                        lt[k] = lam[k] + s
+                        lt[k] = lam[k] + qc[k]
                         er[k] = math.erf(lt[k])
                         ex[k] = math.exp(-lt[k] * lt[k])
                         sig += v[k] * er[k]
@@ -116,7 +129,7 @@ def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, varianc
                 e[k] = err * v[k] * _TWO_OVER_SQRT_PI * ex[k]
                 u[k] = lt[k] + b[k]
             for d in range(D):  # y_d = B_d.xi~ = hbar_d + (c R)_d
-                s = hb[d]
+                s = means[cl, d] + sd * zp[d]
                 for l in range(K):
                     s += c[l] * R[l, d]
                 y[d] = s
@@ -127,9 +140,14 @@ def committee_averages(nodes, weights, blocks, L, PR, mu, means, priors, varianc
                     A[blk, k, d] += we * y[d]
                 for l in range(K):
                     EU[blk, k, l] += we * u[l]
+                for l in range(k, K):
                     EE[blk, k, l] += wev * e[l]
                 Eb[blk, k] += we
                 Ev[blk, k] += W * err * er[k]
+    for bl in range(blocks):
+        for k in range(K):
+            for l in range(k):
+                EE[bl, k, l] = EE[bl, l, k]
     return A, EU, EE, Eb, Ev
 
 
