@@ -56,11 +56,13 @@ def bivariate_normal_cdf(h, k, r):
     hz, kz = h == 0.0, k == 0.0
     hs = np.where(hz, 1.0, h)
     ks = np.where(kz, 1.0, k)
-    general = (0.5 * ndtr(h) + 0.5 * ndtr(k) - owens_t(h, (k - r * h) / (hs * s)) - owens_t(k, (h - r * k) / (ks * s))
-               - np.where((h * k > 0) | ((h * k == 0) & (h + k >= 0)), 0.0, 0.5))
-    at_h0 = 0.5 * ndtr(k) - owens_t(k, -r / s)  # h = 0 (k = 0 included)
-    at_k0 = 0.5 * ndtr(h) - owens_t(h, -r / s)
-    return np.where(hz, at_h0, np.where(kz, at_k0, general))
+    out = (0.5 * ndtr(h) + 0.5 * ndtr(k) - owens_t(h, (k - r * h) / (hs * s)) - owens_t(k, (h - r * k) / (ks * s))
+           - np.where((h * k > 0) | ((h * k == 0) & (h + k >= 0)), 0.0, 0.5))
+    if np.any(hz | kz):
+        at_h0 = 0.5 * ndtr(k) - owens_t(k, -r / s)  # h = 0 (k = 0 included)
+        at_k0 = 0.5 * ndtr(h) - owens_t(h, -r / s)
+        out = np.where(hz, at_h0, np.where(kz, at_k0, out))
+    return out
 
 
 def expect_erf(m, var):
@@ -75,17 +77,13 @@ def expect_erf_erf(mx, my, cxx, cyy, cxy):
     return 4.0 * phi2 - erf(mx / sx) - erf(my / sy) - 1.0
 
 
-def _absorb(mu, C, s):
-    """Absorb erf'(lambda_s) into N(mu, C): mu (..., K), C (..., K, K), s the absorbed index per batch entry
-    (broadcast to the batch shape ...).  Returns (Z, mu', C') with Z = E[erf'(lambda_s)]."""
-    idx = np.broadcast_to(np.asarray(s), mu.shape[:-1])[..., None]
-    css = np.take_along_axis(np.diagonal(C, axis1=-2, axis2=-1), idx, -1)[..., 0]
-    ms = np.take_along_axis(mu, idx, -1)[..., 0]
-    col = np.take_along_axis(C, np.broadcast_to(idx[..., None], C.shape[:-1] + (1,)), -1)[..., 0]  # C[..., :, s]
-    d = 1.0 + 2.0 * css
-    Z = TWO_OVER_SQRT_PI * np.exp(-ms * ms / d) / np.sqrt(d)
-    mu2 = mu - 2.0 * col * (ms / d)[..., None]
-    C2 = C - 2.0 * col[..., :, None] * col[..., None, :] / d[..., None, None]
+def _absorb_each(mu, C):
+    """Absorb erf'(lambda_s) into N(mu, C), for each s in turn: mu (..., K), C (..., K, K) -> Z (..., S),
+    mu' (..., S, K), C' (..., S, K, K) with Z = E[erf'(lambda_s)] and N(mu', C') the reweighted Gaussian."""
+    d = 1.0 + 2.0 * np.diagonal(C, axis1=-2, axis2=-1)  # (..., S)
+    Z = TWO_OVER_SQRT_PI * np.exp(-mu * mu / d) / np.sqrt(d)
+    mu2 = mu[..., None, :] - 2.0 * C * (mu / d)[..., :, None]  # row s of C is C[:, s] (C symmetric)
+    C2 = C[..., None, :, :] - 2.0 * C[..., :, :, None] * C[..., :, None, :] / d[..., :, None, None]
     return Z, mu2, C2
 
 
@@ -97,59 +95,59 @@ def _pairwise(mu, C):
 
 def exact_averages(state: State, p: CommitteeParams):
     """The averages of :func:`theory.committee.averages` without the attack (one block), in closed form, and a
-    rounding bound of each: ((A, EU, EE, Eb, Ev), (the bounds, same shapes)), each of shape (1, ...)."""
+    rounding bound of each: ((A, EU, EE, Eb, Ev), (the bounds, same shapes)), each of shape (1, ...).
+
+    Every cluster at once: arrays carry the cluster on their first axis (c), then the absorbed indices (k, l)."""
     Q, R, b, v = state
     Q = 0.5 * (Q + Q.T)
     mix = p.mixture()
     K, D = R.shape
     _, P = sqrt_gram(Q)
-    Qp = P.T @ P  # Q^+ (E[B.xi | lambda] = m_c + R^T Q^+ (lambda - mu))
-    out = [np.zeros((K, D)), np.zeros((K, K)), np.zeros((K, K)), np.zeros(K), np.zeros(K)]
-    mag = [np.zeros((K, D)), np.zeros((K, K)), np.zeros((K, K)), np.zeros(K), np.zeros(K)]
-    ar = np.arange(K)
-    for c in range(len(mix.priors)):
-        pc, tau, var = mix.priors[c], float(mix.labels[c]), mix.variances[c]
-        mu = mix.means[c] @ R.T - b
-        C = var * Q
-        # no factor erf': E[erf_j], E[erf_j erf_k]
-        E1 = expect_erf(mu, np.diag(C))
-        E2 = _pairwise(mu, C)
-        # one factor erf'_k: Z_k, the moments after absorbing k (k on the first axis)
-        Zk, muk, Ck = _absorb(np.broadcast_to(mu, (K, K)), np.broadcast_to(C, (K, K, K)), ar)
-        E1k = expect_erf(muk, np.diagonal(Ck, axis1=-2, axis2=-1))  # (k, j): E^k[erf_j]
-        # two factors erf'_k erf'_l: absorb l after k
-        Zkl2, mukl, Ckl = _absorb(np.broadcast_to(muk[:, None], (K, K, K)), np.broadcast_to(Ck[:, None], (K, K, K, K)),
-                                  ar[None, :])
-        Zkl = Zk[:, None] * Zkl2  # E[erf'_k erf'_l]
-        E1kl = expect_erf(mukl, np.diagonal(Ckl, axis1=-2, axis2=-1))  # (k, l, i)
-        E2kl = _pairwise(mukl, Ckl)  # (k, l, i, j)
-        # <(sigma - tau) erf'_k> and <(sigma - tau) erf'_k (lambda - mu)> (Stein after absorbing k)
-        t_b = Zk[:, None] * E1k * v  # (k, j): v_j E[erf_j erf'_k]
-        eb = t_b.sum(1) - tau * Zk
-        lin = (Zk[:, None, None] * (muk - mu)[:, :, None] * E1k[:, None, :]  # (k, axis, j)
-               + Ck * Zkl[:, None, :])  # C^k[:, j] E[erf'_k erf'_j]
-        el = np.einsum("kaj,j->ka", lin, v) - tau * Zk[:, None] * (muk - mu)
-        el_mag = np.einsum("kaj,j->ka", np.abs(lin), np.abs(v)) + abs(tau) * Zk[:, None] * np.abs(muk - mu)
-        e_k = v * eb  # <e_k>
-        e_lin = v[:, None] * el  # <e_k (lambda - mu)>
-        # A = <e_k y>: y = m_c + R^T Q^+ (lambda - mu); EU = <e_k (lambda + b)>
-        out[0] += pc * (np.outer(e_k, mix.means[c]) + e_lin @ Qp @ R)
-        out[1] += pc * (e_lin + np.outer(e_k, mu + b))
-        b_mag = np.abs(v) * (np.abs(t_b).sum(1) + abs(tau) * Zk)
-        lin_mag = np.abs(v)[:, None] * el_mag
-        mag[0] += pc * (np.outer(b_mag, np.abs(mix.means[c])) + lin_mag @ np.abs(Qp @ R))
-        mag[1] += pc * (lin_mag + np.outer(b_mag, np.abs(mu + b)))
-        # EE = v_c <e_k e_l> = v_c v_k v_l <(sigma - tau)^2 erf'_k erf'_l>
-        t2 = Zkl[..., None, None] * E2kl * v[:, None] * v[None, :]
-        t1 = -2.0 * tau * Zkl[..., None] * E1kl * v
-        ee = t2.sum((-2, -1)) + t1.sum(-1) + tau * tau * Zkl
-        ee_mag = np.abs(t2).sum((-2, -1)) + np.abs(t1).sum(-1) + tau * tau * Zkl
-        out[2] += pc * var * np.outer(v, v) * ee
-        mag[2] += pc * var * np.outer(np.abs(v), np.abs(v)) * ee_mag
-        out[3] += pc * e_k
-        mag[3] += pc * b_mag
-        # Ev = <(sigma - tau) erf_k>
-        t_v = E2 * v[:, None]  # (j, k): v_j E[erf_j erf_k]
-        out[4] += pc * (t_v.sum(0) - tau * E1)
-        mag[4] += pc * (np.abs(t_v).sum(0) + abs(tau) * np.abs(E1))
+    QpR = P.T @ P @ R  # Q^+ R (E[B.xi | lambda] = m_c + R^T Q^+ (lambda - mu))
+    pc, tau, var = mix.priors, mix.labels.astype(float), mix.variances
+    mu = mix.means @ R.T - b  # (c, K)
+    C = var[:, None, None] * Q  # (c, K, K)
+    # no factor erf': E[erf_j] (c, j), E[erf_j erf_k] (c, j, k)
+    E1 = expect_erf(mu, np.diagonal(C, axis1=-2, axis2=-1))
+    E2 = _pairwise(mu, C)
+    # one factor erf'_k: Z_k and the moments after absorbing k (c, k, ...)
+    Zk, muk, Ck = _absorb_each(mu, C)
+    E1k = expect_erf(muk, np.diagonal(Ck, axis1=-2, axis2=-1))  # (c, k, j): E^k[erf_j]
+    # two factors erf'_k erf'_l: absorb l after k (c, k, l, ...)
+    Zkl2, mukl, Ckl = _absorb_each(muk, Ck)
+    Zkl = Zk[..., None] * Zkl2  # E[erf'_k erf'_l]
+    E1kl = expect_erf(mukl, np.diagonal(Ckl, axis1=-2, axis2=-1))  # (c, k, l, i)
+    E2kl = _pairwise(mukl, Ckl)  # (c, k, l, i, j)
+    t3 = tau[:, None]
+    # <(sigma - tau) erf'_k> and <(sigma - tau) erf'_k (lambda - mu)> (Stein after absorbing k)
+    t_b = Zk[..., None] * E1k * v  # (c, k, j): v_j E[erf_j erf'_k]
+    eb = t_b.sum(-1) - t3 * Zk  # (c, k)
+    dmu = muk - mu[:, None]  # (c, k, a)
+    lin = Zk[..., None, None] * dmu[..., None] * E1k[:, :, None, :] + Ck * Zkl[:, :, None, :]  # (c, k, a, j)
+    el = lin @ v - t3[..., None] * Zk[..., None] * dmu  # (c, k, a)
+    el_mag = np.abs(lin) @ np.abs(v) + np.abs(t3[..., None]) * Zk[..., None] * np.abs(dmu)
+    e_k = v * eb  # <e_k> (c, k)
+    e_lin = v[:, None] * el  # <e_k (lambda - mu)> (c, k, a)
+    b_mag = np.abs(v) * (np.abs(t_b).sum(-1) + np.abs(t3) * Zk)
+    lin_mag = np.abs(v)[:, None] * el_mag
+    # A = <e_k y>: y = m_c + R^T Q^+ (lambda - mu); EU = <e_k (lambda + b)>
+    A = np.einsum("c,ck,cd->kd", pc, e_k, mix.means) + np.einsum("c,cka->ka", pc, e_lin) @ QpR
+    A_mag = np.einsum("c,ck,cd->kd", pc, b_mag, np.abs(mix.means)) + np.einsum("c,cka->ka", pc, lin_mag) @ np.abs(QpR)
+    EU = np.einsum("c,cka->ka", pc, e_lin) + np.einsum("c,ck,ca->ka", pc, e_k, mu + b)
+    EU_mag = np.einsum("c,cka->ka", pc, lin_mag) + np.einsum("c,ck,ca->ka", pc, b_mag, np.abs(mu + b))
+    # EE = v_c <e_k e_l> = v_c v_k v_l <(sigma - tau)^2 erf'_k erf'_l>
+    t2 = Zkl[..., None, None] * E2kl * np.outer(v, v)
+    t1 = -2.0 * tau[:, None, None, None] * Zkl[..., None] * E1kl * v
+    ee = t2.sum((-2, -1)) + t1.sum(-1) + (tau * tau)[:, None, None] * Zkl
+    ee_mag = np.abs(t2).sum((-2, -1)) + np.abs(t1).sum(-1) + (tau * tau)[:, None, None] * Zkl
+    w2 = pc * var
+    EE = np.outer(v, v) * np.einsum("c,ckl->kl", w2, ee)
+    EE_mag = np.outer(np.abs(v), np.abs(v)) * np.einsum("c,ckl->kl", w2, ee_mag)
+    Eb, Eb_mag = pc @ e_k, pc @ b_mag
+    # Ev = <(sigma - tau) erf_k>
+    t_v = E2 * v[:, None]  # (c, j, k): v_j E[erf_j erf_k]
+    Ev = pc @ (t_v.sum(1) - t3 * E1)
+    Ev_mag = pc @ (np.abs(t_v).sum(1) + np.abs(t3) * np.abs(E1))
+    out = (A, EU, EE, Eb, Ev)
+    mag = (A_mag, EU_mag, EE_mag, Eb_mag, Ev_mag)
     return tuple(a[None] for a in out), tuple(EXACT_ROUNDING * a[None] for a in mag)

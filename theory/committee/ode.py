@@ -44,7 +44,8 @@ average over the mixture and the fields (the attack inside the average):
 Given the cluster, lambda ~ N(R m_c - b, v_c Q) and E[B_d.xi | lambda] = m_cd + (R^T Q^+ (h - R m_c))_d
 (Gaussian conditioning, h = lambda + b), so every average is a K-dimensional Gaussian average over standard
 normal coordinates zeta mapped by a square root of Q (:func:`field_grid`), by a rule of :func:`drift_rule`:
-a Gauss-Hermite product grid ("gh:n") or randomised quasi-Monte Carlo ("rqmc:m:r", r fixed scramblings of a
+without the attack the closed form ("exact", :mod:`theory.committee.closed_form`), a Gauss-Hermite product grid
+("gh:n") or randomised quasi-Monte Carlo ("rqmc:m:r", r fixed scramblings of a
 Sobol set, whose spread is the standard error of the average).  :func:`drift_error` returns the drift with an
 estimate of its quadrature error (the spread of the scramblings, or the change against a Gauss-Hermite rule of
 higher order).  For K = 1, v = 1 and s = 1 the attack is xi - tau eps w and the ODEs are those of
