@@ -1,6 +1,7 @@
 """The committee ODE at its default settings against a stored reference run with a finer drift rule
 (tests/data/committee_large_rate_reference.json, written by bench/committee_reference.py; its provenance names the
-rule, the solver tolerances, the right-hand sides, the CPU seconds and the git SHA)."""
+rule, the solver tolerances, the right-hand sides, the CPU seconds and the git SHA), and without the attack, where
+the drift is exact, against a run at rtol 1e-9."""
 
 import json
 from pathlib import Path
@@ -65,3 +66,22 @@ def test_default_trajectory_within_1e4_of_the_reference():
     assert gap.max() < COMMITTEE_TRAJECTORY_VS_CONVERGED, (
         f"max |default - reference| {gap.max():.2e} at alpha {ref['alpha'][worst[0]]:g}, {default.names[worst[1]]}; "
         f"per alpha {np.round(gap.max(axis=1), 6).tolist()}")
+
+
+def test_standard_xor_trajectory_within_1e4_of_the_converged_run():
+    """Without the attack the drift is exact (the closed form, tests/test_committee_closed_form.py): the xor K = 4
+    table case at the default settings (LSODA rtol 1e-6) within COMMITTEE_TRAJECTORY_VS_CONVERGED of a run at rtol
+    1e-9, atol 1e-12 with the same converged rule, at alpha 10, 50, 100, 200 (measured: 5e-8).  The former default
+    rule, the Gauss-Hermite product gh:12 (drift error 3e-5), misses the same bound by alpha 10: the test tells rules apart."""
+    from simulate.committee import integrate
+    from simulate.committee.mc import table_cases
+
+    p = table_cases()["xor-K4-standard"]
+    alphas = [0.0, 10.0, 50.0, 100.0, 200.0]
+    default = integrate(p, alphas, error_alphas=[])
+    assert default.solver["rule"] == "exact"
+    converged = integrate(p, alphas, error_alphas=[], rtol=1e-9, atol=1e-12)
+    gap = np.abs(default.y - converged.y).max()
+    assert gap < COMMITTEE_TRAJECTORY_VS_CONVERGED, f"max |default - converged| {gap:.2e}"
+    coarse = integrate(p, alphas[:3], error_alphas=[], rule="gh:12")  # to alpha 50: 2.5e-4, 8.8e-4 off
+    assert np.abs(coarse.y - converged.y[:3]).max() > COMMITTEE_TRAJECTORY_VS_CONVERGED
