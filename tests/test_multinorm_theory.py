@@ -3,6 +3,7 @@ independent closed forms, the renormalisation identity, the exact Gaussian reduc
 Fokker-Planck equation against each other and against closed forms, and the static bounds."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,61 @@ def test_one_step_expansion_symbolic():
     from theory.multinorm.derivation import step_expansion
     series, formula = step_expansion()
     assert sp.simplify(series - formula) == 0
+
+
+@pytest.mark.parametrize("mean,var", [(0.0, 1.0), (0.3, 0.5), (-0.8, 0.2)])
+def test_sample_covariance_against_quadrature(mean, var):
+    """FiniteVolumes.sample_covariance (exact cell integrals of the piecewise-constant density) against the
+    covariance of (u, |u|, u^2) of N(mean, var) by scipy quadrature: the cells' discretisation (400 cells,
+    refined at 0, a density constant in each cell) is the only difference (tests/tolerances.py)."""
+    from scipy.integrate import quad
+
+    from theory.multinorm.laws import FiniteVolumes
+    fv = FiniteVolumes(n=400)
+    C = fv.sample_covariance(fv.initial(mean, var))
+    sd = math.sqrt(var)
+
+    def E(f):
+        return sum(quad(lambda u: f(u) * math.exp(-0.5 * (u - mean) ** 2 / var) / math.sqrt(2 * math.pi * var),
+                        lo, hi, limit=200)[0] for lo, hi in ((mean - 12 * sd, 0.0), (0.0, mean + 12 * sd)))
+    fs = (lambda u: u, abs, lambda u: u * u)
+    m = [E(f) for f in fs]
+    ref = np.array([[E(lambda u, f=f, g=g: f(u) * g(u)) - mf * mg for g, mg in zip(fs, m)] for f, mf in zip(fs, m)])
+    err = np.max(np.abs(C - ref)) / np.max(np.abs(ref))
+    assert err < tol.MULTINORM_SAMPLE_COVARIANCE, f"relative error {err:.2e}"
+
+
+def test_replica_mean_reproduces_max_near_its_switching_surface():
+    """'max' on the second parameter set at d = 4000 ends 0.004 above its switching surface, within the
+    replicas' O(1/sqrt d) spread: replicas that reach the surface are pushed back by l_1 steps.  Against the stored
+    Monte Carlo (32 replicas, alpha 1 ... 12, eight quantities, |MC - theory| <= q se + 2/d + 1e-4, q Sidak over
+    these comparisons): the replicas' mean (replica_mean=True) passes, the mean-field state fails (w0 0.004 high)."""
+    from simulate.multinorm.compare import QUANTITIES, compare
+    from simulate.multinorm.endstates import StoredRun, load_runs
+
+    full = load_runs(Path(__file__).resolve().parent.parent
+                     / "results/multinorm_mc_other_d4000_avg_max_sat.json")[(4000, "max")]
+    n = int(np.sum(full.alpha <= 12.0))
+    run = StoredRun(full.params, full.d, {k: (v[:n] if isinstance(v, list) else v) for k, v in full.summary.items()})
+    tv = tol.MULTINORM_VS_THEORY
+    bias = {q: tv["bias_c"][q] for q in QUANTITIES}
+    checks = {}
+    for rm in (True, False):
+        th = solve(run.params, run.alpha, 4000, snapshots=False, replica_mean=rm)
+        checks[rm] = compare(th, run, bias_c=bias, familywise=tv["familywise"], solver_error=tv["solver"])
+    assert checks[True].passed, "\n".join(checks[True].failures())
+    assert not checks[False].passed
+
+
+def test_replica_mean_is_refused_on_the_sliding_surface_and_void_at_d_inf():
+    """The replicas' law held on one side of the surface does not apply where the mean-field state slides on it
+    ('max' at the default parameters from alpha = 8 at d = 1000): refused with a ParameterError.  At d = inf (no
+    spread) and for the other schemes the option changes nothing."""
+    from theory.multinorm import ParameterError
+    with pytest.raises(ParameterError, match="slides"):
+        solve(MultinormParams(scheme="max"), [0.0, 4.0, 9.0], 1000, snapshots=False, replica_mean=True)
+    p = MultinormParams(scheme="max", a=1.5, p0=0.8, e=2.0, eps1=1.0, eta_w=0.5, eta_b=0.3, w0=0.4,
+                        loss="cross_entropy")
+    for d, q in ((math.inf, p), (1000, p.replace(scheme="adv_inf"))):
+        a, b = (solve(q, [0.0, 3.0], d, snapshots=False, replica_mean=rm) for rm in (False, True))
+        assert all(np.array_equal(a[k], b[k]) for k in ("w0", "L1", "ubar", "union"))

@@ -147,6 +147,24 @@ class FiniteVolumes:
         tf = sigma * self.t_faces
         return lambda t: np.interp(t, tf, F)
 
+    def sample_covariance(self, m, sigma: float = 1.0) -> np.ndarray:
+        """The covariance of (u, |u|, u^2) under the law (density constant in each cell, exact cell integrals;
+        no cell straddles 0): the covariance of one weak weight's (u, |u|, u^2), d times that of the averages
+        (ubar, L1, Q) of d independent draws."""
+        a, b = sigma * self.faces[:-1], sigma * self.faces[1:]
+        sgn = np.sign(a + b)
+        p = m / m.sum()
+
+        def moment(k):  # E u^k, cell by cell
+            return p @ ((b ** (k + 1) - a ** (k + 1)) / ((k + 1) * (b - a)))
+        E1, E2, E3, E4 = (moment(k) for k in (1, 2, 3, 4))
+        Ea1 = p @ (sgn * (b * b - a * a) / (2.0 * (b - a)))  # E|u|
+        Ea3 = p @ (sgn * (b ** 4 - a ** 4) / (4.0 * (b - a)))  # E|u|^3
+        Eua = p @ (sgn * (b ** 3 - a ** 3) / (3.0 * (b - a)))  # E u|u|
+        return np.array([[E2 - E1 * E1, Eua - E1 * Ea1, E3 - E1 * E2],
+                         [Eua - E1 * Ea1, E2 - Ea1 * Ea1, Ea3 - Ea1 * E2],
+                         [E3 - E1 * E2, Ea3 - Ea1 * E2, E4 - E2 * E2]])
+
     def dL1(self, m, sigma: float = 1.0):
         """d L1 / d m (L1 is linear in the masses)."""
         return sigma * np.abs(self.uc)

@@ -38,7 +38,7 @@ import time
 import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.sparse import csc_matrix
-from scipy.special import erf
+from scipy.special import erf, ndtr
 
 from .drift import Coefficients, coefficients, scheme_modes
 from .errors import State, errors
@@ -156,7 +156,17 @@ class _System:
         if len(self.modes) == 1:
             co, F = self.mode_field(y, st, *self.modes[0])
             return st, co, F
-        # 'max': l_inf where Delta_inf >= Delta_1, l_1 otherwise, Filippov sliding on the surface
+        theta, (co_p, F_p), (co_m, F_m) = self.max_theta(y, st)
+        if theta == 1.0:
+            return st, co_p, F_p
+        if theta == 0.0:
+            return st, co_m, F_m
+        co = co_p.combine(co_m, theta)
+        return st, co, self._field(y, st, co)
+
+    def max_theta(self, y, st):
+        """'max': (theta, (co_inf, F_inf), (co_1, F_1)), theta the l_inf mode's weight: 1 where Delta_inf > Delta_1,
+        0 where below, Filippov's sliding combination on the surface."""
         (co_p, F_p), (co_m, F_m) = (self.mode_field(y, st, *m) for m in self.modes)
         g = self.switch(st)
         s_p, s_m = self._dswitch(y, st, g, F_p), self._dswitch(y, st, g, F_m)
@@ -164,12 +174,37 @@ class _System:
             theta = float(np.clip((-g / TAU - s_m) / (s_p - s_m), 0.0, 1.0))
         else:
             theta = 1.0 if g >= 0.0 else 0.0
-        if theta == 1.0:
-            return st, co_p, F_p
-        if theta == 0.0:
-            return st, co_m, F_m
-        co = co_p.combine(co_m, theta)
-        return st, co, self._field(y, st, co)
+        return theta, (co_p, F_p), (co_m, F_m)
+
+    def replica_shift(self, y, st):
+        """'max' at finite d off the switching surface: (d ubar, d L1, d w0), the mean of the replicas' state
+        minus the mean-field state (docs/multinorm.md, "'max' near its switching surface at finite d").
+
+        The replicas' (ubar, L1, Q) fluctuate like the averages of d independent draws from rho (covariance
+        C/d, C = :meth:`FiniteVolumes.sample_covariance`) and w0 = sqrt(1 - Q) (dw0 = -dQ/(2 w0)), so the
+        switching function S = Delta_inf - Delta_1 = e (|w0|/sqrt d + L1) - eps1 |w0| spreads by
+        sigma_S^2 = s' Cw s.  A replica that crosses S = 0 takes l_1 steps, whose field moves S back at O(1) per
+        unit alpha: the l_1 side acts as a wall, and the replicas' law is the Gaussian centred on the mean-field
+        state restricted to S > 0, whose mean is shifted along Cov(state, S)/sigma_S^2 by
+        sigma_S phi(S0/sigma_S)/Phi(S0/sigma_S), S0 the mean-field state's S (the shift -> 0 as d -> inf).
+        None on the sliding surface (theta < 1: the replicas are held there from both sides, and this law does
+        not apply)."""
+        p, d, w0 = self.p, self.d, st["w0"]
+        if self.max_theta(y, st)[0] < 1.0:
+            return None
+        if st["emax_w"] > abs(w0) * (1.0 + 1e-9):
+            raise ParameterError("replica_mean: a weak weight is the l_1 attack's coordinate (x_0 is not the "
+                                 "largest weight); the shift assumes Delta_1 = eps1 |w0|")
+        C = self.law.sample_covariance(y[2:], st["sigma"])
+        A = np.diag([1.0, 1.0, -1.0 / (2.0 * abs(w0))])  # (ubar, L1, Q) -> (ubar, L1, |w0|)
+        Cw = A @ C @ A.T / d
+        s_vec = np.array([0.0, p.e, p.e / math.sqrt(d) - p.eps1])  # dS along (ubar, L1, |w0|)
+        var = float(s_vec @ Cw @ s_vec)
+        sig = math.sqrt(var)
+        a = self.switch(st) / sig
+        mills = math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi) / max(float(ndtr(a)), 1e-300)
+        dub, dL1, dw = Cw @ s_vec / var * sig * mills
+        return dub, dL1, (dw if w0 > 0.0 else -dw)
 
     def __call__(self, alpha, y):
         return self.resolve(y)[2]
@@ -314,13 +349,16 @@ def _make_law(method: str, opts: dict, p: MultinormParams, d: float):
 
 
 def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rtol: float = RTOL,
-          atol: float = ATOL, snapshots: bool = True, **solver_opts) -> dict:
+          atol: float = ATOL, snapshots: bool = True, replica_mean: bool = False, **solver_opts) -> dict:
     """The theory's trajectory at the learning times ``alphas`` (increasing, from 0).
 
     Returns a dict of arrays over alphas: w0, b, ubar, L1, Q (= 1 - w0^2), Q_law (E u^2 of the law: equal to Q
     up to the discretisation), wmax (E max_i |w_i|, 0 at d = inf), pi0 (x_0's share of the l_1 attack's steps),
     E, S_inf, S_1, union; with ``snapshots`` the law on a grid: 'u' and 'rho'
-    (len(alphas) x len(u)).  solver_opts: n (cells / particles), U (FV half-width in units of the scale), stretch and
+    (len(alphas) x len(u)).  ``replica_mean`` ('max' at finite d; ignored otherwise): report the mean of the
+    replicas' state, which the l_1 steps hold on the l_inf side of the switching surface, instead of the
+    mean-field state (:meth:`_System.replica_shift`); refused (ParameterError) where the trajectory slides on the
+    surface.  solver_opts: n (cells / particles), U (FV half-width in units of the scale), stretch and
     edge (FV cell refinement at 0 and at the walls), flux ("central" or "sg"), S (particle s-range); the defaults
     depend on the scheme and on d (see _make_law).
     """
@@ -337,6 +375,8 @@ def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rt
     if method == "particles" and not math.isinf(d) and "l1" in params.attacks:
         raise ParameterError("method 'particles' solves the d = inf limit and the schemes without the l_1 attack; "
                              "at finite d the l_1 ceiling needs method 'fv'")
+    if replica_mean and params.scheme == "max" and not math.isinf(d) and method != "fv":
+        raise ParameterError("replica_mean needs method 'fv' (the replicas' spread comes from the law's cells)")
     p = params
     law = _make_law(method, solver_opts, params, d)
     sysm = _System(p, d, law, diffusion=(method != "no_diffusion"))
@@ -361,8 +401,16 @@ def solve(params: MultinormParams, alphas, d=math.inf, method: str = "fv", *, rt
     out = {k: [] for k in ("w0", "b", "ubar", "L1", "Q", "Q_law", "wmax", "pi0", "E", "S_inf", "S_1", "union")}
     rho = []
     grid = np.linspace(-6.0, 6.0, 481)
+    shifted = replica_mean and p.scheme == "max" and not math.isinf(d)
     for y in Y:
         st = sysm.stats(y, full=True)
+        if shifted:
+            sh = sysm.replica_shift(y, st)
+            if sh is None:
+                raise ParameterError("replica_mean applies while 'max' stays off its switching surface "
+                                     f"Delta_inf = Delta_1; this trajectory slides on it at alpha = "
+                                     f"{alphas[len(out['w0'])]:g}")
+            st = {**st, "ubar": st["ubar"] + sh[0], "L1": st["L1"] + sh[1], "w0": st["w0"] + sh[2]}
         for k in ("w0", "b", "ubar", "L1"):
             out[k].append(float(st[k]))
         out["Q"].append(1.0 - st["w0"] ** 2)
