@@ -139,6 +139,47 @@ def test_same_seed_same_result_and_threads_do_not_matter(scheme):
     assert not np.array_equal(a.data["w0"], c.data["w0"])
 
 
+def test_more_replicas_extend_a_run_bit_for_bit():
+    """Replica r's trajectory does not depend on how many replicas run (SeedSequence.spawn), so a run with more
+    replicas extends a stored one: its first replicas are those of the smaller run, bit for bit."""
+    p = MultinormParams(scheme="max")
+    small = run_multinorm_mc(p, 40, 2, [0, 1, 3], 5, progress=False)
+    large = run_multinorm_mc(p, 40, 5, [0, 1, 3], 5, progress=False)
+    for q in QUANTITIES:
+        assert np.array_equal(small.data[q], large.data[q][:, :2]), q
+
+
+def test_endstates_check_prefix(tmp_path, capsys):
+    """endstates --check-prefix: a run with more replicas and alphas reproduces the stored one's statistics
+    bit for bit (recorded per run); a stored file changed by one ulp, or of other parameters, is refused."""
+    import json
+
+    from simulate.multinorm import endstates
+
+    base = ["--d", "30", "--alpha-max", "2", "--schemes", "std", "sat", "--threads", "1", "--quiet"]
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    assert endstates.main(base + ["--replicas", "2", "--out", str(old)]) == 0
+    argv = ["--d", "30", "--alpha-max", "3", "--schemes", "std", "sat", "adv_1", "--threads", "1", "--quiet",
+            "--replicas", "3", "--check-prefix", str(old)]
+    assert endstates.main(argv + ["--out", str(new)]) == 0
+    runs = json.loads(new.read_text())["runs"]["30"]
+    assert runs["std"]["prefix_check"] == runs["sat"]["prefix_check"] == {"replicas": 2, "alphas": 3,
+                                                                          "identical": True}
+    assert "prefix_check" not in runs["adv_1"]
+    data = json.loads(old.read_text())
+    data["runs"]["30"]["sat"]["L1"][2] = np.nextafter(data["runs"]["30"]["sat"]["L1"][2], 2.0)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    capsys.readouterr()
+    argv[argv.index(str(old))] = str(bad)
+    assert endstates.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "sat" in err and "L1" in err, err
+    with pytest.raises(SystemExit) as exit_info:
+        endstates.main(argv + ["--e", "3"])
+    assert exit_info.value.code == 2 and "--check-prefix" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("scheme", ["sat", "avg"])
 def test_resume_from_checkpoint_is_bit_identical(tmp_path, scheme):
     p = MultinormParams(scheme=scheme)

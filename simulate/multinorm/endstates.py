@@ -8,13 +8,19 @@ the grid alpha = 0, 1, ..., alpha_max, and writes one JSON: per (d, scheme) the 
 replica mean and standard error of every recorded quantity (:data:`simulate.multinorm.mc.QUANTITIES`), and
 the provenance.  Prints the end-state table (alpha = alpha_max): w0, L1 and the clean, l_inf, l_1 and union
 accuracies, mean ± standard error.  Each (d, scheme) run has its own seed, SeedSequence([seed, d, k]) with k
-the scheme's index, so adding a d or a scheme leaves the others unchanged.
+the scheme's index, so adding a d or a scheme leaves the others unchanged.  Replica r's trajectory does not
+depend on the number of replicas (``SeedSequence.spawn``), so a run with more replicas extends a stored one:
+``--check-prefix OLD.json`` recomputes the statistics of the first M_old replicas of every (d, scheme) that OLD
+holds and requires them to equal OLD's bit for bit (exit 1 with one line otherwise); the output records it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +33,8 @@ from ..core.cli import (ArgumentParser, add_output_arguments, add_param_argument
 from ..core.provenance import provenance, write_json
 from .mc import run_multinorm_mc
 
-__all__ = ["run_schemes", "scheme_seed", "end_table", "main", "StoredRun", "load_runs", "SECOND_SET"]
+__all__ = ["run_schemes", "scheme_seed", "end_table", "main", "StoredRun", "load_runs", "SECOND_SET",
+           "PrefixMismatch", "prefix_differences"]
 
 #: the family's second parameter set (docs/multinorm.md says why): e < 2a and eps1 < 2, so no classifier is bound
 #: to union accuracy 1/2 as at the default parameters; a less reliable robust feature, a larger
@@ -41,10 +48,25 @@ def scheme_seed(seed: int, d: int, scheme: str) -> int:
     return int(np.random.SeedSequence([int(seed), int(d), SCHEMES.index(scheme)]).generate_state(1, np.uint64)[0])
 
 
+class PrefixMismatch(ValueError):
+    """The first replicas of a run do not reproduce the stored run they should extend."""
+
+
+def prefix_differences(new: dict[str, Any], old: dict[str, Any]) -> list[str]:
+    """The keys whose lists differ between two summaries (``new`` over ``old``'s alphas, bit for bit), and
+    'seed' if the seeds differ."""
+    n = len(old["alphas"])
+    bad = [k for k, v in old.items() if isinstance(v, list) and new.get(k, [])[:n] != v]
+    return (["seed"] if new.get("seed") != old.get("seed") else []) + bad
+
+
 def run_schemes(params: MultinormParams, ds, replicas: int, alpha_max: float, seed: int, schemes=SCHEMES,
-                alpha_step: float = 1.0, progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+                alpha_step: float = 1.0, progress: bool = True, threads: int | None = None,
+                prefix: dict[str, Any] | None = None) -> dict[str, Any]:
     """{str(d): {scheme: summary}} with each summary that of :meth:`MultinormMCResult.summary` plus the seed
-    and the wall time."""
+    and the wall time.  ``prefix``: the ``runs`` of a stored file with fewer replicas; each (d, scheme) it
+    holds is checked (:func:`prefix_differences` of the first replicas' summary) and the summary records
+    ``prefix_check``; a difference raises :class:`PrefixMismatch`."""
     alphas = np.arange(0.0, alpha_max + 0.5 * alpha_step, alpha_step)
     out: dict[str, Any] = {}
     for d in ds:
@@ -53,7 +75,20 @@ def run_schemes(params: MultinormParams, ds, replicas: int, alpha_max: float, se
             sd = scheme_seed(seed, d, s)
             res = run_multinorm_mc(params.replace(scheme=s), d, replicas, alphas, sd, progress=progress,
                                    threads=threads)
-            out[str(d)][s] = {**res.summary(), "seed": sd, "replicas": replicas, "wall_s": res.info["wall_s"]}
+            summ = {**res.summary(), "seed": sd, "replicas": replicas, "wall_s": res.info["wall_s"]}
+            old = (prefix or {}).get(str(d), {}).get(s)
+            if old is not None:
+                m = int(old["replicas"])
+                if m > replicas or len(old["alphas"]) > len(summ["alphas"]):
+                    raise PrefixMismatch(f"d = {d}, {s}: the stored run has {m} replicas and "
+                                         f"{len(old['alphas'])} alphas, more than this run")
+                first = dataclasses.replace(res, replicas=m, data={q: v[:, :m] for q, v in res.data.items()})
+                bad = prefix_differences({**first.summary(), "seed": sd}, old)
+                if bad:
+                    raise PrefixMismatch(f"d = {d}, {s}: the first {m} replicas differ from the stored run in "
+                                         + ", ".join(bad))
+                summ["prefix_check"] = {"replicas": m, "alphas": len(old["alphas"]), "identical": True}
+            out[str(d)][s] = summ
     return out
 
 
@@ -124,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "runs of disjoint subsets equal one run of their union")
     run.add_argument("--seed", type=number(int, 0, (1 << 63) - 1), default=0, metavar="S", help="root seed [0]")
     run.add_argument("--threads", type=number(int, 1, 4096), default=None, metavar="T", help="numba threads [all]")
+    run.add_argument("--check-prefix", type=Path, default=None, metavar="JSON",
+                     help="a stored file of this command with fewer replicas (same parameters and seed): the first "
+                          "replicas of every (d, scheme) it holds must reproduce it bit for bit [none]")
     add_output_arguments(parser.add_argument_group("output"), "write the trajectories and provenance as JSON")
     return parser
 
@@ -136,8 +174,26 @@ def main(argv=None) -> int:
     with contextlib.ExitStack() as stack:
         with one_line_errors(parser):
             check_outputs(args, stack, out_suffixes=(".json",))
-        runs = run_schemes(params, args.d, args.replicas, args.alpha_max, args.seed, schemes=tuple(args.schemes),
-                           progress=not args.quiet, threads=args.threads)
+        prefix = None
+        if args.check_prefix is not None:
+            try:
+                stored = json.loads(args.check_prefix.read_text())
+                stored_params = stored["provenance"]["params"]
+                prefix = stored["runs"]
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                parser.error(f"--check-prefix: {str(args.check_prefix)!r} is not a readable file of this command "
+                             f"({type(err).__name__}: {err})")
+            stored_params = MultinormParams(**stored_params).replace(scheme=params.scheme).as_dict()
+            diff = [f"{k}={v}" for k, v in stored_params.items() if v != params.as_dict()[k]]
+            if diff:
+                parser.error(f"--check-prefix: {str(args.check_prefix)!r} was run with other parameters "
+                             f"({', '.join(diff)})")
+        try:
+            runs = run_schemes(params, args.d, args.replicas, args.alpha_max, args.seed, schemes=tuple(args.schemes),
+                               progress=not args.quiet, threads=args.threads, prefix=prefix)
+        except PrefixMismatch as err:
+            print(f"{parser.prog}: error: --check-prefix: {err}", file=sys.stderr)
+            return 1
         if not args.quiet:
             print(f"# multinorm Monte Carlo end states at alpha = {args.alpha_max:g}: {params.line()} "
                   f"(scheme varies); {args.replicas} replicas; accuracies, mean ± standard error")

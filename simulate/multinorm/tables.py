@@ -8,10 +8,12 @@ Reads Monte Carlo files written by :mod:`simulate.multinorm.endstates` (default:
 two parameter sets at d = 1000 and 4000, a (set, d) possibly split over files by scheme), solves the theory (:func:`theory.multinorm.solve`) at each run's d and at
 d = infinity on the run's alpha grid, and writes
 
-* ``--out`` (JSON): per parameter set, d and scheme the theory's trajectories at d and at infinity, the
-  comparison at every alpha > 0 and every quantity of :data:`simulate.multinorm.compare.QUANTITIES`
-  (|MC mean - theory| <= q se + c/d + solver error, q Sidak-corrected over every comparison of the file,
-  tolerances of tests/tolerances.py as passed in), and the end states; provenance;
+* ``--out`` (JSON): the end states and the verdict of the comparison at every alpha > 0 and every quantity
+  of :data:`simulate.multinorm.compare.QUANTITIES` (|MC mean - theory| <= q se + c/d + solver error, q
+  Sidak-corrected over every comparison of the file, tolerances of tests/tolerances.py as passed in) with
+  the comparisons that failed, per parameter set, d and scheme; the theory's trajectories of
+  :data:`TRAJECTORIES` at d and at infinity (once per set and scheme), rounded to :data:`DECIMALS` decimals;
+  provenance.  Written compactly (one row or run per line);
 * ``--markdown``: the end-state table (alpha = alpha_max) of each parameter set, w0, L1 and the clean, l_inf,
   l_1 and union accuracies, theory / Monte Carlo, the union at d = infinity and the verdict of the check:
   the table that docs/multinorm.md and the README quote (copied verbatim, checked by a test).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import time
 from pathlib import Path
@@ -31,11 +34,11 @@ import numpy as np
 from theory.multinorm import SCHEMES, MultinormParams
 
 from ..core.cli import ArgumentParser, add_output_arguments, check_outputs, command, one_line_errors
-from ..core.provenance import atomic_write, check_output, provenance, write_json
+from ..core.provenance import atomic_write, check_output, provenance, to_jsonable
 from .compare import QUANTITIES, compare, n_comparisons
 from .endstates import StoredRun, load_runs
 
-__all__ = ["DEFAULT_MC", "TOLERANCES", "theory_on", "check_runs", "end_rows", "markdown", "union_markdown",
+__all__ = ["DEFAULT_MC", "TOLERANCES", "TRAJECTORIES", "DECIMALS", "tables_body", "write_compact_json", "theory_on", "check_runs", "end_rows", "markdown", "union_markdown",
            "set_name", "compute", "default_mc", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -52,6 +55,14 @@ TOLERANCES = {"familywise": 1e-3, "bias_c": 2.0, "solver": 1e-4}
 ACC = {"acc_clean": "E", "acc_inf": "S_inf", "acc_1": "S_1", "acc_union": "union"}
 END_COLUMNS = (("w0", "w0"), ("L1", "L1"), ("clean", "acc_clean"), ("l_inf", "acc_inf"), ("l_1", "acc_1"),
                ("union", "acc_union"))
+
+
+#: the theory's trajectories kept in ``--out`` (what tests/test_multinorm_vs_theory.py reads back: the distance
+#: to d = infinity of the Monte Carlo and of the theory at d); the end states of every column are in the rows
+TRAJECTORIES = ("w0", "L1", "union")
+#: the trajectories are rounded to this many decimals (|rounding error| <= 5e-8, far below the check's solver
+#: allowance 1e-4 and the 1e-3 resolution of the tests that read them); the rows keep full precision
+DECIMALS = 7
 
 
 def theory_on(run: StoredRun, d) -> dict[str, np.ndarray]:
@@ -226,6 +237,49 @@ def compute(paths, tol: dict, progress: bool = True, cache: Path | None = None):
     return runs, theories, theories_inf, checks, end_rows(runs, theories, theories_inf, checks)
 
 
+def tables_body(runs, theories, theories_inf, checks, rows, tol: dict) -> dict[str, Any]:
+    """The content of ``--out``: ``rows`` (:func:`end_rows`), the tolerances and the Sidak quantile; ``runs``
+    {"set | d | scheme": alphas, the theory's :data:`TRAJECTORIES` at d, the key of its limit, the solve's
+    CPU seconds, the failed comparisons}; ``limits`` {"set | scheme": the :data:`TRAJECTORIES` at d =
+    infinity}.  Trajectories rounded to :data:`DECIMALS` decimals."""
+    def traj(th):
+        return {q: np.round(np.asarray(th[q], dtype=float), DECIMALS).tolist() for q in TRAJECTORIES}
+
+    any_check = next(iter(checks.values()))
+    out_runs, limits = {}, {}
+    for k, r in runs.items():
+        lkey = f"{k[0]} | {k[2]}"
+        lim = traj(theories_inf[k])
+        if limits.setdefault(lkey, lim) != lim:
+            raise ValueError(f"{lkey}: the runs at different d have different alpha grids; one limit each needed")
+        out_runs[f"{k[0]} | {k[1]} | {k[2]}"] = {
+            "alphas": r.alpha.tolist(), "theory": traj(theories[k]), "limit": lkey,
+            "cpu_s": float(theories[k].get("cpu_s", np.nan)), "failures": checks[k].failures()}
+    return {"rows": rows, "tolerances": tol, "q": any_check.q, "m": any_check.m,
+            "trajectories": {"quantities": list(TRAJECTORIES), "decimals": DECIMALS}, "runs": out_runs,
+            "limits": limits}
+
+
+def write_compact_json(path, body: dict[str, Any]) -> None:
+    """Atomically write ``body`` as JSON with one line per top-level key and, inside a top-level list or dict,
+    one line per item (a row, a run, a limit): readable in a diff at a fraction of the indented size."""
+    def one(v):
+        return json.dumps(to_jsonable(v), ensure_ascii=False, allow_nan=True)
+
+    parts = []
+    for key, value in body.items():
+        if isinstance(value, list) and value:
+            inner = ",\n  ".join(one(v) for v in value)
+            parts.append(f" {one(key)}: [\n  {inner}\n ]")
+        elif isinstance(value, dict) and value:
+            inner = ",\n  ".join(f"{one(k)}: {one(v)}" for k, v in value.items())
+            parts.append(f" {one(key)}: {{\n  {inner}\n }}")
+        else:
+            parts.append(f" {one(key)}: {one(value)}")
+    with atomic_write(path) as f:
+        f.write("{\n" + ",\n".join(parts) + "\n}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m simulate.multinorm.tables",
                             description="The multinorm end-state tables: theory at d and at d = inf beside the "
@@ -270,15 +324,11 @@ def main(argv=None) -> int:
         if not args.quiet:
             print(text)
         if args.out is not None:
-            body = {"rows": rows, "tolerances": TOLERANCES, "q": any_check.q, "m": any_check.m,
-                    "runs": {f"{k[0]} | {k[1]} | {k[2]}": {
-                        "theory": {q: v.tolist() for q, v in theories[k].items()},
-                        "theory_inf": {q: v.tolist() for q, v in theories_inf[k].items()},
-                        "failures": checks[k].failures()} for k in runs}}
+            body = tables_body(runs, theories, theories_inf, checks, rows, TOLERANCES)
             prov = provenance(params={name: r.params.replace(scheme="std").as_dict()
                                       for (name, _, _), r in runs.items()},
                               inputs=[str(p) for p in args.mc])
-            write_json(args.out, {**body, "provenance": prov})
+            write_compact_json(args.out, {**body, "provenance": prov})
         for path, body_text in ((args.markdown, text), (args.markdown_union, union_markdown(rows))):
             if path is not None:
                 with atomic_write(path) as f:
