@@ -95,7 +95,8 @@ def run(args) -> int:
     with torch.no_grad():
         clean = torch.cat([model(x[i:i + 500]).argmax(1) == y[i:i + 500] for i in range(0, len(x), 500)])
     out = {"suite": args.suite, "empirical_file": empirical.__file__, "model": str(args.model), "arch": arch,
-           "n": len(x), "offset": args.offset, "clean": float(clean.float().mean()), "threads": args.threads, "threats": {}}
+           "n": len(x), "offset": args.offset, "clean": float(clean.float().mean()),
+           "clean_correct": clean.int().tolist(), "threads": args.threads, "threats": {}}
     names = args.threats.split(",")
     # taken once, before any attack runs: the git SHA of the code this process imported (a later commit in the
     # same checkout must not be recorded for it)
@@ -188,7 +189,8 @@ def _pooled(runs):
     n = sum(d["n"] for d in ds)
     robust = [v for rec in recs for v in rec["robust"]]
     shas = sorted({d["provenance"]["git_sha"] for d in ds})
-    d = {**ds[0], "n": n, "offset": offsets[0], "clean": sum(d["clean"] * d["n"] for d in ds) / n,
+    clean = None if any(d["clean"] is None for d in ds) else sum(d["clean"] * d["n"] for d in ds) / n
+    d = {**ds[0], "n": n, "offset": offsets[0], "clean": clean,
          "provenance": {**ds[0]["provenance"], "git_sha": " + ".join(shas)},
          "pooled_from": [{"file": f, "offset": o, "n": dd["n"],
                           **({"stopped_early_of": dd["n_planned"]} if "n_planned" in dd else {})}
@@ -215,7 +217,7 @@ def merge(args) -> int:
     groups = {}  # (suite, seed, model, threat) -> [(offset, file, run, record)]
     for p in args.files:
         d = json.loads(Path(p).read_text())
-        files[p] = {k: v for k, v in d.items() if k != "threats"}
+        files[p] = {k: v for k, v in d.items() if k not in ("threats", "clean_correct")}
         for name, rec in d["threats"].items():
             if args.threats and name not in args.threats.split(","):
                 continue
@@ -223,7 +225,11 @@ def merge(args) -> int:
                 if not args.include_partial:
                     print(f"{p}: {name} is partial ({rec['n_done']} of {d['n']} images): left out")
                     continue
-                d = {**d, "n": rec["n_done"], "n_planned": d["n"]}
+                # the file's clean accuracy is over all its planned images; over the finished ones it is known
+                # only from the per-example flags (files written before they were recorded: None)
+                cc = d.get("clean_correct")
+                d = {**d, "n": rec["n_done"], "n_planned": d["n"],
+                     "clean": sum(cc[:rec["n_done"]]) / rec["n_done"] if cc else None}
             key = (d["suite"], d["provenance"]["params"].get("seed", 0), d["model"], name)
             groups.setdefault(key, []).append((d.get("offset", 0), p, d, rec))
     for (_, _, _, name), runs in groups.items():

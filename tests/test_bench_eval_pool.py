@@ -94,3 +94,23 @@ def test_an_existing_out_is_kept_unless_overwrite(tmp_path, capsys):
         assert out.read_text() == "keep"
     assert bench.main(["merge", str(tmp_path / "a.json"), "--out", str(out), "--overwrite"]) == 0
     assert json.loads(out.read_text())["rows"]["new"]["l2"]["n"] == 2
+
+
+def test_a_partial_run_has_the_clean_accuracy_of_its_finished_images(tmp_path):
+    """A file's 'clean' is over all its planned images; a partial record pools with the clean accuracy of the
+    images it finished (from the per-example flags), or None where the file has no flags."""
+    bench = _bench()
+    a = _run("new", 0, [1, 0])
+    b = _run("new", 2, [1, 0])
+    b.update({"n": 4, "clean": 0.5, "clean_correct": [1, 1, 0, 0]})  # finished 2 of 4, both clean-correct
+    b["threats"]["l2"].update({"partial": True, "n_done": 2})
+    for name, run in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(run))
+    files = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    assert bench.main(["merge", *files, "--include-partial", "--out", str(tmp_path / "m1.json")]) == 0
+    row = json.loads((tmp_path / "m1.json").read_text())["rows"]["new"]["l2"]
+    assert row["n"] == 4 and row["clean_on_these_images"] == 1.0
+    del b["clean_correct"]
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert bench.main(["merge", *files, "--include-partial", "--out", str(tmp_path / "m2.json")]) == 0
+    assert json.loads((tmp_path / "m2.json").read_text())["rows"]["new"]["l2"]["clean_on_these_images"] is None
