@@ -130,7 +130,7 @@ def test_stored_runs_cover_both_sets_every_scheme_both_d():
         for d in (D_SMALL, D_LARGE):
             for s in SCHEMES:
                 r = runs[(name, d, s)]
-                assert r.alpha[-1] == 50.0 and np.sum(r.alpha > 0) >= 7 and r.replicas >= 8, (name, d, s)
+                assert r.alpha[-1] == 50.0 and np.sum(r.alpha > 0) >= 7 and r.replicas >= 32, (name, d, s)
 
 
 def test_tables_use_the_tolerances_of_this_test():
