@@ -157,7 +157,7 @@ def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
             # binomial standard error of the union accuracy over the n_test evaluated images
             "union_se": (ev["union"] * (1 - ev["union"]) / ev["n_test"]) ** 0.5,
             "train_seconds": tr["train_seconds"], "eval_seconds": ev.get("eval_seconds"),
-            "device": tr["device"], "final_loss": tr["final_loss"],
+            "device": tr["device"], "eval_device": ev.get("device"), "final_loss": tr["final_loss"],
             "train_git_sha": tr["provenance"]["git_sha"], "eval_git_sha": ev["provenance"]["git_sha"], "wall_seconds_this_call": time.time() - t0}
 
 

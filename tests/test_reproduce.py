@@ -33,7 +33,7 @@ def test_time_limit_then_resume_writes_the_table(tmp_path, data_dir):
     table = json.loads(out.read_text())
     assert [r["row"] for r in table["rows"]] == ["Nat", "SAT"]  # canonical order, not the start order
     for r in table["rows"]:
-        assert r["n_test"] == 4
+        assert r["n_test"] == 4 and r["eval_strength"] == "eval" and r["eval_device"]
         assert r["union"] <= min(r["per_threat"].values()) <= max(r["per_threat"].values()) <= r["clean"]
         # every clean-correct example that is not robust was broken first by exactly one attack of the suite
         for t, acc in r["per_threat"].items():
