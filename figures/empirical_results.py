@@ -37,7 +37,7 @@ def results_params(quick: bool) -> dict:
     # the key follows the files' provenance, so new results are picked up
     stamps = {p.name: json.loads(p.read_text()).get("provenance", {}).get("created")
               for p in paths + [_curves_path(q) for q in paths] if p.exists()}
-    return {"tables": [str(p) for p in paths], "stamps": stamps, "layout": 3}  # layout: what compute() stores
+    return {"tables": [str(p) for p in paths], "stamps": stamps, "layout": 4}  # layout: what compute() stores
 
 
 def results_compute(params: dict) -> dict:
@@ -63,7 +63,10 @@ def results_compute(params: dict) -> dict:
         out[f"t{i}/n"] = np.array([int(r.get("n_test") or n_test) for r in rows])
         pub = t.get("published_union", {})
         out[f"t{i}/published"] = np.array([pub.get(r["row"], {}).get("union", np.nan) for r in rows], float)
-        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {tp.get('dataset', '?')}, first {n_test} test images")
+        # the evaluation as the table's params name it (tables before that field: the APGD pair)
+        attacks = str(tp.get("eval_attacks", "")).split("(")[-1].rstrip(")") or "APGD-CE + APGD-T"
+        out[f"t{i}/title"] = np.array(f"{Path(path).stem}: {tp.get('dataset', '?')}, first {n_test} test images, "
+                                      f"evaluation {attacks}")
         out[f"t{i}/note"] = np.array(t.get("note", ""))
         side = _curves_path(Path(path))
         side_json = json.loads(side.read_text()) if side.exists() else {}
@@ -154,10 +157,10 @@ def results_plot(data: dict, params: dict):
         sub.suptitle((f"STALE, {stale}: " if stale else "") + str(data[f"t{i}/title"]) + curves, fontsize=10,
                      color="#d62728" if stale else "k")
     skipped = [str(s) for s in np.atleast_1d(data.get("skipped", np.array([], dtype=str)))]
-    title = ("Multi-perturbation training on MNIST (l_inf 0.3, l_1 10, l_2 2; evaluation APGD-CE + APGD-T): "
-             "robustness to l_inf does not carry over to l_1 and vice versa; 'max' and MSD hold both only partly")
-    if skipped:
-        title += "\nnot drawn: " + "; ".join(skipped)
+    title = ("Multi-perturbation training on MNIST (l_inf 0.3, l_1 10, l_2 2): robustness to l_inf does not carry "
+             "over to l_1 and vice versa; the multi-norm schemes hold both only partly")
+    if skipped:  # the names only: each file's own 'stale' field gives its reason
+        title += "\nnot drawn (marked stale in the file): " + ", ".join(s.split(" ")[0] for s in skipped)
     fig.suptitle(title, fontsize=11)
     return fig
 
