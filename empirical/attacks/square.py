@@ -154,11 +154,14 @@ class Square(Attack):
             vh, vw = _randint(k, h - s + 1, generator, xa.device), _randint(k, w - s + 1, generator, xa.device)
             ix = self._index(k, c, s, vh, vw, xa.device)
             sg = _sign((k, c, 1, 1), generator, xa)
-            cand = xb.clone()
-            cand[ix] = (xa[ix] + t.eps * sg).clamp(0, 1)
-            same = ((cand - xb).abs() < 1e-7).reshape(k, -1).all(1)
+            xa_w = xa[ix]
+            win = (xa_w + t.eps * sg).clamp(0, 1)
+            # outside the window the proposal equals xb, so comparing the window alone is enough
+            same = ((win - xb[ix]).abs() < 1e-7).reshape(k, -1).all(1)
             if bool(same.any()):  # the other sign where the proposal changes nothing
-                cand[ix] = torch.where(same[:, None, None, None], (xa[ix] - t.eps * sg).clamp(0, 1), cand[ix])
+                win = torch.where(same[:, None, None, None], (xa_w - t.eps * sg).clamp(0, 1), win)
+            cand = xb.clone()
+            cand[ix] = win
             return cand
         s = max(3, int(round(math.sqrt(p * d / c))))
         s = min(s + 1 if s % 2 == 0 else s, h)
