@@ -138,8 +138,9 @@ def f1_malicious_pickle(co: Path, w: Path) -> dict:
     folder = w / "data"
     shutil.copytree(FIXTURE / "cifar10-subset", folder / "cifar10-subset")
     batch_file = folder / "cifar10-subset" / "cifar-10-batches-py" / "test_batch"
-    with open(batch_file, "rb") as fh:
-        batch = pickle.load(fh, encoding="bytes")  # the committed fixture, written by tests/data/make_fixture.py
+    from empirical.data import _unpickle  # the project's reader: admits only what a CIFAR-10 batch holds
+
+    batch = _unpickle(batch_file)  # the committed fixture, written by tests/data/make_fixture.py
     batch[b"extra"] = _Marker(str(w / "MARKER"))
     batch_file.write_bytes(pickle.dumps(batch, protocol=2))
     _py(co, "import torch; from empirical.models import get_model; "
