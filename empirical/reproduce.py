@@ -36,6 +36,13 @@ again"); the table is written by the call that finishes the last run.
 
 Schemes are started most expensive first (``COST_ORDER``), so that ``--jobs`` workers finish together;
 the table lists them in the order of ``SCHEMES_TABLE``.
+
+Rows measured by separate calls (other ``--runs`` folders, another machine) go into one table with
+``--merge TABLE [TABLE ...] --out FILE``: the tables must come from this command with the same parameters
+(dataset, preset, training flags, seed, test images, evaluation, budgets); a row in more than one of them must
+be the same measurement (equal apart from ``wall_seconds_this_call``).  The merged table keeps every row as
+written, in the order of ``SCHEMES_TABLE``, and its provenance names each merged file with that file's own
+provenance (``merged_from``).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from simulate.cli import UNFINISHED
 from .cli import ArgumentParser, claim_output, device_type, number, path_type, ranged, state_ranges
 from simulate.cli import command
 
-__all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "main"]
+__all__ = ["PRESETS", "SCHEMES_TABLE", "PUBLISHED", "MergeError", "merge_tables", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,6 +208,81 @@ def _table(rows, published) -> str:
     return "\n".join(lines)
 
 
+class MergeError(ValueError):
+    """Tables that cannot be merged into one (different parameters, or one row measured twice differently)."""
+
+
+#: The parts of a table that must agree for its rows to stand in one table.
+MERGE_SAME = ("note", "params", "published_union")
+
+
+def merge_tables(tables: list[tuple[str, dict]]) -> dict[str, Any]:
+    """One table from ``(name, table)`` pairs written by :func:`main`: their rows in the order of
+    ``SCHEMES_TABLE``, the totals summed over the rows, the parameters they share.  Raises
+    :class:`MergeError` when a table is stale or has a failed row, the tables differ in ``MERGE_SAME`` or in
+    their seeds, or a row appears twice with different values (a row read back by two calls is kept once)."""
+    if not tables:
+        raise MergeError("no tables to merge")
+    name0, first = tables[0]
+    rows: dict[str, dict] = {}
+    for name, t in tables:
+        missing = [k for k in ("rows", "provenance", *MERGE_SAME) if k not in t]
+        if missing:
+            raise MergeError(f"{name} is not a table of empirical.reproduce (no {', '.join(missing)})")
+        if t.get("stale"):
+            raise MergeError(f"{name} is marked stale")
+        for k in MERGE_SAME:
+            if t[k] != first[k]:
+                raise MergeError(f"{name} and {name0} differ in {k!r}")
+        if t["provenance"].get("seeds") != first["provenance"].get("seeds"):
+            raise MergeError(f"{name} and {name0} differ in their seeds")
+        for r in t["rows"]:
+            if "error" in r or "unfinished" in r or r.get("row") not in SCHEMES_TABLE:
+                raise MergeError(f"{name}: row {r.get('row')!r} is not a finished row of the table")
+            old = rows.get(r["row"])
+            same = {k: v for k, v in r.items() if k != "wall_seconds_this_call"}
+            if old is not None and same != {k: v for k, v in old.items() if k != "wall_seconds_this_call"}:
+                raise MergeError(f"row {r['row']!r} differs between {name} and an earlier table")
+            rows.setdefault(r["row"], r)
+    ordered = [rows[n] for n in SCHEMES_TABLE if n in rows]
+    return {"note": first["note"], "rows": ordered, "published_union": first["published_union"],
+            "params": first["params"],
+            "train_seconds_total": sum(r["train_seconds"] for r in ordered),
+            "eval_seconds_total": sum(r["eval_seconds"] or 0.0 for r in ordered),
+            "table_text": _table(ordered, first["published_union"])}
+
+
+def _merge(p, args) -> int:
+    """--merge: read the tables, merge them, write --out with the merged files' provenance."""
+    given = [f"--{d.replace('_', '-')}" for d in ("dataset", "preset", "schemes", "test_limit", "seed", "jobs",
+                                                  "threads", "device", "data_dir", "runs", "time_limit", "extra")
+             if getattr(args, d) != p.get_default(d)]
+    if given:
+        p.error(f"--merge: takes only --out, --overwrite and --quiet (the tables keep their own flags), got "
+                f"{', '.join(given)}")
+    t0 = time.time()
+    tables = []
+    for path in args.merge:
+        try:
+            tables.append((str(path), json.loads(Path(path).read_text())))
+        except (OSError, ValueError) as exc:
+            p.error(f"--merge: cannot read {str(path)!r} as a JSON table: {exc}")
+    try:
+        table = merge_tables(tables)
+    except MergeError as exc:
+        p.error(f"--merge: {exc}")
+    from simulate.provenance import provenance, write_json
+
+    table["wall_seconds_this_call"] = time.time() - t0
+    table["provenance"] = provenance(params=table["params"], seeds=tables[0][1]["provenance"].get("seeds"),
+                                     merged_from=[{"file": name, "rows": [r["row"] for r in t["rows"]],
+                                                   "provenance": t["provenance"]} for name, t in tables])
+    write_json(args.out, table)
+    if not args.quiet:
+        print(table["table_text"])
+    return 0
+
+
 def build_parser():
     p = ArgumentParser(prog="python -m empirical.reproduce", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="mnist", choices=("mnist", "cifar10", "cifar10_jpeg"),
@@ -225,6 +307,9 @@ def build_parser():
     p.add_argument("--time-limit", type=ranged("time_limit"), default=None, metavar="SECONDS",
                    help="seconds this call may run (training stops at a checkpoint before; exit 75 if unfinished)")
     p.add_argument("--extra", default="", help="extra flags for empirical.train, e.g. '--epochs 20'")
+    p.add_argument("--merge", type=path_type, nargs="+", default=None, metavar="TABLE",
+                   help="instead of running: merge tables written by this command (same parameters and seed; a row "
+                        "in two of them must be the same measurement) into --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return state_ranges(p)
 
@@ -234,6 +319,8 @@ def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     claim_output(p, "--out", args.out, overwrite=args.overwrite)
+    if args.merge is not None:
+        return _merge(p, args)
     rows_wanted = [s.strip() for s in args.schemes.split(",") if s.strip()]
     bad = [s for s in rows_wanted if s not in SCHEMES_TABLE]
     if bad or not rows_wanted:
