@@ -3,7 +3,6 @@ sets at hand) it is exactly the stated prefix of the public files."""
 
 import gzip
 import hashlib
-import pickle
 import re
 import struct
 
@@ -40,6 +39,8 @@ def _idx(path):
 @pytest.mark.data
 def test_fixture_is_the_prefix_of_the_full_files(full_data_dir):
     """Independent of the writer: compares payload bytes with the full files' first images."""
+    from empirical.data import _unpickle  # the restricted reader: the files are data, never code
+
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
                  "t10k-labels-idx1-ubyte.gz"):
         (n, *rest), small = _idx(FIXTURE_DIR / "mnist" / name)
@@ -47,8 +48,8 @@ def test_fixture_is_the_prefix_of_the_full_files(full_data_dir):
         assert tuple(rest) == tuple(full_shape[1:])
         assert small == full[:len(small)] and len(small) == n * int(np.prod(rest or [1]))
     for name in ("data_batch_1", "test_batch"):
-        small = pickle.load(open(FIXTURE_DIR / "cifar10-subset" / "cifar-10-batches-py" / name, "rb"), encoding="bytes")
-        full = pickle.load(open(full_data_dir / "cifar10-subset" / "cifar-10-batches-py" / name, "rb"), encoding="bytes")
+        small = _unpickle(FIXTURE_DIR / "cifar10-subset" / "cifar-10-batches-py" / name)
+        full = _unpickle(full_data_dir / "cifar10-subset" / "cifar-10-batches-py" / name)
         n = len(small[b"labels"])
         assert np.array_equal(np.asarray(small[b"data"]), np.asarray(full[b"data"])[:n])
         assert list(small[b"labels"]) == list(full[b"labels"][:n])

@@ -41,8 +41,10 @@ def _write_gz(path: Path, payload: bytes) -> None:
 
 
 def _cifar_prefix(src: Path, n: int, label: bytes) -> dict:
-    with open(src, "rb") as fh:
-        batch = pickle.load(fh, encoding="bytes")
+    sys.path.insert(0, str(HERE.parent.parent))
+    from empirical.data import _unpickle  # admits only what a CIFAR-10 batch holds: the source files are data
+
+    batch = _unpickle(src)
     return {b"batch_label": label, b"labels": list(batch[b"labels"][:n]),
             b"data": np.ascontiguousarray(np.asarray(batch[b"data"])[:n], dtype=np.uint8)}
 
