@@ -1,0 +1,62 @@
+"""The README's full-suite MNIST tables (section "The trade-off under the full suite") say what the results files
+hold: each "previous → now" cell is the stale APGD-pair table's value → the full-suite table's value (rounded to
+the README's 3 decimals), the union's ± is the binomial standard error over the evaluated images, and the attack
+log table is each row's ``broken_by_attack``. No torch: the files are read as JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .tolerances import README_3_DECIMALS as TOL
+
+ROOT = Path(__file__).resolve().parent.parent
+THREATS = ("linf", "l1", "l2")
+
+
+def _section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("**The trade-off under the full suite**")
+    return text[start:text.index("\n## ", start)]
+
+
+def _rows(section: str, header: str) -> dict[str, list[str]]:
+    """The markdown table under ``header``: row name -> its cells."""
+    lines = section[section.index(header):].splitlines()[2:]
+    out = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        out[cells[0]] = cells[1:]
+    return out
+
+
+def test_previous_to_now_table_is_the_two_results_files():
+    now = {r["row"]: r for r in json.loads((ROOT / "results" / "mnist_cpu_long_full_suite_table.json").read_text())["rows"]}
+    old = {r["row"]: r for r in json.loads((ROOT / "results" / "mnist_cpu_long_table.json").read_text())["rows"]}
+    table = _rows(_section(), "| row | clean | l_inf | l_1 | l_2 | union |")
+    assert list(table) == list(now)  # every re-measured row, in the file's order
+    for name, cells in table.items():
+        def pair(r):
+            return [r["clean"], *(r["per_threat"][t] for t in THREATS), r["union"]]
+        for cell, a, b in zip(cells, pair(old[name]), pair(now[name])):
+            m = re.match(r"([\d.]+) → ([\d.]+)(?: ± ([\d.]+))?$", cell)
+            assert m, (name, cell)
+            assert abs(float(m[1]) - a) < TOL and abs(float(m[2]) - b) < TOL, (name, cell, a, b)
+        se = float(re.search(r"± ([\d.]+)", cells[-1])[1])
+        u, n = now[name]["union"], now[name]["n_test"]
+        assert abs(se - (u * (1 - u) / n) ** 0.5) < TOL and abs(now[name]["union_se"] - se) < TOL
+
+
+def test_attack_log_table_is_broken_by_attack():
+    now = {r["row"]: r for r in json.loads((ROOT / "results" / "mnist_cpu_long_full_suite_table.json").read_text())["rows"]}
+    table = _rows(_section(), "| row | l_inf | l_1 | l_2 |")
+    assert list(table) == list(now)
+    for name, cells in table.items():
+        log = now[name]["broken_by_attack"]
+        assert cells == [" / ".join(str(log[t][a]) for a in ("apgd-ce", "apgd-t", "fab-t", "square")) for t in THREATS]
+        # every clean-correct example that is not robust was broken first by one attack of the suite
+        for t in THREATS:
+            assert sum(log[t].values()) == round((now[name]["clean"] - now[name]["per_threat"][t]) * now[name]["n_test"])
