@@ -26,6 +26,7 @@ L1_ATTACK_GAP = 1 / 60
 # of the last printed digit, plus float32 rounding (~1e-7 at values <= 1).
 README_3_DECIMALS = 5e-4 + 1e-6
 
+
 def report(name: str, got, expected) -> str:
     """A failure message with both the absolute and the relative error."""
     import numpy as np
