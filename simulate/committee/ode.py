@@ -346,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="'exact' (closed form, eps = 0 only), 'gh:N' (Gauss-Hermite, N per dimension), 'qmc:M' (2^M Sobol points and mirrors) or "
                            "'rqmc:M:R' (R scrambled Sobol blocks of 2^M points, with a standard error) or "
                            "'line:N[:P]' (lines through an N-per-dimension Gauss-Hermite grid, split where the "
-                           "integrand jumps, P Gauss-Legendre panels per line) [by K and attack: "
+                           "integrand jumps, P Gauss-Legendre panels per line) or 'vline:M' (lines along v, "
+                           "on which sigma is monotone, composite Gauss-Legendre of order M inside and out: a "
+                           "slow reference for 2 <= K <= 4) [by K and attack: "
                            "theory.committee.default_rule]")
     quad.add_argument("--quad-tol", type=number(float, 1e-12, 0.5, lo_open=True, why="a relative error estimate: "
                       "below 1e-12 rounding dominates, above 0.5 the drift is not resolved"), default=None,
@@ -479,6 +481,8 @@ def main(argv=None) -> int:
             if args.rule == "exact" and params.eps > 0:
                 parser.error(f"--rule: 'exact' (the closed form) holds without the attack only (--eps 0), got --eps "
                              f"{params.eps:g}; with the attack use 'gh:N', 'rqmc:M:R' or 'line:N'")
+            if args.rule is not None and args.rule.startswith("vline:") and not 2 <= params.K <= 4:
+                parser.error(f"--rule: 'vline:M' needs 2 <= --K <= 4, got --K {params.K}")
             if args.rule is not None:  # the rule's nodes, estimated before it is built
                 rule = args.rule if ":" in args.rule else f"gh:{args.rule}"
                 resources.check(resources.committee_rule(params.K, rule, alphas.size), force=args.force)

@@ -307,7 +307,7 @@ def sweep_estimate(specs: list[str], engine, options: dict, workers: int = 1) ->
 
 
 def rule_nodes(K: int, rule: str) -> int | None:
-    """Quadrature nodes of a committee drift rule given as text ('gh:n', 'qmc:m', 'rqmc:m:r', 'line:n'; see
+    """Quadrature nodes of a committee drift rule given as text ('gh:n', 'qmc:m', 'rqmc:m:r', 'line:n', 'vline:m'; see
     theory.committee.quadrature.drift_rule), without building it; None for a text it does not read."""
     kind, _, rest = str(rule).partition(":")
     nums = rest.split(":") if rest else []
@@ -323,6 +323,8 @@ def rule_nodes(K: int, rule: str) -> int | None:
         return 2 * 2 ** n[0] * n[1]
     if kind == "line" and len(n) == 1:
         return n[0] ** max(K - 1, 0)  # the outer grid alone (each node adds a line of nodes): a lower bound
+    if kind == "vline" and len(n) == 1:  # per cluster: (14 M)^(K-1) lines of about 7 panels of M nodes
+        return (14 * n[0]) ** max(K - 1, 0) * 7 * n[0]
     return None
 
 

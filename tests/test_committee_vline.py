@@ -1,0 +1,45 @@
+"""The transversal line rule "vline:M" (theory.committee.quadrature.vline_nodes), a deterministic reference for
+the drift with the attack where the integrand jumps: within its stated error of the unbiased randomised rule."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from theory.committee import CommitteeParams, State, drift, drift_error, pack
+from theory.linear.params import ParameterError
+
+from .test_committee_quadrature import _kernel, random_state
+from .tolerances import COMMITTEE_QUAD_FAMILY_LEVEL
+
+
+def _q(blocks: int, m: int) -> float:
+    """Student's t quantile (blocks - 1 degrees of freedom), Sidak-corrected over m entries at the family-wise
+    level COMMITTEE_QUAD_FAMILY_LEVEL."""
+    return stats.t.ppf(1 - (1 - (1 - COMMITTEE_QUAD_FAMILY_LEVEL) ** (1 / m)) / 2, blocks - 1)
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_vline_within_its_stated_error_of_the_randomised_rule(K):
+    """FGSM with sum |v_k| = 2 (sigma = tau inside the clusters: the integrand jumps), random states:
+    |vline:5 - rqmc:13:16| <= the stated error of vline:5 (twice its change against vline:7) + q se of the
+    randomised rule."""
+    rng = np.random.default_rng(300 + K)
+    p = CommitteeParams(preset="xor", K=K, eta_w=0.3, eta_b=0.3, eps=0.5)
+    fast = _kernel()
+    states = [random_state(K, p.D, rng, 2.0) for _ in range(2)]
+    m = len(pack(states[0])) * len(states)
+    for st in states:
+        y, err = drift_error(st, p, "vline:5", backend=fast)
+        ref, se = drift_error(st, p, "rqmc:13:16", backend=fast)
+        gap, bound = np.abs(y - ref), err + _q(16, m) * se + 1e-12
+        assert np.all(gap <= bound), (gap.max(), bound[np.argmax(gap / bound)], np.abs(ref).max())
+
+
+def test_vline_needs_a_positive_definite_overlap():
+    p = CommitteeParams(preset="xor", K=2, eps=0.5)
+    st = p.initial_state()
+    Q = np.ones((2, 2))
+    with pytest.raises(ParameterError, match="positive definite"):
+        drift(State(Q, st.R, st.b, np.array([1.0, 1.0])), p, "vline:3")
+    with pytest.raises(ParameterError, match="vline"):
+        drift(st, p, "vline:1")
