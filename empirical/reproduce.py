@@ -252,6 +252,10 @@ def merge_tables(tables: list[tuple[str, dict]]) -> dict[str, Any]:
             "table_text": _table(ordered, first["published_union"])}
 
 
+#: the largest file --merge reads (a nine-row table with its provenance is about 100 KiB)
+MAX_TABLE_BYTES = 64 * 2**20
+
+
 def _merge(p, args) -> int:
     """--merge: read the tables, merge them, write --out with the merged files' provenance."""
     given = [f"--{d.replace('_', '-')}" for d in ("dataset", "preset", "schemes", "test_limit", "seed", "jobs",
@@ -264,7 +268,12 @@ def _merge(p, args) -> int:
     tables = []
     for path in args.merge:
         try:
-            tables.append((str(path), json.loads(Path(path).read_text())))
+            with open(path, "rb") as fh:  # bounded: a handed-over file is read no further than the limit
+                raw = fh.read(MAX_TABLE_BYTES + 1)
+            if len(raw) > MAX_TABLE_BYTES:
+                p.error(f"--merge: {str(path)!r} is larger than {MAX_TABLE_BYTES // 2**20} MiB; a table of this "
+                        f"command is a few hundred KiB")
+            tables.append((str(path), json.loads(raw.decode("utf-8"))))
         except (OSError, ValueError) as exc:
             p.error(f"--merge: cannot read {str(path)!r} as a JSON table: {exc}")
     try:

@@ -91,8 +91,8 @@ def test_merge_keeps_rows_and_names_every_file(tmp_path):
     assert json.loads(out.read_text())["rows"] == m["rows"]
 
 
-@pytest.mark.parametrize("case", ["params", "row differs", "stale", "failed row", "flag", "not json"])
-def test_merge_refuses_what_is_not_one_table(case, tmp_path, capsys):
+@pytest.mark.parametrize("case", ["params", "row differs", "stale", "failed row", "flag", "not json", "too large"])
+def test_merge_refuses_what_is_not_one_table(case, tmp_path, capsys, monkeypatch):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(_fake_table([_row("Nat", 0.0, 1.0)], "aaa")))
     tb = _fake_table([_row("SAT", 0.1, 3.0)], "bbb")
@@ -107,9 +107,14 @@ def test_merge_refuses_what_is_not_one_table(case, tmp_path, capsys):
         tb["rows"].append({"row": "MSD", "error": "training exited with 1"})
     elif case == "flag":
         extra = ["--schemes", "Nat"]
+    elif case == "too large":  # the limit lowered to the size of the first table: the second one is larger
+        monkeypatch.setattr(RP, "MAX_TABLE_BYTES", len(a.read_bytes()))
+        tb["note"] = "n" * 100
     b.write_text("{" if case == "not json" else json.dumps(tb))
     with pytest.raises(SystemExit) as exc:
         RP.main(["--merge", str(a), str(b), "--out", str(tmp_path / "m.json"), *extra])
     assert exc.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("python -m empirical.reproduce: error: --merge")
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("python -m empirical.reproduce: error: --merge")
+    assert case != "too large" or "larger than" in last
     assert not (tmp_path / "m.json").exists()
