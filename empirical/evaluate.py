@@ -178,7 +178,9 @@ def load_model(path, arch: str | None = None, dataset: str = "mnist"):
         name = name or obj.get("model_name") or (obj.get("config") or {}).get("model")
     if name is None and (path.parent / "result.json").is_file():
         try:
-            name = json.loads((path.parent / "result.json").read_text()).get("config", {}).get("model")
+            with open(path.parent / "result.json", "rb") as fh:  # bounded: a run's record is well below 64 MiB
+                raw = fh.read(64 * 2**20 + 1)
+            name = None if len(raw) > 64 * 2**20 else json.loads(raw.decode("utf-8")).get("config", {}).get("model")
         except (OSError, ValueError, AttributeError):
             name = None
     if name is None:
