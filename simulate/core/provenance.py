@@ -78,8 +78,13 @@ def machine() -> dict[str, Any]:
 
 def _command() -> list[str]:
     """sys.argv with the program named relative to the checkout when it lies inside it (no absolute paths
-    of one machine in the result files)."""
+    of one machine in the result files); a module run with ``python -m`` (whose argv[0] is its file, which does
+    not run as a script) as ``python -m module``."""
     argv = list(sys.argv)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if argv and spec is not None and getattr(spec, "name", None):
+        name = spec.name[:-len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+        return ["python", "-m", name, *argv[1:]]
     if argv:
         with contextlib.suppress(ValueError):
             argv[0] = Path(argv[0]).resolve().relative_to(_ROOT).as_posix()
