@@ -316,7 +316,7 @@ def rule_parts(state: State, p: CommitteeParams, rule: Rule, nodes_fn=None):
 #: the transversal line rule "vline:M" (:func:`vline_nodes`): composite Gauss-Legendre with M nodes per panel,
 #: outer panels VLINE_WIDTH marginal standard deviations wide over +-VLINE_NSD, inner panels VLINE_WIDTH_IN
 #: conditional standard deviations wide over +-VLINE_NSD_IN; nodes of weight below VLINE_WMIN are dropped.  K <= 4:
-#: the outer product rule has (M VLINE_NSD / VLINE_WIDTH)^(K-1) lines.
+#: the outer product rule has about (2 M VLINE_NSD / VLINE_WIDTH)^(K-1) lines.
 VLINE_WIDTH, VLINE_NSD, VLINE_WIDTH_IN, VLINE_NSD_IN, VLINE_WMIN, VLINE_MAX_K = 1.0, 7.0, 3.0, 8.0, 1e-15, 4
 
 
@@ -326,10 +326,12 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     The lines run along v in the fields lambda: there d sigma/dt = sum_k v_k^2 erf'(lambda_k) > 0, so sigma is
     monotone on every line, sigma - tau has at most one root (found by bisection and made a panel edge) and the
     lines cross the jump surface sigma = tau at an angle bounded away from tangency (cos >= 1/sqrt(K) for |v_k|
-    equal).  The feet of the lines are the K - 1 coordinates o = E^T lambda of the complement of v (E orthonormal),
-    integrated by a composite Gauss-Legendre product rule on a box over their Gaussian marginal; along each line a
+    equal).  The feet of the lines are K - 1 linear coordinates of lambda orthogonal to v (the differences
+    lambda_k - lambda_l of the most antiparallel disjoint pairs, projected off v, then an orthonormal completion),
+    integrated by a composite Gauss-Legendre product rule on a box over their Gaussian marginal, with panel edges at
+    the multiples of VLINE_WIDTH standard deviations (one at 0, where lambda_k = lambda_l); along each line a
     composite Gauss-Legendre rule over the conditional Gaussian.  A deterministic reference rule for the drift with
-    the attack and a jump: millions of nodes (K = 4: about 1.5e6 per cluster for M = 5), no bias from a
+    the attack and a jump: millions of nodes (K = 4: 2 to 15 CPU s per drift for M = 3 to 5), no bias from a
     tangency or from a Gauss-Hermite grid's reach (accuracy: docs/committee.md, Quadrature).  Needs Q positive
     definite.
     """
