@@ -26,13 +26,13 @@ decided are those that name them.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 from simulate.cli import command
+from simulate.core.outputs import read_json
 
 __all__ = ["robustness_matrix", "robustness_matrix_and_log", "attack_log", "clean_correct", "summarize",
            "format_table", "load_model", "main"]
@@ -178,9 +178,7 @@ def load_model(path, arch: str | None = None, dataset: str = "mnist"):
         name = name or obj.get("model_name") or (obj.get("config") or {}).get("model")
     if name is None and (path.parent / "result.json").is_file():
         try:
-            with open(path.parent / "result.json", "rb") as fh:  # bounded: a run's record is well below 64 MiB
-                raw = fh.read(64 * 2**20 + 1)
-            name = None if len(raw) > 64 * 2**20 else json.loads(raw.decode("utf-8")).get("config", {}).get("model")
+            name = read_json(path.parent / "result.json").get("config", {}).get("model")
         except (OSError, ValueError, AttributeError):
             name = None
     if name is None:

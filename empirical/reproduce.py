@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from simulate.cli import UNFINISHED
+from simulate.core.outputs import read_json
 
 from .cli import ArgumentParser, claim_output, device_type, number, path_type, ranged, state_ranges
 from simulate.cli import command
@@ -268,12 +269,7 @@ def _merge(p, args) -> int:
     tables = []
     for path in args.merge:
         try:
-            with open(path, "rb") as fh:  # bounded: a handed-over file is read no further than the limit
-                raw = fh.read(MAX_TABLE_BYTES + 1)
-            if len(raw) > MAX_TABLE_BYTES:
-                p.error(f"--merge: {str(path)!r} is larger than {MAX_TABLE_BYTES // 2**20} MiB; a table of this "
-                        f"command is a few hundred KiB")
-            tables.append((str(path), json.loads(raw.decode("utf-8"))))
+            tables.append((str(path), read_json(path, MAX_TABLE_BYTES)))
         except (OSError, ValueError) as exc:
             p.error(f"--merge: cannot read {str(path)!r} as a JSON table: {exc}")
     try:

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_write", "write_json", "to_jsonable", "write_with_sidecar", "sidecar_path", "sidecar_matches",
+__all__ = ["atomic_write", "write_json", "read_json", "to_jsonable", "write_with_sidecar", "sidecar_path", "sidecar_matches",
            "clean_stale_temporaries", "check_output", "output_lock", "OutputError", "WriteError",
            "check_output_folder", "csv_text", "write_result", "save_figure", "checked_write", "verify_checksum",
            "remove_checked", "checksum_path", "file_sha256", "ChecksumError"]
@@ -411,6 +411,16 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
         json.dump(to_jsonable(data), fh, indent=2, sort_keys=False)
         fh.write("\n")
 
+
+
+def read_json(path: str | os.PathLike, limit: int = 64 * 2**20) -> Any:
+    """A JSON file read no further than ``limit`` bytes (a file handed over by a user is read in bounded memory):
+    ValueError when it is larger or not JSON, OSError when it cannot be read."""
+    with open(path, "rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"larger than {limit / 2**20:g} MiB")
+    return json.loads(raw.decode("utf-8"))
 
 
 def csv_text(header: list[str], rows) -> str:
