@@ -40,6 +40,7 @@ from scipy.integrate import solve_ivp
 from theory.committee import (COMMITTEE_FIELD_HELP, COMMITTEE_INT_RANGES, COMMITTEE_RANGES, PRESETS, CommitteeParams,
                               Rule, State, averages, drift, drift_error, drift_rule, errors, errors_with_se,
                               fixed_point, pack, rule_for, rule_parts, sqrt_gram, state_names, unpack)
+from theory.committee.quadrature import VLINE_MAX_K
 from theory.params import RANGES, ParameterError
 
 from ..core import resources
@@ -481,8 +482,8 @@ def main(argv=None) -> int:
             if args.rule == "exact" and params.eps > 0:
                 parser.error(f"--rule: 'exact' (the closed form) holds without the attack only (--eps 0), got --eps "
                              f"{params.eps:g}; with the attack use 'gh:N', 'rqmc:M:R' or 'line:N'")
-            if args.rule is not None and args.rule.startswith("vline:") and not 2 <= params.K <= 4:
-                parser.error(f"--rule: 'vline:M' needs 2 <= --K <= 4, got --K {params.K}")
+            if args.rule is not None and args.rule.startswith("vline:") and not 2 <= params.K <= VLINE_MAX_K:
+                parser.error(f"--rule: 'vline:M' needs 2 <= --K <= {VLINE_MAX_K}, got --K {params.K}")
             if args.rule is not None:  # the rule's nodes, estimated before it is built
                 rule = args.rule if ":" in args.rule else f"gh:{args.rule}"
                 resources.check(resources.committee_rule(params.K, rule, alphas.size), force=args.force)

@@ -323,8 +323,11 @@ def rule_nodes(K: int, rule: str) -> int | None:
         return 2 * 2 ** n[0] * n[1]
     if kind == "line" and len(n) == 1:
         return n[0] ** max(K - 1, 0)  # the outer grid alone (each node adds a line of nodes): a lower bound
-    if kind == "vline" and len(n) == 1:  # per cluster: (14 M)^(K-1) lines of about 7 panels of M nodes
-        return (14 * n[0]) ** max(K - 1, 0) * 7 * n[0]
+    if kind == "vline" and len(n) == 1:  # per cluster: the product rule's lines, each of its inner panels
+        from theory.committee.quadrature import VLINE_NSD, VLINE_NSD_IN, VLINE_WIDTH, VLINE_WIDTH_IN
+
+        lines = (2 * VLINE_NSD / VLINE_WIDTH * n[0]) ** max(K - 1, 0)
+        return int(lines * (math.ceil(2 * VLINE_NSD_IN / VLINE_WIDTH_IN) + 1) * n[0])
     return None
 
 

@@ -343,7 +343,7 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     v = np.asarray(v, dtype=float)
     if not 2 <= K <= VLINE_MAX_K:
         raise ParameterError(f"the rule 'vline:M' needs 2 <= K <= {VLINE_MAX_K} (its product rule has "
-                             f"(14 M)^(K-1) lines), got K = {K}")
+                             f"(2 M {VLINE_NSD:g} / {VLINE_WIDTH:g})^(K-1) lines), got K = {K}")
     if np.linalg.eigvalsh(0.5 * (Q + Q.T)).min() <= 1e-10 or not np.linalg.norm(v) > 0:
         raise ParameterError("the rule 'vline:M' needs a positive definite Q and v != 0")
     L, P = sqrt_gram(Q)
@@ -374,17 +374,14 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     csd = math.sqrt(Cy[0, 0] - Cio @ beta)
     xg, wg = roots_legendre(M)
 
-    def composite(lo, hi, width, at_zero=False):
-        if at_zero:  # edges at the multiples of width (one at 0)
-            edges = width * np.arange(math.floor(lo / width), math.ceil(hi / width) + 1)
-        else:
-            edges = np.linspace(lo, hi, max(1, int(math.ceil((hi - lo) / width))) + 1)
+    def composite(lo, hi, width):  # panel edges at the multiples of width (one at 0)
+        edges = width * np.arange(math.floor(lo / width), math.ceil(hi / width) + 1)
         a, bnd = edges[:-1], edges[1:]
         return (((0.5 * (a + bnd))[:, None] + (0.5 * (bnd - a))[:, None] * xg).ravel(),
                 ((0.5 * (bnd - a))[:, None] * wg).ravel())
 
     axes = [composite(my[j] - VLINE_NSD * math.sqrt(Cy[j, j]), my[j] + VLINE_NSD * math.sqrt(Cy[j, j]),
-                      VLINE_WIDTH * math.sqrt(Cy[j, j]), True) for j in range(1, K)]
+                      VLINE_WIDTH * math.sqrt(Cy[j, j])) for j in range(1, K)]
     Yo = np.stack([g.ravel() for g in np.meshgrid(*[a[0] for a in axes], indexing="ij")], axis=1)
     Wo = np.prod(np.stack([g.ravel() for g in np.meshgrid(*[a[1] for a in axes], indexing="ij")], axis=1), axis=1)
     dev = Yo - my[1:]
