@@ -9,10 +9,16 @@ For every trained run under ``--runs`` (one folder per scheme, each with ``model
 once per budget; budget 0 is the clean accuracy), under the evaluation module's attacks of strength
 ``--strength`` (default 'eval': APGD-CE, APGD-T, FAB-T, Square).  The JSON has, per table row,
 {threat: {"eps": [...], "accuracy": [...]}}, with provenance; ``figures`` draws it beside the table.
+
+Budgets are nested: where a budget is at least the one before it, only the examples still robust at the
+smaller budget are attacked (an adversarial example inside the smaller ball lies inside the larger one), so a
+curve never rises with the budget and the large budgets cost only what the small ones left robust.  After every
+(model, threat) the curves so far go to ``<out>.part``; a rerun of the same command resumes from it.
 """
 
 from __future__ import annotations
 
+import json
 
 import torch
 
@@ -45,15 +51,26 @@ def _suite_names(strength: str, threats) -> dict:
 
 def budget_curve(model, x, y, threat: str, budgets, dataset: str, strength: str, seed: int,
                  batch_size: int) -> dict:
-    """Robust accuracy at each budget (the first entry, budget 0, is the clean accuracy)."""
+    """Robust accuracy at each budget (the first entry, budget 0, is the clean accuracy).
+
+    A numeric budget at least as large as the one before it attacks only the examples still robust there
+    (nested balls); any other budget attacks every correctly classified example."""
     clean = clean_correct(model, x, y, batch_size)
     eps, acc = [0.0], [float(clean.float().mean())]
+    robust, previous = clean, None
     for e in budgets:  # a number, or (max angle, max shift) for rt
         t = get_threat(threat, dataset, eps=e)
-        M = robustness_matrix(model, x, y, [t], strength=strength, batch_size=batch_size,
-                              generator=torch.Generator().manual_seed(seed))
-        eps.append(float(e) if isinstance(e, (int, float)) else list(e))
-        acc.append(float(M[:, 0].float().mean()))
+        numeric = isinstance(e, (int, float))
+        nested = numeric and previous is not None and e >= previous
+        idx = torch.nonzero(robust if nested else clean).flatten()
+        robust = torch.zeros(len(x), dtype=torch.bool)
+        if len(idx):
+            M = robustness_matrix(model, x[idx], y[idx], [t], strength=strength, batch_size=batch_size,
+                                  generator=torch.Generator().manual_seed(seed))
+            robust[idx] = M[:, 0]
+        previous = e if numeric else None
+        eps.append(float(e) if numeric else list(e))
+        acc.append(float(robust.float().mean()))
     return {"eps": eps, "accuracy": acc}
 
 
@@ -118,18 +135,57 @@ def main(argv=None) -> int:
             x, y = load_cifar10(args.data_dir, "test", source="subset", limit=args.test_limit)
     except DataError as exc:
         p.error(f"--data-dir: {exc}")
-    curves = {}
-    for run in tqdm(runs, disable=args.quiet, desc="models"):
-        row = ROW_OF.get(run.name, run.name)
-        curves[row] = {t: budget_curve(models[run], x, y, t, budgets[t], args.dataset, args.strength, args.seed,
-                                       args.batch_size) for t in threats}
-        if not args.quiet:
-            print(row, {t: [round(a, 3) for a in c["accuracy"]] for t, c in curves[row].items()}, flush=True)
     params = {"runs": str(args.runs), "dataset": args.dataset, "n_test": int(x.shape[0]),
-              "strength": args.strength, "attacks": _suite_names(args.strength, threats), "budgets": {t: budgets[t] for t in threats}, "threats": threats}
+              "strength": args.strength, "attacks": _suite_names(args.strength, threats),
+              "budgets": {t: budgets[t] for t in threats}, "threats": threats, "nested": True}
+    part = args.out.with_name(args.out.name + ".part")
+    curves = _resumed(part, params, args.seed, [ROW_OF.get(r.name, r.name) for r in runs], threats)
+    if curves and not args.quiet:
+        print(f"resuming from {part}: {sum(map(len, curves.values()))} curves done", flush=True)
+    try:
+        for run in tqdm(runs, disable=args.quiet, desc="models"):
+            row = ROW_OF.get(run.name, run.name)
+            done = curves.setdefault(row, {})
+            for t in threats:
+                if t not in done:
+                    done[t] = budget_curve(models[run], x, y, t, budgets[t], args.dataset, args.strength,
+                                           args.seed, args.batch_size)
+                    write_json(part, {"params": params, "seed": args.seed, "curves": curves})
+            if not args.quiet:
+                print(row, {t: [round(a, 3) for a in c["accuracy"]] for t, c in done.items()}, flush=True)
+    except KeyboardInterrupt as exc:
+        if part.is_file():
+            exc.checkpoint = part  # the command's handler names it and exits UNFINISHED
+        raise
     write_json(args.out, {"curves": curves, "params": params,
                           "provenance": provenance(params=params, seeds={"seed": args.seed})})
+    part.unlink(missing_ok=True)
     return 0
+
+
+def _resumed(part, params: dict, seed: int, rows, threats) -> dict:
+    """The curves of an interrupted run of the same command (``part`` written by :func:`main`), else {}.  The
+    file is data: read bounded, and used only when its parameters equal these and every curve has its shape."""
+    from simulate.core.outputs import read_json
+
+    if not part.is_file():
+        return {}
+    try:
+        old = read_json(part)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(old, dict) or old.get("params") != json.loads(json.dumps(params)) or old.get("seed") != seed:
+        return {}
+    curves = old.get("curves")
+    if not isinstance(curves, dict):
+        return {}
+    n = {t: len(params["budgets"][t]) + 1 for t in threats}
+    keep = {}
+    for row, per in curves.items():
+        if row in rows and isinstance(per, dict):
+            keep[row] = {t: c for t, c in per.items() if t in n and isinstance(c, dict)
+                         and len(c.get("eps", ())) == n[t] and len(c.get("accuracy", ())) == n[t]}
+    return keep
 
 
 if __name__ == "__main__":

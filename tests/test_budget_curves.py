@@ -147,3 +147,55 @@ def test_budget_curves_rejects_bad_input(tmp_path, capsys):
         main(["--runs", str(tmp_path / "nope"), "--out", str(tmp_path / "x.json")])
     assert exc.value.code == 2
     assert "--runs" in capsys.readouterr().err
+
+
+def test_budget_curves_resume_after_an_interruption(tmp_path, data_dir, monkeypatch):
+    """A run stopped after its first model resumes from ``<out>.part``: the finished model's curves are not
+    computed again, and the result equals an uninterrupted run's (same seed, same attacks)."""
+    import empirical.budget_curves as BC
+    from empirical.models import MnistCNN
+
+    torch.set_num_threads(1)
+    for i, name in enumerate(("natural", "adv_linf")):
+        torch.manual_seed(i)
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        torch.save(MnistCNN().eval().state_dict(), tmp_path / "runs" / name / "model.pt")
+    argv = ["--runs", str(tmp_path / "runs"), "--data-dir", str(data_dir), "--test-limit", "6", "--threats",
+            "linf", "--eps", "linf=0.1,linf=0.3", "--strength", "train", "--quiet", "--out"]
+    assert BC.main([*argv, str(tmp_path / "whole.json")]) == 0
+
+    real, calls = BC.budget_curve, []
+
+    def stop_at_the_second_model(model, *a, **kw):
+        calls.append(model)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(model, *a, **kw)
+
+    out = tmp_path / "resumed.json"
+    monkeypatch.setattr(BC, "budget_curve", stop_at_the_second_model)
+    from simulate.cli import UNFINISHED
+
+    assert BC.main([*argv, str(out)]) == UNFINISHED
+    assert not out.exists() and (tmp_path / "resumed.json.part").is_file()
+    calls.clear()
+    monkeypatch.setattr(BC, "budget_curve", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    assert BC.main([*argv, str(out)]) == 0
+    assert len(calls) == 1, "the finished model was attacked again"
+    assert not (tmp_path / "resumed.json.part").exists()
+    whole, resumed = json.loads((tmp_path / "whole.json").read_text()), json.loads(out.read_text())
+    assert resumed["curves"] == whole["curves"] and resumed["params"]["nested"] is True
+
+
+def test_nested_budgets_attack_only_what_the_smaller_budget_left(linear_37, monkeypatch):
+    """With ascending budgets each attack runs on the examples robust at the budget before (counted), and the
+    curve equals the exact one (the nested sets of a linear model), as in the test above."""
+    import empirical.budget_curves as BC
+
+    model, x, y, w, b = linear_37
+    sizes, real = [], BC.robustness_matrix
+    monkeypatch.setattr(BC, "robustness_matrix", lambda m, xs, *a, **kw: sizes.append(len(xs)) or real(m, xs, *a, **kw))
+    c = BC.budget_curve(model, x, y, "linf", LINF, "mnist", "train", 0, 60)
+    exact = [exact_linf(x, y, w, b, e) for e in [0.0, *LINF]]
+    assert np.all(np.abs(np.asarray(c["accuracy"]) - exact) <= 1e-6), TOL.report("l_inf", c["accuracy"], exact)
+    assert sizes == [round(a * len(x)) for a in c["accuracy"][:-1]], sizes
