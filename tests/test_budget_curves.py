@@ -88,10 +88,11 @@ def _curves(linear_37, budget_curve):
     return linf, l1, ex_linf, ex_l1
 
 
-def _agrees(linear_37, budget_curve) -> bool:
-    linf, l1, ex_linf, ex_l1 = _curves(linear_37, budget_curve)
-    g_inf, g_1 = _gaps(linf, ex_linf), _gaps(l1, ex_l1)
-    return bool(np.all(np.abs(g_inf) <= 1e-6) and np.all(g_1 >= -1e-6) and np.all(g_1 <= TOL.L1_ATTACK_GAP))
+def _linf_agrees(linear_37, budget_curve) -> bool:
+    """The l_inf half of the comparison below (the l_1 half costs 15 s more and fails the same way)."""
+    model, x, y, w, b = linear_37
+    linf = budget_curve(model, x, y, "linf", LINF, "mnist", "train", 0, 60)
+    return bool(np.all(np.abs(_gaps(linf, [exact_linf(x, y, w, b, e) for e in [0.0, *LINF]])) <= 1e-6))
 
 
 def test_budget_curve_matches_the_exact_robust_accuracy(linear_37):
@@ -110,8 +111,9 @@ def test_a_budget_curve_that_ignores_its_budgets_fails(linear_37, monkeypatch):
     import empirical.budget_curves as BC
 
     real = BC.get_threat
+    assert _linf_agrees(linear_37, BC.budget_curve)
     monkeypatch.setattr(BC, "get_threat", lambda name, dataset="mnist", eps=None: real(name, dataset))
-    assert not _agrees(linear_37, BC.budget_curve)
+    assert not _linf_agrees(linear_37, BC.budget_curve)
 
 
 def test_budget_curves_cli(tmp_path, data_dir):
