@@ -132,11 +132,12 @@ def save_data(spec: FigureSpec, params: dict[str, Any], data: dict[str, np.ndarr
                                                "provenance": provenance(params=params)})
 
 
-def save_figure_files(fig: "plt.Figure", name: str, out_dir: Path) -> list[Path]:
-    """Write ``fig`` as ``out_dir/name.png`` (130 dpi) and ``.pdf`` through :func:`simulate.core.provenance.save_figure`
-    (atomic, one format per suffix) and close it; the paths."""
+def save_figure_files(fig: "plt.Figure", name: str, out_dir: Path, formats: tuple[str, ...] = ("png", "pdf")
+                      ) -> list[Path]:
+    """Write ``fig`` as ``out_dir/name.png`` (130 dpi) and ``.pdf`` (``formats``) through
+    :func:`simulate.core.provenance.save_figure` (atomic, one format per suffix) and close it; the paths."""
     paths = []
-    for ext in ("png", "pdf"):
+    for ext in formats:
         path = out_dir / f"{name}.{ext}"
         save_figure(fig, path, dpi=130 if ext == "png" else None)
         paths.append(path)
@@ -166,6 +167,7 @@ def run_figure(name: str, quick: bool = False, out_dir: Path | None = None, forc
         figs = {"": figs}
     paths = []
     for suffix, fig in figs.items():
-        paths += save_figure_files(fig, name + suffix, out_dir)
+        # the quick pass is for looking: PNG only (the PDF takes as long to render again)
+        paths += save_figure_files(fig, name + suffix, out_dir, ("png",) if quick else ("png", "pdf"))
     log(f"[{name}] wrote {', '.join(str(p) for p in paths)}")
     return paths
