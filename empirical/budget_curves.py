@@ -84,6 +84,7 @@ def build_parser():
     p.add_argument("--threats", default="linf,l1,l2", metavar="LIST", help="comma-separated [default: linf,l1,l2]")
     p.add_argument("--eps", type=eps_list_type, default=None, metavar="BUDGETS",
                    help="budgets per threat, a name once per budget, e.g. linf=0.1,linf=0.2,l1=5 "
+                        "; an ascending budget attacks only what the one before it left robust "
                         "[default: the dataset's four per threat, DEFAULT_BUDGETS]")
     p.add_argument("--test-limit", type=ranged("test_limit"), default=100, metavar="N",
                    help="test images (the first N) [default: 100]")
@@ -91,7 +92,7 @@ def build_parser():
                    help="attacks: eval (AutoAttack's standard suite), apgd (APGD-CE + APGD-T only), train "
                         "[default: eval]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=100, metavar="N", help="[default: 100]")
-    p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file")
+    p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file; FILE.part holds the curves so far, from which the same command resumes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return state_ranges(p)
 
