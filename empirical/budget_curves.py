@@ -83,7 +83,7 @@ def build_parser():
     add_common(p, dataset=("mnist", "cifar10", "cifar10_jpeg"))
     p.add_argument("--threats", default="linf,l1,l2", metavar="LIST", help="comma-separated [default: linf,l1,l2]")
     p.add_argument("--eps", type=eps_list_type, default=None, metavar="BUDGETS",
-                   help="budgets per threat, a name once per budget, e.g. linf=0.1,linf=0.2,l1=5 "
+                   help="budgets per threat, a name once per budget, e.g. linf=0.1,linf=0.2,l1=5"
                         "; an ascending budget attacks only what the one before it left robust "
                         "[default: the dataset's four per threat, DEFAULT_BUDGETS]")
     p.add_argument("--test-limit", type=ranged("test_limit"), default=100, metavar="N",
