@@ -43,3 +43,20 @@ def test_vline_needs_a_positive_definite_overlap():
         drift(State(Q, st.R, st.b, np.array([1.0, 1.0])), p, "vline:3")
     with pytest.raises(ParameterError, match="vline"):
         drift(st, p, "vline:1")
+
+
+def test_vline_converges_fast_where_the_input_gradient_cancels():
+    """K = 2, v = (1, 1), Q_12 = -0.87: v_1 w_1 and v_2 w_2 nearly opposite, so the attack direction turns in
+    thin layers around lambda_1 = +-lambda_2.  With its panels graded toward them, vline:8 states an error below
+    1e-8 (its change against vline:10; without the grading that change is ~1e-5), and it agrees with the unbiased
+    rqmc:15:16 within its stated error + the Sidak t quantile times the randomised rule's standard error."""
+    rng = np.random.default_rng(0)
+    p = CommitteeParams(preset="xor", K=2, eta_w=0.5, eta_b=0.2, eps=0.5, v0=(1.0, 1.0))
+    fast = _kernel()
+    q = -0.87
+    st = State(np.array([[1.0, q], [q, 1.0]]), rng.normal(0, 0.5, (2, 2)), rng.normal(0, 0.3, 2), np.array([1.0, 1.0]))
+    y, err = drift_error(st, p, "vline:8", backend=fast)
+    assert err.max() < 1e-8, err.max()
+    ref, se = drift_error(st, p, "rqmc:15:16", backend=fast)
+    gap, bound = np.abs(y - ref), err + _q(16, len(y)) * se + 1e-12
+    assert np.all(gap <= bound), (gap.max(), bound[np.argmax(gap / bound)])

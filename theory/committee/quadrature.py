@@ -318,6 +318,10 @@ def rule_parts(state: State, p: CommitteeParams, rule: Rule, nodes_fn=None):
 #: conditional standard deviations wide over +-VLINE_NSD_IN; nodes of weight below VLINE_WMIN are dropped.  K <= 4:
 #: the outer product rule has about (2 M VLINE_NSD / VLINE_WIDTH)^(K-1) lines.
 VLINE_WIDTH, VLINE_NSD, VLINE_WIDTH_IN, VLINE_NSD_IN, VLINE_WMIN, VLINE_MAX_K = 1.0, 7.0, 3.0, 8.0, 1e-15, 4
+#: the panels of "vline:M" graded toward the layers where the attack direction turns: VLINE_LEVELS extra edges on
+#: each side at VLINE_Q^i panel widths (i = 1 .. VLINE_LEVELS outside, i = 0 .. VLINE_LEVELS - 1 along the lines),
+#: for the disjoint pairs of units whose input-gradient terms cancel most (v_k v_l Q_kl below -VLINE_CANCEL)
+VLINE_LEVELS, VLINE_Q, VLINE_CANCEL = 3, 0.35, 0.0
 
 
 def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.ndarray, np.ndarray]:
@@ -330,10 +334,18 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     lambda_k - lambda_l of the most antiparallel disjoint pairs, projected off v, then an orthonormal completion),
     integrated by a composite Gauss-Legendre product rule on a box over their Gaussian marginal, with panel edges at
     the multiples of VLINE_WIDTH standard deviations (one at 0, where lambda_k = lambda_l); along each line a
-    composite Gauss-Legendre rule over the conditional Gaussian.  A deterministic reference rule for the drift with
-    the attack and a jump: millions of nodes (K = 4: 2 to 15 CPU s per drift for M = 3 to 5), no bias from a
-    tangency or from a Gauss-Hermite grid's reach (accuracy: docs/committee.md, Quadrature).  Needs Q positive
-    definite.
+    composite Gauss-Legendre rule over the conditional Gaussian.
+
+    Where v_k w_k and v_l w_l point almost opposite ways (v_k v_l Q_kl < -VLINE_CANCEL), the input gradient
+    sum_k v_k erf'(lambda_k) w_k nearly cancels where erf'(lambda_k) = erf'(lambda_l), and the attack direction
+    turns within a thin layer around the planes lambda_k = +-lambda_l (thinner the further out).  The rule grades
+    its panels toward them: around 0 in the difference coordinates of the feet, and around the point where each
+    line crosses lambda_k = sign(Q_kl) lambda_l (the plane through the bulk of the fields), VLINE_LEVELS edges on
+    each side at VLINE_Q^i panel widths.  Without the grading the rule converges only algebraically there.
+
+    A deterministic reference rule for the drift with the attack and a jump: millions of nodes at K = 4, no bias
+    from a tangency or from a Gauss-Hermite grid's reach (accuracy: docs/committee.md, Quadrature).  Needs Q
+    positive definite.
     """
     from scipy.special import erf, roots_legendre
 
@@ -353,15 +365,16 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     # outer coordinates: the differences lambda_k - lambda_l of the most anti-parallel disjoint pairs (projected
     # off v), where the attack direction turns within a layer along lambda_k = lambda_l, then a completion
     vh = v / np.linalg.norm(v)
-    rows, used = [], set()
-    for k, l in sorted(((k, l) for k in range(K) for l in range(k + 1, K)), key=lambda kl: Q[kl]):
-        if k in used or l in used or Q[k, l] > -0.5:
+    rows, used, pairs = [], set(), []
+    for k, l in sorted(((k, l) for k in range(K) for l in range(k + 1, K)), key=lambda kl: v[kl[0]] * v[kl[1]] * Q[kl]):
+        if k in used or l in used or not v[k] * v[l] * Q[k, l] < -VLINE_CANCEL:
             continue
-        d = np.eye(K)[k] - np.eye(K)[l]
+        d = np.eye(K)[k] + math.copysign(1.0, Q[k, l]) * np.eye(K)[l]
         d = d - (d @ vh) * vh
+        used |= {k, l}
+        pairs.append((k, l))
         if np.linalg.norm(d) > 1e-6 and len(rows) < K - 1:
             rows.append(d / np.linalg.norm(d))
-            used |= {k, l}
     aligned = len(rows)
     comp = np.linalg.qr(np.column_stack([vh] + rows + list(np.eye(K))))[0][:, :K]
     rows += [comp[:, j] for j in range(1 + aligned, K)]
@@ -374,14 +387,18 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     csd = math.sqrt(Cy[0, 0] - Cio @ beta)
     xg, wg = roots_legendre(M)
 
-    def composite(lo, hi, width):  # panel edges at the multiples of width (one at 0)
+    grade = [s * VLINE_Q ** i for i in range(1, VLINE_LEVELS + 1) for s in (-1.0, 1.0)]
+
+    def composite(lo, hi, width, graded):  # panel edges at the multiples of width (one at 0), graded toward 0
         edges = width * np.arange(math.floor(lo / width), math.ceil(hi / width) + 1)
+        if graded:
+            edges = np.unique(np.concatenate([edges, width * np.asarray(grade)]))
         a, bnd = edges[:-1], edges[1:]
         return (((0.5 * (a + bnd))[:, None] + (0.5 * (bnd - a))[:, None] * xg).ravel(),
                 ((0.5 * (bnd - a))[:, None] * wg).ravel())
 
     axes = [composite(my[j] - VLINE_NSD * math.sqrt(Cy[j, j]), my[j] + VLINE_NSD * math.sqrt(Cy[j, j]),
-                      VLINE_WIDTH * math.sqrt(Cy[j, j])) for j in range(1, K)]
+                      VLINE_WIDTH * math.sqrt(Cy[j, j]), j <= aligned) for j in range(1, K)]
     Yo = np.stack([g.ravel() for g in np.meshgrid(*[a[0] for a in axes], indexing="ij")], axis=1)
     Wo = np.prod(np.stack([g.ravel() for g in np.meshgrid(*[a[1] for a in axes], indexing="ij")], axis=1), axis=1)
     dev = Yo - my[1:]
@@ -406,7 +423,17 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     glo, ghi = float(lo.min()), float(hi.max())
     edges = np.linspace(glo, ghi, max(1, int(math.ceil((ghi - glo) / (VLINE_WIDTH_IN * csd)))) + 1)
     root = np.where(has, 0.5 * (a + bnd), ghi)  # no root: a panel of zero width
-    ed = np.sort(np.concatenate([np.broadcast_to(edges, (len(cm), len(edges))), root[:, None]], axis=1), axis=1)
+    extra = [root[:, None]]
+    lam0, dl = np.column_stack([np.zeros(len(Yo)), Yo]) @ Ti.T, Ti[:, 0]  # lambda(t) = lam0 + t dl on each line
+    offsets = np.array([0.0] + [s * VLINE_WIDTH_IN * csd * VLINE_Q ** i for i in range(VLINE_LEVELS)
+                                for s in (-1.0, 1.0)])
+    for k, l in pairs:
+        sg = math.copysign(1.0, Q[k, l])
+        rate = dl[k] - sg * dl[l]
+        if abs(rate) > 1e-9:
+            tc = -(lam0[:, k] - sg * lam0[:, l]) / rate  # where the line crosses lambda_k = sign(Q_kl) lambda_l
+            extra.append(np.clip(tc[:, None] + offsets, glo, ghi))
+    ed = np.sort(np.concatenate([np.broadcast_to(edges, (len(cm), len(edges)))] + extra, axis=1), axis=1)
     ea, eb = ed[:, :-1], ed[:, 1:]
     tn = (0.5 * (ea + eb))[..., None] + (0.5 * (eb - ea))[..., None] * xg
     W = (0.5 * (eb - ea))[..., None] * wg
