@@ -323,11 +323,13 @@ def rule_nodes(K: int, rule: str) -> int | None:
         return 2 * 2 ** n[0] * n[1]
     if kind == "line" and len(n) == 1:
         return n[0] ** max(K - 1, 0)  # the outer grid alone (each node adds a line of nodes): a lower bound
-    if kind == "vline" and len(n) == 1:  # per cluster: the product rule's lines, each of its inner panels
-        from theory.committee.quadrature import VLINE_NSD, VLINE_NSD_IN, VLINE_WIDTH, VLINE_WIDTH_IN
+    if kind == "vline" and len(n) == 1:  # per cluster: the product rule's lines, each of its inner panels (at most:
+        # every foot coordinate and K // 2 pairs graded)
+        from theory.committee.quadrature import VLINE_LEVELS, VLINE_NSD, VLINE_NSD_IN, VLINE_WIDTH, VLINE_WIDTH_IN
 
-        lines = (2 * VLINE_NSD / VLINE_WIDTH * n[0]) ** max(K - 1, 0)
-        return int(lines * (math.ceil(2 * VLINE_NSD_IN / VLINE_WIDTH_IN) + 1) * n[0])
+        lines = ((2 * VLINE_NSD / VLINE_WIDTH + 2 * VLINE_LEVELS) * n[0]) ** max(K - 1, 0)
+        inner = math.ceil(2 * VLINE_NSD_IN / VLINE_WIDTH_IN) + 1 + (2 * VLINE_LEVELS + 1) * (K // 2)
+        return int(lines * inner * n[0])
     return None
 
 
