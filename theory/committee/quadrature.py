@@ -319,9 +319,8 @@ def rule_parts(state: State, p: CommitteeParams, rule: Rule, nodes_fn=None):
 #: the outer product rule has about (2 M VLINE_NSD / VLINE_WIDTH)^(K-1) lines.
 VLINE_WIDTH, VLINE_NSD, VLINE_WIDTH_IN, VLINE_NSD_IN, VLINE_WMIN, VLINE_MAX_K = 1.0, 7.0, 3.0, 8.0, 1e-15, 4
 #: the panels of "vline:M" graded toward the layers where the attack direction turns: VLINE_LEVELS extra edges on
-#: each side at VLINE_Q^i panel widths (i = 1 .. VLINE_LEVELS outside, i = 0 .. VLINE_LEVELS - 1 along the lines),
-#: for the disjoint pairs of units whose input-gradient terms cancel most (v_k v_l Q_kl below -VLINE_CANCEL)
-VLINE_LEVELS, VLINE_Q, VLINE_CANCEL = 3, 0.35, 0.0
+#: each side at VLINE_Q^i panel widths (i = 1 .. VLINE_LEVELS outside, i = 0 .. VLINE_LEVELS - 1 along the lines)
+VLINE_LEVELS, VLINE_Q = 3, 0.35
 
 
 def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.ndarray, np.ndarray]:
@@ -336,12 +335,13 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     the multiples of VLINE_WIDTH standard deviations (one at 0, where lambda_k = lambda_l); along each line a
     composite Gauss-Legendre rule over the conditional Gaussian.
 
-    Where v_k w_k and v_l w_l point almost opposite ways (v_k v_l Q_kl < -VLINE_CANCEL), the input gradient
-    sum_k v_k erf'(lambda_k) w_k nearly cancels where erf'(lambda_k) = erf'(lambda_l), and the attack direction
-    turns within a thin layer around the planes lambda_k = +-lambda_l (thinner the further out).  The rule grades
-    its panels toward them: around 0 in the difference coordinates of the feet, and around the point where each
-    line crosses lambda_k = sign(Q_kl) lambda_l (the plane through the bulk of the fields), VLINE_LEVELS edges on
-    each side at VLINE_Q^i panel widths.  Without the grading the rule converges only algebraically there.
+    The attack direction, along sum_k v_k erf'(lambda_k) w_k, passes from one unit's w_k to another's within a
+    layer around the planes lambda_k = +-lambda_l, where erf'(lambda_k) = erf'(lambda_l) (the layer thins like
+    1/|lambda|, and turns sharply where v_k w_k and v_l w_l nearly cancel, v_k v_l Q_kl near -1).  For the disjoint
+    pairs (k, l) taken in increasing order of v_k v_l Q_kl, the rule grades its panels toward both planes: a plane
+    that contains v is a foot coordinate (edges graded around 0), a plane that the lines cross gets edges graded
+    around each line's crossing, VLINE_LEVELS on each side at VLINE_Q^i panel widths.  Without the grading the rule
+    converges only algebraically; at K = 4 the pairs left out (those not disjoint) still limit it.
 
     A deterministic reference rule for the drift with the attack and a jump: millions of nodes at K = 4, no bias
     from a tangency or from a Gauss-Hermite grid's reach (accuracy: docs/committee.md, Quadrature).  Needs Q
@@ -362,14 +362,17 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     sd = math.sqrt(mix.variances[c])
     tau = float(mix.labels[c])
     mu = mix.means[c] @ R.T - b
-    # outer coordinates: the differences lambda_k - lambda_l of the most anti-parallel disjoint pairs (projected
-    # off v), where the attack direction turns within a layer along lambda_k = lambda_l, then a completion
+    # outer coordinates: per disjoint pair (most opposing v_k w_k, v_l w_l first) the normal of the plane
+    # lambda_k = +-lambda_l that contains v (else of lambda_k = sign(Q_kl) lambda_l, projected off v), then a completion
     vh = v / np.linalg.norm(v)
     rows, used, pairs = [], set(), []
     for k, l in sorted(((k, l) for k in range(K) for l in range(k + 1, K)), key=lambda kl: v[kl[0]] * v[kl[1]] * Q[kl]):
-        if k in used or l in used or not v[k] * v[l] * Q[k, l] < -VLINE_CANCEL:
+        if k in used or l in used:
             continue
-        d = np.eye(K)[k] + math.copysign(1.0, Q[k, l]) * np.eye(K)[l]
+        # the foot coordinate: the plane lambda_k = +-lambda_l that contains v, else the bulk-crossing one's normal
+        # projected off v
+        d = next((n for n in (np.eye(K)[k] - np.eye(K)[l], np.eye(K)[k] + np.eye(K)[l]) if abs(n @ vh) < 1e-9),
+                 np.eye(K)[k] + math.copysign(1.0, Q[k, l]) * np.eye(K)[l])
         d = d - (d @ vh) * vh
         used |= {k, l}
         pairs.append((k, l))
@@ -428,11 +431,11 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     offsets = np.array([0.0] + [s * VLINE_WIDTH_IN * csd * VLINE_Q ** i for i in range(VLINE_LEVELS)
                                 for s in (-1.0, 1.0)])
     for k, l in pairs:
-        sg = math.copysign(1.0, Q[k, l])
-        rate = dl[k] - sg * dl[l]
-        if abs(rate) > 1e-9:
-            tc = -(lam0[:, k] - sg * lam0[:, l]) / rate  # where the line crosses lambda_k = sign(Q_kl) lambda_l
-            extra.append(np.clip(tc[:, None] + offsets, glo, ghi))
+        for sg in (1.0, -1.0):
+            rate = dl[k] - sg * dl[l]
+            if abs(rate) > 1e-9:
+                tc = -(lam0[:, k] - sg * lam0[:, l]) / rate  # where the line crosses lambda_k = sg lambda_l
+                extra.append(np.clip(tc[:, None] + offsets, glo, ghi))
     ed = np.sort(np.concatenate([np.broadcast_to(edges, (len(cm), len(edges)))] + extra, axis=1), axis=1)
     ea, eb = ed[:, :-1], ed[:, 1:]
     tn = (0.5 * (ea + eb))[..., None] + (0.5 * (eb - ea))[..., None] * xg
