@@ -34,11 +34,12 @@ def random_state(K: int, D: int, rng, v_sum: float) -> State:
 # (K, preset, training, sums of |v_k| of the random states, reference rule): the references are the same kind of
 # rule with 4x the Gauss-Hermite nodes per dimension (beyond the 1.5x rule of the default's estimate), or the randomised rule with 8x the points per block and 2x
 # the blocks of the default randomised rule.  eta_v > 0 (v learns) or sum |v_k| > 1: sigma - tau can vanish, the
-# attack direction flips and the integrand jumps; the default rule is then the line rule for K <= 4
-# (theory.committee.may_jump, line_nodes), checked against the unbiased randomised reference.
+# attack direction flips and the integrand jumps; the default rule is then vline at K = 2 and the line rule at K = 3, 4
+# (theory.committee.may_jump, vline_nodes, line_nodes), checked against the unbiased randomised reference.
 CASES = [
     (2, "talk", dict(eps=1.0), (1.0, 0.6), "gh:1024"),
     (2, "xor", dict(eps=0.5, pgd_steps=3, pgd_step=0.5, eta_v=0.1), (1.0, 2.0), "rqmc:13:16"),
+    (2, "xor", dict(eps=0.5, eta_v=0.1), (1.0, 2.0), "rqmc:13:16"),
     (3, "xor", dict(eps=0.5, eta_v=0.1), (1.0, 2.0), "rqmc:13:16"),
     (4, "xor", dict(eps=0.3), (1.0, 0.8), "rqmc:13:16"),
     (4, "xor", dict(eps=0.5, eta_v=0.1), (2.0,), "rqmc:13:16"),
