@@ -12,6 +12,8 @@ alpha (theory.committee.drift_error: twice the change against the next finer rul
 absolute and relative.
 
     python bench/committee_reference.py --overwrite     # rewrites tests/data/committee_large_rate_reference.json
+    python bench/committee_reference.py --K 2 --rule vline:10 --rtol 1e-9 --atol 1e-11 --overwrite
+                                                        # tests/data/committee_large_rate_k2_reference.json
 
 One thread, vline:4: 337 right-hand sides, 2,149 CPU s (stated drift error 1.5e-4 at alpha 0, 5e-6 to 4e-5 at alpha
 5 to 50); the former line:12 reference took 477 right-hand sides and 103 CPU s with a stated error of 8e-4 to 2e-3.
@@ -37,7 +39,8 @@ from theory.committee import drift_error, quadrature  # noqa: E402
 #: the inner line rule of the reference (theory.committee.quadrature's LINE_* constants), pinned so that a later
 #: change of the defaults does not change the reference
 INNER = {"LINE_T": 8.0, "LINE_PANELS": 12, "LINE_GL": 4, "LINE_GRID": 65, "LINE_NEWTON": 6}
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "committee_large_rate_reference.json"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+DEFAULT_OUT = {4: DATA / "committee_large_rate_reference.json", 2: DATA / "committee_large_rate_k2_reference.json"}
 
 
 def main(argv=None) -> int:
@@ -46,15 +49,19 @@ def main(argv=None) -> int:
     ap.add_argument("--rtol", type=float, default=1e-6)
     ap.add_argument("--atol", type=float, default=1e-8)
     ap.add_argument("--alphas", default="0,5,10,25,50", help="output alphas, comma-separated [0,5,10,25,50]")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--K", type=int, default=4, choices=(2, 4),
+                    help="hidden units: 4, or 2 (the first two units of the case) [4]")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="[tests/data/committee_large_rate_reference.json, for --K 2 ..._k2_reference.json]")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    args.out = args.out or DEFAULT_OUT[args.K]
     if args.out.exists() and not args.overwrite:
         ap.error(f"--out {args.out} exists; pass --overwrite to replace it")
     for name, value in INNER.items():
         setattr(quadrature, name, value)
-    p = large_rate_case()
+    p = large_rate_case(args.K)
     alphas = [float(a) for a in args.alphas.split(",")]
     c0 = time.process_time()
     traj = integrate(p, alphas, error_alphas=[], rule=args.rule, rtol=args.rtol, atol=args.atol,

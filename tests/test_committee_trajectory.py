@@ -75,6 +75,29 @@ def test_default_trajectory_within_1e4_of_the_reference():
         f"per alpha {np.round(gap.max(axis=1), 6).tolist()}")
 
 
+REFERENCE_K2 = Path(__file__).resolve().parent / "data" / "committee_large_rate_k2_reference.json"
+
+
+def test_k2_jump_trajectory_within_1e4_of_the_converged_run():
+    """The large learning-rate case reduced to its first two units (v0 = (1, 1): sum |v| = 2, the integrand jumps;
+    the units turn antiparallel, Q_12 -> -0.85) at the default settings (vline:6, LSODA rtol 1e-6; about 5 CPU s)
+    within COMMITTEE_TRAJECTORY_VS_CONVERGED of the stored run with vline:10 at rtol 1e-9 (its stated drift error
+    below 1e-12 at every stored alpha; bench/committee_reference.py --K 2).  With the former default line:32 the
+    gap is 5.8e-4."""
+    from simulate.committee import integrate
+    from simulate.committee.mc import large_rate_case
+    from theory.committee import rule_for
+
+    ref = json.loads(REFERENCE_K2.read_text())
+    p = large_rate_case(2)
+    prov = ref["provenance"]
+    assert CommitteeParams(**prov["params"]) == p and prov["rule"] == "vline:10" and prov["rtol"] <= 1e-9
+    assert max(ref["drift_quad_error_abs"]) < 1e-12 and rule_for(p).name != prov["rule"]
+    default = integrate(p, ref["alpha"], error_alphas=[])
+    gap = np.abs(default.y - np.asarray(ref["y"]))
+    assert gap.max() < COMMITTEE_TRAJECTORY_VS_CONVERGED, np.round(gap.max(axis=1), 8).tolist()
+
+
 def test_standard_xor_trajectory_within_1e4_of_the_converged_run():
     """Without the attack the drift is exact (the closed form, tests/test_committee_closed_form.py): the xor K = 4
     table case at the default settings (LSODA rtol 1e-6) within COMMITTEE_TRAJECTORY_VS_CONVERGED of a run at rtol

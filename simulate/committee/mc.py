@@ -212,15 +212,17 @@ def table_cases() -> dict[str, CommitteeParams]:
 
 
 
-def large_rate_case() -> CommitteeParams:
+def large_rate_case(K: int = 4) -> CommitteeParams:
     """xor, K = 4, rho 4, variance 0.5, eta_w 0.5, eta_b 0.2, FGSM eps 0.5, from R0 = (0.3, 0.05; -0.25, 0.1; 0.05,
     0.3; 0.1, -0.25), Q0 with 0.05 off the diagonal, b0 = 0.5, v0 = (1, 1, -1, -1): a large learning rate, and
     sum |v| = 4, so sigma - tau changes sign inside the clusters and the attack direction flips there (the case of
-    the line rule, bench/committee.py and the trajectory test)."""
-    return CommitteeParams(preset="xor", K=4, rho=4, v1=0.5, v2=0.5, eta_w=0.5, eta_b=0.2, eps=0.5,
-                           R0=[[0.3, 0.05], [-0.25, 0.1], [0.05, 0.3], [0.1, -0.25]],
-                           Q0=[[1 if i == j else 0.05 for j in range(4)] for i in range(4)], b0=[0.5] * 4,
-                           v0=[1, 1, -1, -1])
+    the line rule, bench/committee.py and the trajectory test).  K = 2: its first two units (v0 = (1, 1))."""
+    if K not in (2, 4):
+        raise ParameterError(f"large_rate_case: K must be 2 or 4, got {K!r}")
+    R0 = [[0.3, 0.05], [-0.25, 0.1], [0.05, 0.3], [0.1, -0.25]][:K]
+    return CommitteeParams(preset="xor", K=K, rho=4, v1=0.5, v2=0.5, eta_w=0.5, eta_b=0.2, eps=0.5, R0=R0,
+                           Q0=[[1 if i == j else 0.05 for j in range(K)] for i in range(K)], b0=[0.5] * K,
+                           v0=[1, 1, -1, -1][:K])
 
 #: finite-size allowance c/N of the tables' ODE-vs-MC check (simulate.compare's convention, as in the tests)
 TABLE_BIAS = 0.5
