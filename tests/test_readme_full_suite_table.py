@@ -1,6 +1,6 @@
-"""The README's full-suite MNIST tables (section "The trade-off under the full suite") say what the results files
-hold: each "previous → now" cell is the stale APGD-pair table's value → the full-suite table's value (rounded to
-the README's 3 decimals), the union's ± is the binomial standard error over the evaluated images, and the attack
+"""The README's full-suite MNIST tables (section "The trade-off under the full suite": cpu-long and cpu preset) say
+what the results files hold: each "previous → now" cell is the stale APGD-pair table's value → the full-suite
+table's value (rounded to the README's 3, or for the cpu preset's 100 images 2, decimals), the union's ± is the binomial standard error over the evaluated images, and the attack
 log table is each row's ``broken_by_attack``. No torch: the files are read as JSON."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import json
 import re
 from pathlib import Path
 
-from .tolerances import README_3_DECIMALS as TOL
+import pytest
+
+from .tolerances import README_2_DECIMALS, README_3_DECIMALS as TOL
 
 ROOT = Path(__file__).resolve().parent.parent
 THREATS = ("linf", "l1", "l2")
@@ -33,10 +35,17 @@ def _rows(section: str, header: str) -> dict[str, list[str]]:
     return out
 
 
-def test_previous_to_now_table_is_the_two_results_files():
-    now = {r["row"]: r for r in json.loads((ROOT / "results" / "mnist_cpu_long_full_suite_table.json").read_text())["rows"]}
-    old = {r["row"]: r for r in json.loads((ROOT / "results" / "mnist_cpu_long_table.json").read_text())["rows"]}
-    table = _rows(_section(), "| row | clean | l_inf | l_1 | l_2 | union |")
+#: (table's first header cell, the full-suite results file, the previous APGD-pair one, the README's decimals)
+TABLES = [("row", "mnist_cpu_long_full_suite_table.json", "mnist_cpu_long_table.json", 3),
+          ("cpu row", "mnist_cpu_full_suite_table.json", "mnist_cpu_table.json", 2)]
+
+
+@pytest.mark.parametrize("first, new, previous, decimals", TABLES)
+def test_previous_to_now_table_is_the_two_results_files(first, new, previous, decimals):
+    tol = TOL if decimals == 3 else README_2_DECIMALS
+    now = {r["row"]: r for r in json.loads((ROOT / "results" / new).read_text())["rows"]}
+    old = {r["row"]: r for r in json.loads((ROOT / "results" / previous).read_text())["rows"]}
+    table = _rows(_section(), f"| {first} | clean | l_inf | l_1 | l_2 | union |")
     assert list(table) == list(now)  # every re-measured row, in the file's order
     for name, cells in table.items():
         def pair(r):
@@ -44,15 +53,16 @@ def test_previous_to_now_table_is_the_two_results_files():
         for cell, a, b in zip(cells, pair(old[name]), pair(now[name])):
             m = re.match(r"([\d.]+) → ([\d.]+)(?: ± ([\d.]+))?$", cell)
             assert m, (name, cell)
-            assert abs(float(m[1]) - a) < TOL and abs(float(m[2]) - b) < TOL, (name, cell, a, b)
+            assert abs(float(m[1]) - a) < tol and abs(float(m[2]) - b) < tol, (name, cell, a, b)
         se = float(re.search(r"± ([\d.]+)", cells[-1])[1])
         u, n = now[name]["union"], now[name]["n_test"]
         assert abs(se - (u * (1 - u) / n) ** 0.5) < TOL and abs(now[name]["union_se"] - se) < TOL
 
 
-def test_attack_log_table_is_broken_by_attack():
-    now = {r["row"]: r for r in json.loads((ROOT / "results" / "mnist_cpu_long_full_suite_table.json").read_text())["rows"]}
-    table = _rows(_section(), "| row | l_inf | l_1 | l_2 |")
+@pytest.mark.parametrize("first, new", [(t[0], t[1]) for t in TABLES])
+def test_attack_log_table_is_broken_by_attack(first, new):
+    now = {r["row"]: r for r in json.loads((ROOT / "results" / new).read_text())["rows"]}
+    table = _rows(_section(), f"| {first} | l_inf | l_1 | l_2 |")
     assert list(table) == list(now)
     for name, cells in table.items():
         log = now[name]["broken_by_attack"]
