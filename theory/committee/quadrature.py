@@ -319,7 +319,7 @@ def rule_parts(state: State, p: CommitteeParams, rule: Rule, nodes_fn=None):
 #: the transversal line rule "vline:M" (:func:`vline_nodes`): composite Gauss-Legendre with M nodes per panel,
 #: outer panels VLINE_WIDTH marginal standard deviations wide over +-VLINE_NSD, inner panels VLINE_WIDTH_IN
 #: conditional standard deviations wide over +-VLINE_NSD_IN; nodes of weight below VLINE_WMIN are dropped.  K <= 4:
-#: the outer product rule has about (2 M VLINE_NSD / VLINE_WIDTH)^(K-1) lines.
+#: the outer product rule has about ((2 VLINE_NSD / VLINE_WIDTH + 2 VLINE_LEVELS) M)^(K-1) lines in its box.
 VLINE_WIDTH, VLINE_NSD, VLINE_WIDTH_IN, VLINE_NSD_IN, VLINE_WMIN, VLINE_MAX_K = 1.0, 7.0, 3.0, 8.0, 1e-15, 4
 #: the panels of "vline:M" graded toward the layers where the attack direction turns: VLINE_LEVELS extra edges on
 #: each side at VLINE_Q^i panel widths (i = 1 .. VLINE_LEVELS outside, i = 0 .. VLINE_LEVELS - 1 along the lines)
@@ -332,11 +332,10 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     The lines run along v in the fields lambda: there d sigma/dt = sum_k v_k^2 erf'(lambda_k) > 0, so sigma is
     monotone on every line, sigma - tau has at most one root (found by bisection and made a panel edge) and the
     lines cross the jump surface sigma = tau at an angle bounded away from tangency (cos >= 1/sqrt(K) for |v_k|
-    equal).  The feet of the lines are K - 1 linear coordinates of lambda orthogonal to v (the differences
-    lambda_k - lambda_l of the most antiparallel disjoint pairs, projected off v, then an orthonormal completion),
-    integrated by a composite Gauss-Legendre product rule on a box over their Gaussian marginal, with panel edges at
-    the multiples of VLINE_WIDTH standard deviations (one at 0, where lambda_k = lambda_l); along each line a
-    composite Gauss-Legendre rule over the conditional Gaussian.
+    equal).  The feet of the lines are K - 1 linear coordinates of lambda orthogonal to v (one per pair below,
+    then an orthonormal completion), integrated by a composite Gauss-Legendre product rule on a box over their
+    Gaussian marginal, with panel edges at the multiples of VLINE_WIDTH standard deviations (one at 0); along each
+    line a composite Gauss-Legendre rule over the conditional Gaussian.
 
     The attack direction, along sum_k v_k erf'(lambda_k) w_k, passes from one unit's w_k to another's within a
     layer around the planes lambda_k = +-lambda_l, where erf'(lambda_k) = erf'(lambda_l) (the layer thins like
