@@ -56,7 +56,7 @@ DEFAULT_RULE_LARGE_K = ("exact", "rqmc:10:8")  # K >= 5
 #: far below the outer rule's error (2e-3 / 3e-3), and the error estimate refines both (finer_rule).  At K = 2 the
 #: transversal rule vline:6 (vline_nodes: lines along v, panels graded toward the turns of the attack direction):
 #: on the large-learning-rate case at K = 2 its trajectory lies within 2e-7 of vline:10 at rtol 1e-9, where line:32's
-#: lies 6e-4 from it, for 3.5 times the CPU (5.3 s to alpha 50).
+#: lies 6e-4 from it, for 2.5 times the CPU (3.8 s to alpha 50).
 DEFAULT_RULE_JUMP = {2: "vline:6", 3: "line:10", 4: "line:6:6"}  # K >= 5: the randomised rule
 DEFAULT_RULE_JUMP_PGD = "rqmc:11:8"
 RQMC_SEED = 20261204
@@ -324,6 +324,16 @@ VLINE_WIDTH, VLINE_NSD, VLINE_WIDTH_IN, VLINE_NSD_IN, VLINE_WMIN, VLINE_MAX_K = 
 #: the panels of "vline:M" graded toward the layers where the attack direction turns: VLINE_LEVELS extra edges on
 #: each side at VLINE_Q^i panel widths (i = 1 .. VLINE_LEVELS outside, i = 0 .. VLINE_LEVELS - 1 along the lines)
 VLINE_LEVELS, VLINE_Q = 3, 0.35
+#: the root of sigma - tau on each line: VLINE_BISECT bisection steps (to 16 csd 2^-24, 1e-6 csd), then
+#: VLINE_NEWTON Newton steps kept inside the bracket (quadratic: 1e-12, then rounding)
+VLINE_BISECT, VLINE_NEWTON = 24, 3
+
+
+@lru_cache(maxsize=16)
+def _legendre(M: int) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.special import roots_legendre
+
+    return roots_legendre(M)
 
 
 def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.ndarray, np.ndarray]:
@@ -349,8 +359,6 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     from a tangency or from a Gauss-Hermite grid's reach (accuracy: docs/committee.md, Quadrature).  Needs Q
     positive definite.
     """
-    from scipy.special import erf, roots_legendre
-
     mix = p.mixture()
     Q, R, b, v = state
     K = p.K
@@ -390,7 +398,7 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     Coo, Cio = Cy[1:, 1:], Cy[0, 1:]
     beta = np.linalg.solve(Coo, Cio)
     csd = math.sqrt(Cy[0, 0] - Cio @ beta)
-    xg, wg = roots_legendre(M)
+    xg, wg = _legendre(M)
 
     grade = [s * VLINE_Q ** i for i in range(1, VLINE_LEVELS + 1) for s in (-1.0, 1.0)]
 
@@ -415,21 +423,28 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     cm = my[0] + dev @ beta
     lo, hi = cm - VLINE_NSD_IN * csd, cm + VLINE_NSD_IN * csd
 
+    lam0, dl = np.column_stack([np.zeros(len(Yo)), Yo]) @ Ti.T, Ti[:, 0]  # lambda(t) = lam0 + t dl on each line
+
     def g(t):
-        return output(np.column_stack([t, Yo]) @ Ti.T, v) - tau
+        return output(lam0 + t[:, None] * dl, v) - tau
 
     flo, fhi = g(lo), g(hi)
     has = (flo < 0) & (fhi > 0)  # sigma increases along the line
     a, bnd = lo.copy(), hi.copy()
-    for _ in range(60):  # bisection: the bracket shrinks to 16 csd 2^-60
+    for _ in range(VLINE_BISECT):  # bisection: the bracket shrinks to 16 csd 2^-VLINE_BISECT
         mid = 0.5 * (a + bnd)
         below = g(mid) < 0
         a, bnd = np.where(below, mid, a), np.where(below, bnd, mid)
+    t = 0.5 * (a + bnd)
+    for _ in range(VLINE_NEWTON):  # Newton steps, kept in the bracket (d sigma/dt = sum_k v_k erf'(lambda_k) dl_k > 0)
+        lam = lam0 + t[:, None] * dl
+        slope = (v * TWO_OVER_SQRT_PI * np.exp(-lam * lam)) @ dl
+        step = np.divide(output(lam, v) - tau, slope, out=np.zeros_like(t), where=slope > 0)
+        t = np.clip(t - step, a, bnd)
     glo, ghi = float(lo.min()), float(hi.max())
     edges = np.linspace(glo, ghi, max(1, int(math.ceil((ghi - glo) / (VLINE_WIDTH_IN * csd)))) + 1)
-    root = np.where(has, 0.5 * (a + bnd), ghi)  # no root: a panel of zero width
+    root = np.where(has, t, ghi)  # no root: a panel of zero width
     extra = [root[:, None]]
-    lam0, dl = np.column_stack([np.zeros(len(Yo)), Yo]) @ Ti.T, Ti[:, 0]  # lambda(t) = lam0 + t dl on each line
     offsets = np.array([0.0] + [s * VLINE_WIDTH_IN * csd * VLINE_Q ** i for i in range(VLINE_LEVELS)
                                 for s in (-1.0, 1.0)])
     for k, l in pairs:
