@@ -10,7 +10,11 @@ the four physics tables of simulate.mc_committee to alpha = 200, the xor preset 
 K = 6 to alpha = 200, and the large-learning-rate xor case (K = 4, rho 4, v 0.5, eta_w 0.5, eta_b 0.2, eps 0.5, v0 =
 (1, 1, -1, -1)) to ``--issue-alpha`` 50 (at sum |v| = 4 sigma - tau changes sign and the integrand jumps: the former
 code path with its fixed nodes takes thousands of solver steps, so its row runs only to ``--issue-alpha-before`` 5;
-the line rule's drift is continuous and takes ~450 right-hand sides to alpha 50).
+the line rule's drift is continuous and takes ~450 right-hand sides to alpha 50), and its first two units (K = 2,
+v0 = (1, 1)) to alpha 50, whose "before" is the former jump default ``line:32`` on the same code path (a K = 2 jump
+case with the former fixed Gauss-Hermite nodes would measure the solver's struggle, not the rule); rows with
+``gap_to_reference`` give the largest distance of the final state from the stored converged run
+(tests/data/committee_large_rate_k2_reference.json: vline:10, LSODA rtol 1e-9).
 
 Command: ``python -m simulate.committee --preset xor --quiet`` (K = 2, FGSM eps 1, to alpha = 200) as a subprocess,
 its CPU seconds (user + system, imports included), "before" with ``--errors`` (E and S on the printed rows, the
@@ -24,6 +28,7 @@ the same SGD with the same N-dimensional PGD attack.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -31,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
 
@@ -134,6 +140,9 @@ def main(argv=None) -> int:
                 ("xor K=4 eta_w 0.5, v0 +-1 (issue 26)", issue, args.issue_alpha, 10.0)]
     if args.issue_alpha_before is not None:
         configs[-1] = configs[-1][:2] + ((args.issue_alpha_before, args.issue_alpha),) + configs[-1][3:]
+    configs.append(("xor K=2 eta_w 0.5, v0 (1, 1): jump", large_rate_case(2), 50.0, None))
+    before_kw = {"xor K=2 eta_w 0.5, v0 (1, 1): jump": dict(rule="line:32")}  # the former jump default
+    k2_reference = json.loads((ROOT / "tests" / "data" / "committee_large_rate_k2_reference.json").read_text())
     integrate(CommitteeParams(preset="talk", K=2), [0.0, 1.0], error_alphas=[])  # compiles the kernel
     for name, p, amax, goal in configs:
         if args.only and args.only not in name:
@@ -141,8 +150,8 @@ def main(argv=None) -> int:
         a_before, a_after = amax if isinstance(amax, tuple) else (amax, amax)
         row = {"what": f"ODE {name} to alpha={a_after:g}" + (f" (before: to {a_before:g})" if a_before != a_after
                                                               else ""), "goal_cpu_s": goal}
-        for tag, kw, a_end in (("before", dict(backend="numpy", rule=_former_rule(p.K), method="RK45"), a_before),
-                               ("after", {}, a_after)):
+        former = before_kw.get(name, dict(backend="numpy", rule=_former_rule(p.K), method="RK45"))
+        for tag, kw, a_end in (("before", former, a_before), ("after", {}, a_after)):
             c0 = time.process_time()
             traj = integrate(p, [0.0, a_end], error_alphas=[], **kw)
             row[f"cpu_s_{tag}"] = time.process_time() - c0
@@ -156,12 +165,17 @@ def main(argv=None) -> int:
         row["quad_error_rel"] = row["quad_error_rel_end"]
         if a_before == a_after:
             row["max_abs_y_change"] = float(np.max(np.abs(row["y_after"] - row["y_before"])))
+        if name in before_kw and k2_reference["alpha"][-1] == a_after:
+            for tag in ("before", "after"):
+                row[f"gap_to_reference_{tag}"] = float(np.max(np.abs(row[f"y_{tag}"] - np.asarray(k2_reference["y"][-1]))))
         rows.append(row)
         print(f"{row['what']:52} before {row['cpu_s_before']:7.2f} s ({row['nfev_before']} rhs, {row['rule_before']})"
               f"  after {row['cpu_s_after']:6.2f} s ({row['nfev_after']} rhs, {row['rule_after']})"
               f"  ratio {row['cpu_s_before'] / row['cpu_s_after']:5.1f}x  quad err rel {row['quad_error_rel_start']:.1e} / "
               f"{row['quad_error_rel_end']:.1e}, abs {row['quad_error_abs_start']:.1e} / {row['quad_error_abs_end']:.1e}"
-              + (f"  goal < {goal:g} s: {'met' if row['cpu_s_after'] < goal else 'NOT met'}" if goal else ""),
+              + (f"  goal < {goal:g} s: {'met' if row['cpu_s_after'] < goal else 'NOT met'}" if goal else "")
+              + (f"  gap to the converged run {row['gap_to_reference_before']:.1e} -> {row['gap_to_reference_after']:.1e}"
+                 if "gap_to_reference_after" in row else ""),
               flush=True)
     if not args.only or args.only in "command":
         rows.append(command_row())
