@@ -461,6 +461,6 @@ def vline_nodes(state: State, p: CommitteeParams, M: int, c: int) -> tuple[np.nd
     W = W * np.exp(-0.5 * ((tn - cm[:, None]) / csd) ** 2) / (math.sqrt(2 * math.pi) * csd) * Wo[:, None]
     sel = W > VLINE_WMIN
     line = np.nonzero(sel)[0]
-    lam = np.column_stack([tn[sel], Yo[line]]) @ Ti.T
+    lam = lam0[line] + tn[sel][:, None] * dl
     zeta = ((lam - mu) / sd) @ P.T
     return np.ascontiguousarray(zeta), W[sel]
