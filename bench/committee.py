@@ -140,8 +140,9 @@ def main(argv=None) -> int:
                 ("xor K=4 eta_w 0.5, v0 +-1 (issue 26)", issue, args.issue_alpha, 10.0)]
     if args.issue_alpha_before is not None:
         configs[-1] = configs[-1][:2] + ((args.issue_alpha_before, args.issue_alpha),) + configs[-1][3:]
-    configs.append(("xor K=2 eta_w 0.5, v0 (1, 1): jump", large_rate_case(2), 50.0, None))
-    before_kw = {"xor K=2 eta_w 0.5, v0 (1, 1): jump": dict(rule="line:32")}  # the former jump default
+    k2 = "xor K=2 eta_w 0.5, v0 (1, 1): jump"
+    configs.append((k2, large_rate_case(2), 50.0, None))
+    before_kw = {k2: dict(rule="line:32")}  # the former jump default
     k2_reference = json.loads((ROOT / "tests" / "data" / "committee_large_rate_k2_reference.json").read_text())
     integrate(CommitteeParams(preset="talk", K=2), [0.0, 1.0], error_alphas=[])  # compiles the kernel
     for name, p, amax, goal in configs:
@@ -165,17 +166,18 @@ def main(argv=None) -> int:
         row["quad_error_rel"] = row["quad_error_rel_end"]
         if a_before == a_after:
             row["max_abs_y_change"] = float(np.max(np.abs(row["y_after"] - row["y_before"])))
-        if name in before_kw and k2_reference["alpha"][-1] == a_after:
+        if name == k2 and k2_reference["alpha"][-1] == a_after:
+            end = np.asarray(k2_reference["y"][-1])
             for tag in ("before", "after"):
-                row[f"gap_to_reference_{tag}"] = float(np.max(np.abs(row[f"y_{tag}"] - np.asarray(k2_reference["y"][-1]))))
+                row[f"gap_to_reference_{tag}"] = float(np.max(np.abs(row[f"y_{tag}"] - end)))
         rows.append(row)
         print(f"{row['what']:52} before {row['cpu_s_before']:7.2f} s ({row['nfev_before']} rhs, {row['rule_before']})"
               f"  after {row['cpu_s_after']:6.2f} s ({row['nfev_after']} rhs, {row['rule_after']})"
               f"  ratio {row['cpu_s_before'] / row['cpu_s_after']:5.1f}x  quad err rel {row['quad_error_rel_start']:.1e} / "
               f"{row['quad_error_rel_end']:.1e}, abs {row['quad_error_abs_start']:.1e} / {row['quad_error_abs_end']:.1e}"
               + (f"  goal < {goal:g} s: {'met' if row['cpu_s_after'] < goal else 'NOT met'}" if goal else "")
-              + (f"  gap to the converged run {row['gap_to_reference_before']:.1e} -> {row['gap_to_reference_after']:.1e}"
-                 if "gap_to_reference_after" in row else ""),
+              + (f"  gap to the converged run {row['gap_to_reference_before']:.1e} -> "
+                 f"{row['gap_to_reference_after']:.1e}" if "gap_to_reference_after" in row else ""),
               flush=True)
     if not args.only or args.only in "command":
         rows.append(command_row())

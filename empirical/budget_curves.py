@@ -92,7 +92,8 @@ def build_parser():
                    help="attacks: eval (AutoAttack's standard suite), apgd (APGD-CE + APGD-T only), train "
                         "[default: eval]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=100, metavar="N", help="[default: 100]")
-    p.add_argument("--out", type=path_type, required=True, metavar="FILE", help="JSON result file; FILE.part holds the curves so far, from which the same command resumes")
+    p.add_argument("--out", type=path_type, required=True, metavar="FILE",
+                   help="JSON result file; FILE.part holds the curves so far, from which the same command resumes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return state_ranges(p)
 

@@ -1,7 +1,8 @@
 """The README's full-suite MNIST tables (section "The trade-off under the full suite": cpu-long and cpu preset) say
 what the results files hold: each "previous → now" cell is the stale APGD-pair table's value → the full-suite
-table's value (rounded to the README's 3, or for the cpu preset's 100 images 2, decimals), the union's ± is the binomial standard error over the evaluated images, and the attack
-log table is each row's ``broken_by_attack``. No torch: the files are read as JSON."""
+table's value (rounded to the README's 3, or for the cpu preset's 100 images 2, decimals), the union's ± is the
+binomial standard error over the evaluated images, and the attack log table is each row's ``broken_by_attack``.
+No torch: the files are read as JSON."""
 
 from __future__ import annotations
 
