@@ -14,6 +14,10 @@ Budgets are nested: where a budget is at least the one before it, only the examp
 smaller budget are attacked (an adversarial example inside the smaller ball lies inside the larger one), so a
 curve never rises with the budget and the large budgets cost only what the small ones left robust.  After every
 (model, threat) the curves so far go to ``<out>.part``; a rerun of the same command resumes from it.
+
+Every (model, threat) curve is seeded by ``--seed`` alone, so the curves do not depend on their order:
+``--jobs N`` computes N of them at a time in worker processes (each with its own copy of the models and
+images, ``--threads`` torch threads each) and gives the same file as ``--jobs 1``.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def budget_curve(model, x, y, threat: str, budgets, dataset: str, strength: str,
 
 
 def build_parser():
-    from .cli import ArgumentParser, add_common, eps_list_type, path_type, ranged, state_ranges
+    from .cli import ArgumentParser, add_common, eps_list_type, number, path_type, ranged, state_ranges
 
     p = ArgumentParser(prog="python -m empirical.budget_curves", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=path_type, required=True, metavar="DIR",
@@ -92,6 +96,11 @@ def build_parser():
                    help="attacks: eval (AutoAttack's standard suite), apgd (APGD-CE + APGD-T only), train "
                         "[default: eval]")
     p.add_argument("--batch-size", type=ranged("batch_size"), default=100, metavar="N", help="[default: 100]")
+    p.add_argument("--jobs", type=number(int, 1, 64, why="curves at a time; each worker is a process with its own "
+                                                       "models and images"),
+                   default=1, metavar="N",
+                   help="(model, threat) curves at a time, in worker processes (CPU: cores; one GPU: 1) "
+                        "[default: 1]")
     p.add_argument("--out", type=path_type, required=True, metavar="FILE",
                    help="JSON result file; FILE.part holds the curves so far, from which the same command resumes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -144,25 +153,91 @@ def main(argv=None) -> int:
     curves = _resumed(part, params, args.seed, [ROW_OF.get(r.name, r.name) for r in runs], threats)
     if curves and not args.quiet:
         print(f"resuming from {part}: {sum(map(len, curves.values()))} curves done", flush=True)
+    todo = [(run, t) for run in runs for t in threats if t not in curves.get(ROW_OF.get(run.name, run.name), {})]
     try:
-        for run in tqdm(runs, disable=args.quiet, desc="models"):
-            row = ROW_OF.get(run.name, run.name)
-            done = curves.setdefault(row, {})
-            for t in threats:
-                if t not in done:
-                    done[t] = budget_curve(models[run], x, y, t, budgets[t], args.dataset, args.strength,
-                                           args.seed, args.batch_size)
-                    write_json(part, {"params": params, "seed": args.seed, "curves": curves})
-            if not args.quiet:
-                print(row, {t: [round(a, 3) for a in c["accuracy"]] for t, c in done.items()}, flush=True)
+        if args.jobs == 1 or len(todo) <= 1:
+            for run in tqdm(runs, disable=args.quiet, desc="models"):
+                row = ROW_OF.get(run.name, run.name)
+                done = curves.setdefault(row, {})
+                for t in threats:
+                    if t not in done:
+                        done[t] = budget_curve(models[run], x, y, t, budgets[t], args.dataset, args.strength,
+                                               args.seed, args.batch_size)
+                        write_json(part, {"params": params, "seed": args.seed, "curves": curves})
+                if not args.quiet:
+                    print(row, {t: [round(a, 3) for a in c["accuracy"]] for t, c in done.items()}, flush=True)
+        else:
+            def finished(row, t, curve):
+                curves.setdefault(row, {})[t] = curve
+                write_json(part, {"params": params, "seed": args.seed, "curves": curves})
+                if not args.quiet:
+                    print(row, t, [round(a, 3) for a in curve["accuracy"]], flush=True)
+
+            _in_workers(todo, args, budgets, device, finished)
     except KeyboardInterrupt as exc:
         if part.is_file():
             exc.checkpoint = part  # the command's handler names it and exits UNFINISHED
         raise
+    # rows in folder order and threats in --threats order, however the workers finished
+    curves = {ROW_OF.get(r.name, r.name): {t: curves[ROW_OF.get(r.name, r.name)][t] for t in threats} for r in runs}
     write_json(args.out, {"curves": curves, "params": params,
                           "provenance": provenance(params=params, seeds={"seed": args.seed})})
     part.unlink(missing_ok=True)
     return 0
+
+
+# worker processes of --jobs: the models and the images, loaded once per worker by _worker_init
+_WORKER: dict = {}
+
+
+def _worker_init(runs, dataset: str, data_dir, test_limit: int, device: str, threads) -> None:
+    from .utils import set_threads
+
+    set_threads(threads)
+    _WORKER["models"] = {run.name: load_model(run / "model.pt", dataset=dataset)[0].to(device) for run in runs}
+    if dataset == "mnist":
+        _WORKER["xy"] = load_mnist(data_dir, "test", limit=test_limit)
+    else:
+        _WORKER["xy"] = load_cifar10(data_dir, "test", source="subset", limit=test_limit)
+
+
+def _worker_curve(name: str, threat: str, budgets, dataset: str, strength: str, seed: int, batch_size: int):
+    x, y = _WORKER["xy"]
+    return budget_curve(_WORKER["models"][name], x, y, threat, budgets, dataset, strength, seed, batch_size)
+
+
+def _in_workers(todo, args, budgets, device, finished) -> None:
+    """The curves of ``todo`` ((run folder, threat) pairs), ``args.jobs`` at a time in spawned processes;
+    ``finished(row, threat, curve)`` as each one ends.  An interruption cancels the pairs not yet started."""
+    import multiprocessing
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from tqdm import tqdm
+
+    runs = sorted({run for run, _ in todo})
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)  # torch's default would oversubscribe
+    pool = ProcessPoolExecutor(max_workers=min(args.jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init,
+                               initargs=(runs, args.dataset, args.data_dir, args.test_limit, str(device), threads))
+    try:
+        pending = {pool.submit(_worker_curve, run.name, t, budgets[t], args.dataset, args.strength, args.seed,
+                               args.batch_size): (run, t) for run, t in todo}
+        with tqdm(total=len(todo), disable=args.quiet, desc="curves") as bar:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    run, t = pending.pop(f)
+                    finished(ROW_OF.get(run.name, run.name), t, f.result())
+                    bar.update()
+    except BaseException:
+        # an interruption (or a worker's failure) ends the curves still running at once: their workers are
+        # stopped rather than awaited (concurrent.futures has no public call for this; _processes is its map)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _resumed(part, params: dict, seed: int, rows, threats) -> dict:
