@@ -191,8 +191,15 @@ _WORKER: dict = {}
 
 
 def _worker_init(runs, dataset: str, data_dir, test_limit: int, device: str, threads) -> None:
+    import threading
+
+    from tqdm import tqdm
+
     from .utils import set_threads
 
+    # tqdm's default lock is a multiprocessing semaphore, which a worker stopped by an interruption would leave
+    # registered (a "leaked semaphore" warning at exit); a worker's bars need only a thread lock
+    tqdm.set_lock(threading.RLock())
     set_threads(threads)
     _WORKER["models"] = {run.name: load_model(run / "model.pt", dataset=dataset)[0].to(device) for run in runs}
     if dataset == "mnist":
@@ -233,8 +240,12 @@ def _in_workers(todo, args, budgets, device, finished) -> None:
     except BaseException:
         # an interruption (or a worker's failure) ends the curves still running at once: their workers are
         # stopped rather than awaited (concurrent.futures has no public call for this; _processes is its map)
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
             proc.terminate()
+        for proc in procs:
+            proc.join()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
