@@ -25,12 +25,12 @@ trained by a loop of its own with a PGD step of 0.1 (this command: 0.15) and the
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from .cli import ArgumentParser, add_common, claim_output, eps_type, number, path_type, ranged, state_ranges
 from simulate.cli import command
+from simulate.core.outputs import read_json
 
 __all__ = ["train_argv", "check_attacks", "main"]
 
@@ -157,7 +157,7 @@ def _sanity(p, args) -> int:
     data = {}
     if out.exists():
         try:
-            data = json.loads(out.read_text())
+            data = read_json(out)
         except (OSError, ValueError):
             p.error(f"--out: {str(out)!r} exists but is not a JSON result file")
         if not isinstance(data, dict):

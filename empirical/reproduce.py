@@ -47,7 +47,6 @@ provenance (``merged_from``).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -154,8 +153,8 @@ def run_one(scheme: str, threats: str, args, base: list[str]) -> dict[str, Any]:
                    out / "log.txt")
         if rc != 0:
             return {"key": key, "error": f"evaluation exited with {rc}; see {out / 'log.txt'}"}
-    ev = json.loads((out / "eval.json").read_text())
-    tr = json.loads((out / "result.json").read_text())
+    ev = read_json(out / "eval.json")
+    tr = read_json(out / "result.json")
     return {"key": key, "scheme": scheme, "threats": threats, "clean": ev["clean"], "per_threat": ev["per_threat"],
             "union": ev["union"], "average": ev["average"], "n_test": ev["n_test"],
             "eval_strength": ev.get("strength"),

@@ -5,12 +5,12 @@ a finished run folder again with other evaluation fields (:func:`evaluate_run`, 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from .train_config import TrainConfig
+from simulate.core.outputs import read_json
 from .utils import device_label
 
 __all__ = ["default_eval_threats", "load_test_split", "evaluate_model", "evaluate_run"]
@@ -92,7 +92,7 @@ def evaluate_run(cfg: TrainConfig, out: str | Path, *, data_dir=None, device=Non
     if not res_path.is_file():
         raise CheckpointError(f"{res_path} is missing: train the run first")
     try:
-        trained = json.loads(res_path.read_text())
+        trained = read_json(res_path)
         config, train_seconds = _upgrade(trained["config"]), trained["train_seconds"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{res_path} is not a result of empirical.train ({type(exc).__name__})") from None

@@ -223,7 +223,7 @@ def sidecar_matches(path: str | os.PathLike) -> bool:
     """True when ``PATH.json`` exists and records the SHA-256 of the bytes now in ``PATH``."""
     path = Path(path)
     try:
-        side = json.loads(sidecar_path(path).read_text())
+        side = read_json(sidecar_path(path))
         return side.get("data_sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
     except (OSError, ValueError, AttributeError):
         return False
@@ -253,7 +253,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def _recorded(path: Path) -> dict[str, Any] | None:
     try:
-        record = json.loads(checksum_path(path).read_text())
+        record = read_json(checksum_path(path))
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None

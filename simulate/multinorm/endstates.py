@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from theory.multinorm import SCHEMES, MultinormParams
 
 from ..core.cli import (ArgumentParser, add_output_arguments, add_param_arguments, check_outputs, command, number,
                    one_line_errors, params_from_args)
+from ..core.outputs import read_json
 from ..core.provenance import provenance, write_json
 from .mc import run_multinorm_mc
 
@@ -124,9 +124,7 @@ class StoredRun:
 
 def load_runs(path) -> dict[tuple[int, str], StoredRun]:
     """{(d, scheme): StoredRun} of a file written by :func:`main` (the parameters from its provenance)."""
-    import json
-
-    data = json.loads(Path(path).read_text())
+    data = read_json(path)
     base = MultinormParams(**data["provenance"]["params"])
     return {(int(d), s): StoredRun(base.replace(scheme=s), int(d), summ)
             for d, per in data["runs"].items() for s, summ in per.items()}
@@ -177,7 +175,7 @@ def main(argv=None) -> int:
         prefix = None
         if args.check_prefix is not None:
             try:
-                stored = json.loads(args.check_prefix.read_text())
+                stored = read_json(args.check_prefix)
                 stored_params = stored["provenance"]["params"]
                 prefix = stored["runs"]
             except (OSError, ValueError, KeyError, TypeError) as err:

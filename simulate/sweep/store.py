@@ -17,6 +17,7 @@ import numpy as np
 from theory.core.params import ParameterError
 
 from ..core.provenance import sidecar_path, write_json, write_with_sidecar
+from ..core.outputs import read_json
 
 __all__ = ["STORE_VERSION", "PartStore", "write_dataset", "existing_result", "open_result", "local_io"]
 
@@ -34,7 +35,7 @@ class PartStore:
         manifest = self.dir / "manifest.json"
         if manifest.exists():
             try:
-                old = json.loads(manifest.read_text()).get("signature")
+                old = read_json(manifest).get("signature")
             except (OSError, ValueError):
                 old = None
             if old != signature:
@@ -74,7 +75,7 @@ class PartStore:
         problem = None
         try:
             raw = path.read_bytes()
-            side = json.loads(sidecar_path(path).read_text())
+            side = read_json(sidecar_path(path))
             if not isinstance(side, dict) or side.get("data_sha256") != hashlib.sha256(raw).hexdigest():
                 problem = "its checksum does not match"
             elif side.get("signature") != self.signature or side.get("points") != list(points):
@@ -147,7 +148,7 @@ def existing_result(out: Path, sig: str):
         import hashlib
 
         try:
-            side = json.loads(sidecar_path(out).read_text())
+            side = read_json(sidecar_path(out))
         except (OSError, ValueError):
             return None, False
         if not isinstance(side, dict) or side.get("sweep_signature") != sig:
