@@ -151,10 +151,8 @@ def test_budget_curves_rejects_bad_input(tmp_path, capsys):
     assert "--runs" in capsys.readouterr().err
 
 
-def test_budget_curves_resume_after_an_interruption(tmp_path, data_dir, monkeypatch):
-    """A run stopped after its first model resumes from ``<out>.part``: the finished model's curves are not
-    computed again, and the result equals an uninterrupted run's (same seed, same attacks)."""
-    import empirical.budget_curves as BC
+def _two_untrained_runs(tmp_path) -> None:
+    """runs/natural and runs/adv_linf under ``tmp_path``: two differently seeded untrained CNNs."""
     from empirical.models import MnistCNN
 
     torch.set_num_threads(1)
@@ -162,6 +160,14 @@ def test_budget_curves_resume_after_an_interruption(tmp_path, data_dir, monkeypa
         torch.manual_seed(i)
         (tmp_path / "runs" / name).mkdir(parents=True)
         torch.save(MnistCNN().eval().state_dict(), tmp_path / "runs" / name / "model.pt")
+
+
+def test_budget_curves_resume_after_an_interruption(tmp_path, data_dir, monkeypatch):
+    """A run stopped after its first model resumes from ``<out>.part``: the finished model's curves are not
+    computed again, and the result equals an uninterrupted run's (same seed, same attacks)."""
+    import empirical.budget_curves as BC
+
+    _two_untrained_runs(tmp_path)
     argv = ["--runs", str(tmp_path / "runs"), "--data-dir", str(data_dir), "--test-limit", "6", "--threats",
             "linf", "--eps", "linf=0.1,linf=0.3", "--strength", "train", "--quiet", "--out"]
     assert BC.main([*argv, str(tmp_path / "whole.json")]) == 0
@@ -208,13 +214,8 @@ def test_budget_curves_in_worker_processes_equal_the_sequential_run(tmp_path, da
     each curve is seeded by --seed alone, so the file's curves equal the sequential run's exactly, in the same
     row and threat order."""
     import empirical.budget_curves as BC
-    from empirical.models import MnistCNN
 
-    torch.set_num_threads(1)
-    for i, name in enumerate(("natural", "adv_linf")):
-        torch.manual_seed(i)
-        (tmp_path / "runs" / name).mkdir(parents=True)
-        torch.save(MnistCNN().eval().state_dict(), tmp_path / "runs" / name / "model.pt")
+    _two_untrained_runs(tmp_path)
     argv = ["--runs", str(tmp_path / "runs"), "--data-dir", str(data_dir), "--test-limit", "6", "--threats",
             "linf,l2", "--eps", "linf=0.1,linf=0.3,l2=1", "--strength", "train", "--threads", "1", "--quiet",
             "--out"]
