@@ -19,6 +19,8 @@ from .core import MEASURED, THREAT_COLORS, FigureSpec, Unavailable, register, se
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 THREATS = ("linf", "l1", "l2")
 NAMES = {"linf": "l_inf", "l1": "l_1", "l2": "l_2"}
+#: the attacks' names as the papers write them (the curve files record the suite's lower-case names)
+ATTACK_LABEL = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square"}
 
 
 def _tables(results_dir: Path) -> list[Path]:
@@ -83,7 +85,7 @@ def results_compute(params: dict) -> dict:
         suite = next(iter(sp.get("attacks", {}).values()), None)  # recorded since FAB-T and Square joined 'eval'
         out[f"t{i}/curve_n"] = np.array(int(sp.get("n_test", n_test)))  # a row's own curves: the table's images
         out[f"t{i}/curve_attacks"] = np.array(
-            " + ".join(a.upper() for a in suite) if suite else
+            " + ".join(ATTACK_LABEL.get(a, a.upper()) for a in suite) if suite else
             {"train": "PGD-10 / SLIDE-10 (training-strength)", "apgd": "APGD-CE + APGD-T",
              "eval": "APGD-CE + APGD-T (the 'eval' suite before FAB-T and Square joined it)"}
             .get(sp.get("strength"), "as in the table"))

@@ -1,8 +1,8 @@
 """The README's full-suite MNIST tables (section "The trade-off under the full suite": cpu-long and cpu preset) say
 what the results files hold: each "previous → now" cell is the stale APGD-pair table's value → the full-suite
 table's value (rounded to the README's 3, or for the cpu preset's 100 images 2, decimals), the union's ± is the
-binomial standard error over the evaluated images, and the attack log table is each row's ``broken_by_attack``.
-No torch: the files are read as JSON."""
+binomial standard error over the evaluated images, and the attack log table is each row's ``broken_by_attack``;
+the points of the cpu-long budget curves that the README cites are the curve file's.  No torch: the files are read as JSON."""
 
 from __future__ import annotations
 
@@ -71,3 +71,25 @@ def test_attack_log_table_is_broken_by_attack(first, new):
         # every clean-correct example that is not robust was broken first by one attack of the suite
         for t in THREATS:
             assert sum(log[t].values()) == round((now[name]["clean"] - now[name]["per_threat"][t]) * now[name]["n_test"])
+
+
+def _curve_sentence() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("`results/mnist_cpu_long_full_suite_budget_curves.json`")
+    return " ".join(text[start:text.index("The\ncpu-preset curves", start)].split())
+
+
+@pytest.mark.parametrize("threat,eps", [("linf", 0.3), ("l1", 10.0)])
+def test_readme_budget_curve_points_are_the_files(threat, eps):
+    """The README's points of the cpu-long full-suite budget curves ("at l_inf 0.3 Adv_inf .47, max .43, ...") are
+    the file's accuracies at that budget, rounded to 2 decimals (100 images: one image is 0.01)."""
+    curves = json.loads((ROOT / "results" / "mnist_cpu_long_full_suite_budget_curves.json").read_text())["curves"]
+    name = {"linf": "l_inf", "l1": "l_1"}[threat]
+    m = re.search(rf"at {name} {eps:g} ((?:[A-Za-z_0-9-]+ \.\d\d(?:, )?)+)", _curve_sentence())
+    assert m, f"no 'at {name} {eps:g} ...' in the README's curve sentence"
+    cited = dict(re.findall(r"([A-Za-z_0-9-]+) (\.\d\d)", m.group(1)))
+    assert len(cited) >= 3
+    for row, value in cited.items():
+        c = curves[row][threat]
+        acc = c["accuracy"][c["eps"].index(eps)]
+        assert abs(acc - float(value)) <= README_2_DECIMALS, f"{row} {name} {eps:g}: README {value}, file {acc:.4f}"
