@@ -18,6 +18,18 @@ __all__ = ["MnistCNN", "SmallMnistCNN", "PreActBlock", "PreActResNet18", "Linear
            "tau_to_class"]
 
 
+def max_pool2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max-pooling, [n, C, H, W] -> [n, C, H/2, W/2], as ``F.max_pool2d(x, 2)``.
+
+    Where no gradient is recorded (evaluation, the query attacks) the pool runs on a channels-last copy and
+    returns to the standard layout: torch's CPU kernel for the standard layout is several times slower
+    (bench/pool.py), and a maximum is exact, so the values are the same to the bit.  With autograd the standard
+    kernel runs (its backward is not slower)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return F.max_pool2d(x, 2)
+    return F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2).contiguous()
+
+
 class MnistCNN(nn.Module):
     """conv 32 5x5 (same padding) - ReLU - max-pool 2 - conv 64 5x5 - ReLU - max-pool 2 - fc 1024 - ReLU - fc 10.
 
@@ -33,8 +45,8 @@ class MnistCNN(nn.Module):
         self.fc2 = nn.Linear(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = max_pool2(F.relu(self.conv1(x)))
+        x = max_pool2(F.relu(self.conv2(x)))
         x = F.relu(self.fc1(x.flatten(1)))
         return self.fc2(x)
 
@@ -51,8 +63,8 @@ class SmallMnistCNN(nn.Module):
         self.fc2 = nn.Linear(128, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = max_pool2(F.relu(self.conv1(x)))
+        x = max_pool2(F.relu(self.conv2(x)))
         x = F.relu(self.fc1(x.flatten(1)))
         return self.fc2(x)
 

@@ -103,3 +103,31 @@ def test_models_shapes():
     assert torch.allclose(logits[:, 1] - logits[:, 0], m.preactivation(x))
     with pytest.raises(ValueError, match="model name"):
         get_model("vgg")
+
+
+def test_the_cnns_pool_equals_torchs_max_pool_to_the_bit():
+    """max_pool2 (channels-last where no gradient is recorded) against torch's own F.max_pool2d: the same values
+    to the bit with and without autograd, on ReLU outputs with ties at 0 and on a non-contiguous input, the same
+    input gradient; the CNNs' logits under no_grad equal a forward written with F.max_pool2d."""
+    import torch.nn.functional as F
+
+    from empirical.models import SmallMnistCNN, max_pool2
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(5, 16, 28, 28, generator=g))
+    with torch.no_grad():
+        assert torch.equal(max_pool2(x), F.max_pool2d(x, 2)) and max_pool2(x).is_contiguous()
+        xt = x.transpose(2, 3)
+        assert torch.equal(max_pool2(xt), F.max_pool2d(xt, 2))
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    w = torch.randn(5, 16, 14, 14, generator=g)
+    (ga,) = torch.autograd.grad((max_pool2(xa) * w).sum(), xa)
+    (gb,) = torch.autograd.grad((F.max_pool2d(xb, 2) * w).sum(), xb)
+    assert torch.equal(ga, gb)
+    for cls in (MnistCNN, SmallMnistCNN):
+        torch.manual_seed(1)
+        m = cls().eval()
+        im = torch.rand(7, 1, 28, 28, generator=g)
+        with torch.no_grad():
+            h = F.max_pool2d(F.relu(m.conv2(F.max_pool2d(F.relu(m.conv1(im)), 2))), 2)
+            assert torch.equal(m(im), m.fc2(F.relu(m.fc1(h.flatten(1)))))
