@@ -19,7 +19,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from simulate.core.cli import ArgumentParser  # noqa: E402  (one-line errors, whole flag names only)
+from simulate.core.cli import ArgumentParser, number  # noqa: E402  (one-line errors, whole flag names only)
 
 
 def _standard_forward(model, x):
@@ -31,12 +31,25 @@ def _standard_forward(model, x):
     return model.fc2(F.relu(model.fc1(x.flatten(1))))
 
 
+def _batches(text: str) -> list[int]:
+    """--batches: comma-separated batch sizes, each an integer in [1, 10000]."""
+    import argparse
+
+    try:
+        sizes = [int(b) for b in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or not all(1 <= n <= 10000 for n in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r} (allowed: comma-separated integers in [1, 10000])")
+    return sizes
+
+
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python bench/pool.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--batches", default="18,100", help="batch sizes, comma-separated [18,100]")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per row; the median is kept [5]")
-    p.add_argument("--calls", type=int, default=40, help="forward passes per repeat [40]")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batches", type=_batches, default="18,100", help="batch sizes, comma-separated [18,100]")
+    p.add_argument("--repeats", type=number(int, 1, 1000), default=5, help="timed repeats per row; the median is kept [5]")
+    p.add_argument("--calls", type=number(int, 1, 100000), default=40, help="forward passes per repeat [40]")
+    p.add_argument("--threads", type=number(int, 1, 1024), default=1)
     p.add_argument("--out", default=str(_ROOT / "bench" / "out" / "pool.json"))
     args = p.parse_args(argv)
 
@@ -50,7 +63,7 @@ def main(argv=None) -> int:
     for cls in (MnistCNN, SmallMnistCNN):
         torch.manual_seed(0)
         model = cls().eval()
-        for n in (int(b) for b in args.batches.split(",")):
+        for n in args.batches:
             x = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(n))
             times = {}
             with torch.no_grad():
