@@ -53,6 +53,13 @@ def _suite_names(strength: str, threats) -> dict:
     return out
 
 
+def _test_images(dataset: str, data_dir, limit: int):
+    """The first ``limit`` test images and labels of ``dataset`` (CIFAR-10: the lossless subset)."""
+    if dataset == "mnist":
+        return load_mnist(data_dir, "test", limit=limit)
+    return load_cifar10(data_dir, "test", source="subset", limit=limit)
+
+
 def budget_curve(model, x, y, threat: str, budgets, dataset: str, strength: str, seed: int,
                  batch_size: int) -> dict:
     """Robust accuracy at each budget (the first entry, budget 0, is the clean accuracy).
@@ -140,10 +147,7 @@ def main(argv=None) -> int:
         p.error(f"--runs: {exc}")
     set_threads(args.threads)
     try:
-        if args.dataset == "mnist":
-            x, y = load_mnist(args.data_dir, "test", limit=args.test_limit)
-        else:
-            x, y = load_cifar10(args.data_dir, "test", source="subset", limit=args.test_limit)
+        x, y = _test_images(args.dataset, args.data_dir, args.test_limit)
     except DataError as exc:
         p.error(f"--data-dir: {exc}")
     params = {"runs": str(args.runs), "dataset": args.dataset, "n_test": int(x.shape[0]),
@@ -202,10 +206,7 @@ def _worker_init(runs, dataset: str, data_dir, test_limit: int, device: str, thr
     tqdm.set_lock(threading.RLock())
     set_threads(threads)
     _WORKER["models"] = {run.name: load_model(run / "model.pt", dataset=dataset)[0].to(device) for run in runs}
-    if dataset == "mnist":
-        _WORKER["xy"] = load_mnist(data_dir, "test", limit=test_limit)
-    else:
-        _WORKER["xy"] = load_cifar10(data_dir, "test", source="subset", limit=test_limit)
+    _WORKER["xy"] = _test_images(dataset, data_dir, test_limit)
 
 
 def _worker_curve(name: str, threat: str, budgets, dataset: str, strength: str, seed: int, batch_size: int):

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .train_config import TrainConfig
 from simulate.core.outputs import read_json
+
+from .train_config import TrainConfig
 from .utils import device_label
 
 __all__ = ["default_eval_threats", "load_test_split", "evaluate_model", "evaluate_run"]
