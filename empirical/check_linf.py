@@ -53,7 +53,7 @@ def train_argv(args) -> list[str]:
 
 def check_attacks(eps: dict | None = None) -> dict:
     """{name: (threat, attack)}: the attacks the check compares, at the MNIST budgets (or ``eps``)."""
-    from .attacks import get_attack
+    from .attacks import attack_for, get_attack
     from .threats import make_threats
 
     linf, l1, l2, rt = make_threats(("linf", "l1", "l2", "rt"), "mnist", eps)
@@ -67,7 +67,12 @@ def check_attacks(eps: dict | None = None) -> dict:
         "l1/slide-100": (l1, get_attack("slide", l1, steps=100)),
         "l1/apgd-ce-100": (l1, get_attack("apgd", l1, steps=100)),
         "rt/grid": (rt, get_attack("rt_grid", rt)),
+        **{f"{t.name}/suite": (t, attack_for(t, "eval")) for t in (linf, l2, l1)},
     }
+
+
+#: the columns whose union with the rotation-translation grid is the check's union accuracy
+SUITE_COLUMNS = ("linf/suite", "l2/suite", "l1/suite")
 
 
 def _model_and_data(p, args):
@@ -94,7 +99,7 @@ def _eval(p, args) -> int:
 
     from simulate.provenance import provenance, write_json
 
-    from .evaluate import clean_correct, format_table, robustness_matrix
+    from .evaluate import attack_log, clean_correct, format_table, robustness_matrix_and_log
     from .gradient_masking import gradient_masking_warnings
     from .utils import make_generator
 
@@ -102,9 +107,10 @@ def _eval(p, args) -> int:
     attacks = check_attacks(args.eps)
     t0 = time.time()
     clean = clean_correct(model, x, y, args.batch_size, device)
-    M = robustness_matrix(model, x, y, [t for t, _ in attacks.values()], batch_size=args.batch_size,
-                          generator=make_generator(args.seed), device=device,
-                          attacks=[a for _, a in attacks.values()], quiet=args.quiet)
+    M, first, names = robustness_matrix_and_log(model, x, y, [t for t, _ in attacks.values()],
+                                                batch_size=args.batch_size, generator=make_generator(args.seed),
+                                                device=device, attacks=[a for _, a in attacks.values()],
+                                                quiet=args.quiet)
     robust = {k: M[:, j] for j, k in enumerate(attacks)}
     results = {k: {"robust_accuracy": float(robust[k].float().mean()), "attack": repr(a)}
                for k, (_, a) in attacks.items()}
@@ -126,12 +132,18 @@ def _eval(p, args) -> int:
     linf = attacks["linf/pgd-40"][0]
     warnings = gradient_masking_warnings(model, x[:200].to(device), y[:200].to(device), linf,
                                          generator=make_generator(args.seed))
-    union = torch.stack([robust[k] for k in ("linf/apgd-ce-100", "linf/apgd-margin-100", "l2/apgd-ce-100",
-                                             "l1/apgd-ce-100", "rt/grid")]).all(0) & clean
+
+    def union(*names) -> float:
+        return float((torch.stack([robust[k] for k in names]).all(0) & clean).float().mean())
+
+    suite = [list(attacks).index(k) for k in SUITE_COLUMNS]
     out = {
         "clean_accuracy": float(clean.float().mean()), "attacks": results,
-        "union_accuracy_apgd_rt": float(union.float().mean()), "checks": checks,
-        "gradient_masking_warnings": warnings,
+        "union_accuracy_suite_rt": union(*SUITE_COLUMNS, "rt/grid"),
+        "union_accuracy_apgd_rt": union("linf/apgd-ce-100", "linf/apgd-margin-100", "l2/apgd-ce-100",
+                                        "l1/apgd-ce-100", "rt/grid"),
+        "checks": checks, "gradient_masking_warnings": warnings,
+        "attack_log": attack_log(first[:, suite], [names[j] for j in suite], list(SUITE_COLUMNS)),
         "provenance": provenance(params={"n_test": len(x), "eps": {k: t.eps for k, (t, _) in attacks.items()},
                                          "model": name, "weights": str(args.weights)},
                                  seeds={"attack": args.seed}, device=str(device), seconds=time.time() - t0),

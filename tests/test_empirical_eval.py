@@ -178,6 +178,36 @@ def test_check_linf_training_is_empirical_train_and_resumes_to_the_same_model(tm
     assert not all(torch.equal(whole[k], other[k]) for k in whole)
 
 
+def test_check_linf_eval_reports_the_full_suite_and_its_attack_log(tmp_path, data_dir):
+    """check_linf eval adds AutoAttack's standard suite per l_p threat: its columns, the union with the
+    rotation-translation grid and the per-example log of the suite agree with each other (the log's "robust"
+    count is the column's accuracy, a union is at most each of its columns)."""
+    from empirical.check_linf import SUITE_COLUMNS, main as check_main
+
+    # a model trained at a small budget, five images and large budgets: the suite's first two attacks break every
+    # clean-correct example (APGD-T one at l_2), so the log holds three labels and Square's 5,000 queries on a
+    # robust example (about 10 CPU s) are not spent; the suite's attacks have their own oracle tests
+    run = tmp_path / "run"
+    assert check_main(["train", "--data-dir", str(data_dir), "--train-limit", "1000", "--attack-steps", "1",
+                       "--epochs", "1", "--eps", "linf=0.05", "--quiet", "--out", str(run)]) == 0
+    n = 5
+    assert check_main(["eval", "--data-dir", str(data_dir), "--weights", str(run / "model.pt"), "--test-limit",
+                       str(n), "--batch-size", str(n), "--eps", "linf=0.3,l2=3,l1=40", "--quiet",
+                       "--out", str(tmp_path / "e.json")]) == 0
+    out = json.loads((tmp_path / "e.json").read_text())
+    log = out["attack_log"]
+    assert log["example_index"] == list(range(n))
+    for column in SUITE_COLUMNS:
+        assert log["attacks"][column] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+        labels = log["first_broken_by"][column]
+        assert len(labels) == n and set(labels) <= {"robust", "clean_wrong", *log["attacks"][column]}
+        assert labels.count("robust") / n == pytest.approx(out["attacks"][column]["robust_accuracy"])
+        assert (n - labels.count("clean_wrong")) / n == pytest.approx(out["clean_accuracy"])
+        assert out["union_accuracy_suite_rt"] <= out["attacks"][column]["robust_accuracy"]
+    assert out["union_accuracy_suite_rt"] <= out["attacks"]["rt/grid"]["robust_accuracy"]
+    assert {label for labels in log["first_broken_by"].values() for label in labels} >= {"apgd-ce", "clean_wrong"}
+
+
 def test_check_linf_bad_input_exits_2(tmp_path, capsys):
     from empirical.check_linf import main as check_main
 
