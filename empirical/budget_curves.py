@@ -1,7 +1,7 @@
 """Accuracy versus budget, per threat, for the models of a reproduction table.
 
-    python -m empirical.budget_curves --runs runs/mnist_cpu --out results/mnist_cpu_budget_curves.json
-    python -m empirical.budget_curves --runs runs/mnist_cpu --eps linf=0.1,linf=0.2,l2=1 --out curves.json
+    python -m empirical.budget_curves --runs runs/mnist_cpu-long --jobs 2 --test-limit 100 --out curves.json
+    python -m empirical.budget_curves --runs runs/mnist_cpu-long --eps linf=0.1,linf=0.2,l2=1 --out curves.json
 
 For every trained run under ``--runs`` (one folder per scheme, each with ``model.pt``, as written by
 ``python -m empirical.reproduce``) and every threat of ``--threats``, the robust accuracy on the first

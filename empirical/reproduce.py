@@ -1,14 +1,14 @@
 """The multi-perturbation reproduction table: train every scheme, evaluate it, write one JSON table.
 
-    # GPU, the full MNIST reproduction (60k images, preset epochs, 1,000 test images, APGD-100 x2):
+    # GPU, the full MNIST reproduction (60k images, preset epochs, 1,000 test images, the full suite):
     python -m empirical.reproduce --dataset mnist --preset full --out results/mnist_table.json
     # GPU, CIFAR-10 (PreAct ResNet-18 on the JPEG set, evaluated on the lossless 1,000-image subset):
     python -m empirical.reproduce --dataset cifar10_jpeg --preset full --schemes msd,mng_ac,sat \\
         --out results/cifar10_table.json
-    # CPU, the reduced run of this repository's results/mnist_cpu_table.json:
-    nice -n 10 python -m empirical.reproduce --dataset mnist --preset cpu --jobs 2 --out results/mnist_cpu_table.json
-    # CPU, the longest run that fits about an hour of two cores (results/mnist_cpu_long_table.json):
-    python -m empirical.reproduce --dataset mnist --preset cpu-long --jobs 2 --out results/mnist_cpu_long_table.json
+    # CPU, the reduced run of this repository's results/mnist_cpu_full_suite_table.json:
+    nice -n 10 python -m empirical.reproduce --dataset mnist --preset cpu --jobs 2 --out results/mnist_cpu_full_suite_table.json
+    # CPU, the longest run that fits a few hours of two cores (results/mnist_cpu_long_full_suite_table.json):
+    python -m empirical.reproduce --dataset mnist --preset cpu-long --jobs 2 --out results/mnist_cpu_long_full_suite_table.json
 
 Each scheme is a separate ``python -m empirical.train`` process (``--jobs`` at a time), so every run is
 resumable: rerunning the command skips finished runs and resumes interrupted ones from their checkpoints
