@@ -76,7 +76,7 @@ def test_attack_log_table_is_broken_by_attack(first, new):
 def _curve_sentence() -> str:
     text = (ROOT / "README.md").read_text()
     start = text.index("`results/mnist_cpu_long_full_suite_budget_curves.json`")
-    return " ".join(text[start:text.index("The\ncpu-preset curves", start)].split())
+    return " ".join(text[start:text.index("previous curves", start)].split())
 
 
 @pytest.mark.parametrize("threat,eps", [("linf", 0.3), ("l1", 10.0)])
