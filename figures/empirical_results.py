@@ -132,6 +132,9 @@ def results_plot(data: dict, params: dict):
         if ok.any():
             ax.plot(x[ok] + 2 * width, pub[ok], "k*", ms=10, label="published union (full budget)")
         ax.set_xticks(x, rows)
+        # a table of few rows keeps the bar width of a nine-row one, centred
+        pad = max(0.0, (9 - len(rows)) / 2)
+        ax.set_xlim(-0.5 - pad, len(rows) - 0.5 + pad)
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy (± binomial s.e.)")
         ax.set_title("accuracy per threat and union, per training scheme", fontsize=10)

@@ -1,4 +1,4 @@
-"""The README's full-suite MNIST tables (section "The trade-off under the full suite": cpu-long and cpu preset) say
+"""The README's full-suite MNIST tables (section "The trade-off under the full suite": cpu-long, cpu preset, cpu-long at 2 epochs) say
 what the results files hold: each "previous → now" cell is the stale APGD-pair table's value → the full-suite
 table's value (rounded to the README's 3, or for the cpu preset's 100 images 2, decimals), the union's ± is the
 binomial standard error over the evaluated images, and the attack log table is each row's ``broken_by_attack``;
@@ -38,7 +38,8 @@ def _rows(section: str, header: str) -> dict[str, list[str]]:
 
 #: (table's first header cell, the full-suite results file, the previous APGD-pair one, the README's decimals)
 TABLES = [("row", "mnist_cpu_long_full_suite_table.json", "mnist_cpu_long_table.json", 3),
-          ("cpu row", "mnist_cpu_full_suite_table.json", "mnist_cpu_table.json", 2)]
+          ("cpu row", "mnist_cpu_full_suite_table.json", "mnist_cpu_table.json", 2),
+          ("2-epoch row", "mnist_cpu_long_2ep_full_suite_table.json", "mnist_cpu_long_2ep_table.json", 3)]
 
 
 @pytest.mark.parametrize("first, new, previous, decimals", TABLES)
