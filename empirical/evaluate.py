@@ -22,6 +22,10 @@ which attack of the suite broke it first ("apgd-ce", "apgd-t", "fab-t", "square"
 "clean_wrong" if the clean image is misclassified), with the test-set index of every example: union accuracy
 is the fraction of examples that are "robust" under every threat, and the examples that FAB-T and Square
 decided are those that name them.
+
+With ``--out``, the progress goes to ``OUT.part`` after every batch (columns so far, generator state): a run
+stopped by Ctrl-C, SIGTERM or ``--time-limit SECONDS`` (exit 75) resumes when the same command is run again,
+with the result an uninterrupted run gives; the file is removed once ``OUT`` is written.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ import torch
 from simulate.cli import command
 from simulate.core.outputs import read_json
 
-__all__ = ["robustness_matrix", "robustness_matrix_and_log", "attack_log", "clean_correct", "summarize",
-           "format_table", "load_model", "main"]
+__all__ = ["robustness_matrix", "robustness_matrix_and_log", "TimeLimitReached", "attack_log", "clean_correct",
+           "summarize", "format_table", "load_model", "progress_file", "data_digest", "main"]
 
 
 def _batches(n: int, batch_size: int):
@@ -66,11 +70,27 @@ def robustness_matrix(model, x, y, threats, strength: str = "eval", batch_size: 
 
 def robustness_matrix_and_log(model, x, y, threats, strength: str = "eval", batch_size: int = 256,
                               generator: torch.Generator | None = None, device=None, attacks=None,
-                              quiet: bool = True):
+                              quiet: bool = True, part=None, params: dict | None = None,
+                              time_limit: float | None = None):
     """(M, first, names): M as :func:`robustness_matrix`; ``first`` int64 [n, k] the index (in ``names[j]``,
     the attacks of threat j's suite in order) of the attack that first broke example i under threat j, -1 if
-    none did, -2 if the clean example is misclassified."""
+    none did, -2 if the clean example is misclassified.
+
+    ``part``: a JSON file that holds the progress after every batch (the columns so far and the generator's
+    state), so that a long evaluation resumes where it stopped: a call with the same ``part`` and the same
+    ``params`` (JSON data that name the evaluation: weights, images, attacks, seed; the caller's) skips the
+    batches it holds and continues from the generator state it saved, which gives the uninterrupted call's
+    result (on the same device).  A ``part`` written for other ``params`` is ignored and overwritten.  With
+    ``part``, Ctrl-C or SIGTERM stops at the next batch boundary (:class:`simulate.cli.Interrupted`, naming
+    it) and ``time_limit`` (seconds of this call) stops there too (:class:`TimeLimitReached`); the caller
+    removes ``part`` once its result is written."""
+    import contextlib
+    import time
+
     from tqdm import tqdm
+
+    from simulate.core.cli import Interrupted, deferred_stop
+    from simulate.provenance import write_json
 
     from .attacks import attack_for
     from .attacks.worst_of import CLEAN_WRONG, ROBUST, WorstOf
@@ -91,10 +111,19 @@ def robustness_matrix_and_log(model, x, y, threats, strength: str = "eval", batc
     first = torch.full((len(x), len(threats)), ROBUST, dtype=torch.long)
     names = [a.names() if isinstance(a, WorstOf) else [a.name.replace("_", "-")] for a in attacks]
     total = len(threats) * ((len(x) + batch_size - 1) // batch_size)
-    with tqdm(total=total, disable=quiet, desc="attacks", unit="batch", dynamic_ncols=True) as bar:
+    key = _part_key(params, len(x), len(threats), batch_size)
+    done = _resume(part, key, M, first, generator, total, quiet) if part is not None else 0
+    t0, unit = time.monotonic(), 0
+    with contextlib.ExitStack() as stack:
+        request = stack.enter_context(deferred_stop()) if part is not None else None
+        bar = stack.enter_context(tqdm(total=total, initial=done, disable=quiet, desc="attacks", unit="batch",
+                                       dynamic_ncols=True))
         for j, attack in enumerate(attacks):
             bar.set_postfix(threat=getattr(threats[j], "name", str(j)))
             for s in _batches(len(x), batch_size):
+                unit += 1
+                if unit <= done:
+                    continue
                 xb, yb = x[s].to(device), y[s].to(device)
                 if isinstance(attack, WorstOf):
                     xa, fb = attack.perturb_log(model, xb, yb, generator=generator)
@@ -109,7 +138,64 @@ def robustness_matrix_and_log(model, x, y, threats, strength: str = "eval", batc
                 # the clean prediction decides "clean_wrong" (the same as in M)
                 first[s, j] = torch.where(clean[s], torch.where(still, ROBUST, fb.clamp_min(0)), CLEAN_WRONG)
                 bar.update(1)
+                if part is None:
+                    continue
+                write_json(part, {"key": key, "batches_done": unit, "batches": total,
+                                  "M": M.int().tolist(), "first": first.tolist(),
+                                  "generator": generator.get_state().tolist()})
+                if unit < total and request:
+                    raise Interrupted(part, signum=request.signum)
+                if unit < total and time_limit is not None and time.monotonic() - t0 >= time_limit:
+                    raise TimeLimitReached(part, unit, total)
     return M, first, names
+
+
+class TimeLimitReached(Exception):
+    """An evaluation stopped by its ``time_limit`` with its progress in ``part``: run the same call again."""
+
+    def __init__(self, part, done: int, total: int):
+        super().__init__(f"stopped by --time-limit after {done} of {total} batches; progress in {str(part)!r}: "
+                         "run the same command again to resume")
+        self.part, self.done, self.total = part, done, total
+
+
+def _part_key(params, n: int, k: int, batch_size: int) -> dict:
+    """What a progress file must match to be resumed: the caller's params and the shape of the work."""
+    import json
+
+    return json.loads(json.dumps({"params": params, "n": n, "columns": k, "batch_size": batch_size}))
+
+
+def _resume(part, key: dict, M, first, generator, total: int, quiet: bool) -> int:
+    """Load the progress file ``part`` into ``M``, ``first`` and ``generator`` when it belongs to ``key``; the
+    number of batches it holds (0 when there is none, or it is another evaluation's or damaged).  The file is
+    data: read bounded (:func:`simulate.core.outputs.read_json`) and checked entry by entry before use."""
+    from pathlib import Path
+
+    part = Path(part)
+    if not part.is_file():
+        return 0
+    try:
+        d = read_json(part)
+        ok = (isinstance(d, dict) and d.get("key") == key and d.get("batches") == total
+              and isinstance(d.get("batches_done"), int) and 0 < d["batches_done"] <= total)
+        if ok:
+            m = torch.tensor(d["M"], dtype=torch.bool)
+            f = torch.tensor(d["first"], dtype=torch.long)
+            g = torch.tensor(d["generator"], dtype=torch.uint8)
+            ok = m.shape == M.shape and f.shape == first.shape and g.shape == generator.get_state().shape
+    except (OSError, ValueError, TypeError, RuntimeError):
+        ok = False
+    if not ok:
+        if not quiet:
+            print(f"note: {str(part)!r} is not the progress of this evaluation; starting afresh", file=sys.stderr)
+        return 0
+    M.copy_(m)
+    first.copy_(f)
+    generator.set_state(g)
+    if not quiet:
+        print(f"resuming from {str(part)!r}: {d['batches_done']} of {total} batches done", file=sys.stderr)
+    return d["batches_done"]
 
 
 def attack_log(first: torch.Tensor, names, threat_names, index=None) -> dict:
@@ -226,11 +312,17 @@ def build_parser():
     p.add_argument("--out", type=path_type, default=None, metavar="FILE",
                    help="JSON result file [default: none, print only]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--time-limit", type=ranged("time_limit"), default=None, metavar="SECONDS",
+                   help="with --out: stop at the first batch boundary after this many seconds, progress in "
+                        "OUT.part, exit 75; the same command resumes [default: none]")
     return state_ranges(p)
 
 
 @command
 def main(argv=None) -> int:
+    from simulate.core.cli import UNFINISHED
+    from simulate.core.outputs import file_sha256
+
     from .checkpoint import CheckpointError
     from .cli import claim_output
     from .data import DataError, load_dataset
@@ -258,11 +350,24 @@ def main(argv=None) -> int:
         x, y = load_dataset(args.dataset, args.data_dir, "test", args.test_limit)
     except DataError as exc:
         p.error(f"--data-dir: {exc}")
+    if args.time_limit is not None and args.out is None:
+        p.error("--time-limit: needs --out (the progress is kept beside it, in OUT.part)")
     model = model.to(device)
     t0 = time.time()
     clean = clean_correct(model, x, y, args.batch_size, device)
-    M, first, attack_names = robustness_matrix_and_log(model, x, y, threats, args.strength, args.batch_size,
-                                                       make_generator(args.seed), device, quiet=args.quiet)
+    from .attacks import attack_for
+
+    part = progress_file(args.out)
+    params = {"weights_sha256": file_sha256(args.weights), "data": data_digest(x, y), "dataset": args.dataset,
+              "threats": [repr(t) for t in threats], "strength": args.strength, "seed": args.seed,
+              "device": device.type}
+    try:
+        M, first, attack_names = robustness_matrix_and_log(model, x, y, threats, args.strength, args.batch_size,
+                                                           make_generator(args.seed), device, quiet=args.quiet,
+                                                           part=part, params=params, time_limit=args.time_limit)
+    except TimeLimitReached as exc:
+        print(f"{p.prog}: {exc}", file=sys.stderr)
+        return UNFINISHED
     summary = summarize(clean, M, names)
     summary["strength"] = args.strength
     if not args.quiet:
@@ -281,8 +386,6 @@ def main(argv=None) -> int:
     if args.out:
         from simulate.provenance import provenance, write_json
 
-        from .attacks import attack_for
-
         write_json(args.out, {
             "summary": summary, "threats": names, "gradient_masking_warnings": checks,
             "clean_correct": clean.int().tolist(), "robust_matrix": M.int().tolist(),
@@ -294,9 +397,27 @@ def main(argv=None) -> int:
                         "strength": args.strength, "batch_size": args.batch_size},
                 seeds={"attack": args.seed}, device=str(device), seconds=time.time() - t0),
         })
+        part.unlink(missing_ok=True)
         if not args.quiet:
             print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def progress_file(out) -> Path | None:
+    """Where an evaluation writing ``out`` keeps its progress: ``OUT.part`` beside it (None without ``out``)."""
+    return None if out is None else Path(out).with_name(Path(out).name + ".part")
+
+
+def data_digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    """SHA-256 of the images and labels (their bytes, shapes and dtypes): names the data a progress file is for."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in (x, y):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 if __name__ == "__main__":

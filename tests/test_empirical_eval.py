@@ -191,9 +191,11 @@ def test_check_linf_eval_reports_the_full_suite_and_its_attack_log(tmp_path, dat
     assert check_main(["train", "--data-dir", str(data_dir), "--train-limit", "1000", "--attack-steps", "1",
                        "--epochs", "1", "--eps", "linf=0.05", "--quiet", "--out", str(run)]) == 0
     n = 5
-    assert check_main(["eval", "--data-dir", str(data_dir), "--weights", str(run / "model.pt"), "--test-limit",
-                       str(n), "--batch-size", str(n), "--eps", "linf=0.3,l2=3,l1=40", "--quiet",
-                       "--out", str(tmp_path / "e.json")]) == 0
+    eval_argv = ["eval", "--data-dir", str(data_dir), "--weights", str(run / "model.pt"), "--test-limit", str(n),
+                 "--batch-size", str(n), "--eps", "linf=0.3,l2=3,l1=40", "--quiet", "--out", str(tmp_path / "e.json")]
+    # stopped after its first column (exit 75, progress beside the output), then resumed by the same command
+    assert check_main([*eval_argv, "--time-limit", "0"]) == 75 and (tmp_path / "e.json.part").is_file()
+    assert check_main(eval_argv) == 0 and not (tmp_path / "e.json.part").exists()
     out = json.loads((tmp_path / "e.json").read_text())
     log = out["attack_log"]
     assert log["example_index"] == list(range(n))
@@ -218,3 +220,56 @@ def test_check_linf_bad_input_exits_2(tmp_path, capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "error: " in err[0] and "--" in err[0], err
+
+
+def test_evaluation_resumes_from_its_progress_file_to_the_uninterrupted_result(tmp_path):
+    """A run stopped after every batch (time_limit 0) and resumed from its progress file ends with the matrix, the
+    attack log and the generator state of one uninterrupted run; without the saved generator state the resumed
+    batches would draw other random starts, and the final generator state would differ."""
+    from empirical.evaluate import TimeLimitReached, robustness_matrix_and_log
+
+    model = _tiny_cnn()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(6, 1, 28, 28, generator=g), torch.randint(0, 10, (6,), generator=g)
+    threats = [get_threat("linf", eps=0.1), get_threat("l2", eps=1.0)]
+    kw = dict(strength="train", batch_size=2, params={"name": "test"})
+    g_whole = torch.Generator().manual_seed(0)
+    M, first, names = robustness_matrix_and_log(model, x, y, threats, generator=g_whole, **kw)
+    part, stops = tmp_path / "e.json.part", 0
+    while True:
+        g_part = torch.Generator().manual_seed(0)
+        try:
+            M2, first2, names2 = robustness_matrix_and_log(model, x, y, threats, generator=g_part, part=part,
+                                                           time_limit=0, **kw)
+            break
+        except TimeLimitReached as exc:
+            stops += 1
+            assert exc.done == stops and exc.total == 6
+    assert stops == 5  # 2 threats x 3 batches, one batch per call
+    assert torch.equal(M, M2) and torch.equal(first, first2) and names == names2
+    assert torch.equal(g_whole.get_state(), g_part.get_state())
+    # another evaluation's progress file is not resumed: other params start afresh
+    g_other = torch.Generator().manual_seed(0)
+    M3, _, _ = robustness_matrix_and_log(model, x, y, threats, generator=g_other, part=part,
+                                         **{**kw, "params": {"name": "other"}})
+    assert torch.equal(M3, M) and torch.equal(g_other.get_state(), g_whole.get_state())
+
+
+def test_cli_time_limit_exits_75_and_the_same_command_resumes(tmp_path, data_dir, capsys):
+    model = SmallMnistCNN()
+    torch.save({"model": model.state_dict(), "model_name": "mnist_cnn_small"}, tmp_path / "ck.pt")
+    argv = ["--weights", str(tmp_path / "ck.pt"), "--data-dir", str(data_dir), "--threats", "linf,l2",
+            "--eps", "linf=0.1,l2=1", "--strength", "train", "--test-limit", "4", "--batch-size", "2", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "whole.json")]) == 0
+    out = tmp_path / "parts.json"
+    assert main([*argv, "--out", str(out), "--time-limit", "0"]) == 75
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert (tmp_path / "parts.json.part").is_file() and not out.exists()
+    assert main([*argv, "--out", str(out)]) == 0
+    assert not (tmp_path / "parts.json.part").exists()
+    whole, parts = (json.loads((tmp_path / f).read_text()) for f in ("whole.json", "parts.json"))
+    for key in ("summary", "robust_matrix", "clean_correct", "attack_log"):
+        assert whole[key] == parts[key], key
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--time-limit", "5"])
+    assert e.value.code == 2 and "--time-limit: needs --out" in capsys.readouterr().err
