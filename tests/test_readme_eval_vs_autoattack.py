@@ -86,12 +86,18 @@ def test_linf_check_table_is_the_results_file():
 
 def test_masked_model_table_is_the_results_file():
     rows = json.loads((ROOT / "results" / "mnist_linf_check_vs_autoattack.json").read_text())["rows"]
-    table = _table("| evaluation | l_2 2 | l_1 10 | CPU s (l_2 / l_1) |")
+    table = _table("| evaluation | l_2 2 (seeds 0, 1, 2) | l_1 10 (seeds 0, 1, 2) | CPU s, seed mean (l_2 / l_1) |")
     keys = {"(a)": "apgd (prefix of new)", "(b)": "new", "(c)": "ref"}
     assert len(table) == 3
     for first, cells in table.items():
         r = rows[keys[first[:3]]]
-        for cell, t in zip(cells[:2], ("l2", "l1")):
-            assert abs(float(cell.rstrip("%")) - 100 * r[t]["accuracy_mean"]) <= 0.05 + 1e-9, (first, t, cell)
+        for cell, t in zip(cells[:2], ("l2", "l1")):  # "mean% (seed 0, seed 1, seed 2)", one decimal
+            m = re.match(r"([\d.]+)% \(([\d., ]+)\)$", cell)
+            assert m, (first, cell)
+            assert abs(float(m[1]) - 100 * r[t]["accuracy_mean"]) <= 0.05 + 1e-9, (first, t, cell)
+            per_seed = [float(v) for v in m[2].split(", ")]
+            assert len(per_seed) == len(r[t]["accuracy_per_seed"]) == 3, (first, t, cell)
+            for v, seed in zip(per_seed, ("0", "1", "2")):
+                assert abs(v - 100 * r[t]["accuracy_per_seed"][seed]) <= 0.05 + 1e-9, (first, t, seed, cell)
         cpu = [float(c) for c in cells[2].split(" / ")]
         assert all(abs(c - r[t]["cpu_seconds_mean"]) <= 0.5 for c, t in zip(cpu, ("l2", "l1"))), (first, cells[2])
