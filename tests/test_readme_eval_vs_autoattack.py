@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from .markdown import table_rows
 from .tolerances import README_3_DECIMALS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,16 +47,7 @@ def test_same_load_pair_is_the_results_file(anchor, threat):
 
 
 def _table(header: str) -> dict[str, list[str]]:
-    """The markdown table of the README under ``header``: first cell -> the other cells."""
-    text = (ROOT / "README.md").read_text()
-    lines = text[text.index(header):].splitlines()[2:]
-    out = {}
-    for line in lines:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        out[cells[0]] = cells[1:]
-    return out
+    return table_rows((ROOT / "README.md").read_text(), header)
 
 
 def test_linf_check_table_is_the_results_file():

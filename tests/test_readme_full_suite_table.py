@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .markdown import table_rows
 from .tolerances import README_2_DECIMALS, README_3_DECIMALS as TOL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,18 +23,6 @@ def _section() -> str:
     text = (ROOT / "README.md").read_text()
     start = text.index("**The trade-off under the full suite**")
     return text[start:text.index("\n## ", start)]
-
-
-def _rows(section: str, header: str) -> dict[str, list[str]]:
-    """The markdown table under ``header``: row name -> its cells."""
-    lines = section[section.index(header):].splitlines()[2:]
-    out = {}
-    for line in lines:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        out[cells[0]] = cells[1:]
-    return out
 
 
 #: (table's first header cell, the full-suite results file, the previous APGD-pair one, the README's decimals)
@@ -47,7 +36,7 @@ def test_previous_to_now_table_is_the_two_results_files(first, new, previous, de
     tol = TOL if decimals == 3 else README_2_DECIMALS
     now = {r["row"]: r for r in json.loads((ROOT / "results" / new).read_text())["rows"]}
     old = {r["row"]: r for r in json.loads((ROOT / "results" / previous).read_text())["rows"]}
-    table = _rows(_section(), f"| {first} | clean | l_inf | l_1 | l_2 | union |")
+    table = table_rows(_section(), f"| {first} | clean | l_inf | l_1 | l_2 | union |")
     assert list(table) == list(now)  # every re-measured row, in the file's order
     for name, cells in table.items():
         def pair(r):
@@ -64,7 +53,7 @@ def test_previous_to_now_table_is_the_two_results_files(first, new, previous, de
 @pytest.mark.parametrize("first, new", [(t[0], t[1]) for t in TABLES])
 def test_attack_log_table_is_broken_by_attack(first, new):
     now = {r["row"]: r for r in json.loads((ROOT / "results" / new).read_text())["rows"]}
-    table = _rows(_section(), f"| {first} | l_inf | l_1 | l_2 |")
+    table = table_rows(_section(), f"| {first} | l_inf | l_1 | l_2 |")
     assert list(table) == list(now)
     for name, cells in table.items():
         log = now[name]["broken_by_attack"]
