@@ -104,9 +104,8 @@ def _eval(p, args) -> int:
     from simulate.provenance import provenance, write_json
 
     from simulate.core.cli import UNFINISHED
-    from simulate.core.outputs import file_sha256
 
-    from .evaluate import (TimeLimitReached, attack_log, clean_correct, data_digest, format_table, progress_file,
+    from .evaluate import (TimeLimitReached, attack_log, clean_correct, format_table, progress_file, progress_params,
                            robustness_matrix_and_log)
     from .gradient_masking import gradient_masking_warnings
     from .utils import make_generator
@@ -116,8 +115,8 @@ def _eval(p, args) -> int:
     t0 = time.time()
     clean = clean_correct(model, x, y, args.batch_size, device)
     part = progress_file(args.out)
-    params = {"weights_sha256": file_sha256(args.weights), "data": data_digest(x, y), "seed": args.seed,
-              "attacks": {k: repr(a) for k, (_, a) in attacks.items()}, "device": device.type}
+    params = progress_params(args.weights, x, y, device, seed=args.seed,
+                             attacks={k: repr(a) for k, (_, a) in attacks.items()})
     try:
         M, first, names = robustness_matrix_and_log(model, x, y, [t for t, _ in attacks.values()],
                                                     batch_size=args.batch_size, generator=make_generator(args.seed),

@@ -39,7 +39,7 @@ from simulate.cli import command
 from simulate.core.outputs import read_json
 
 __all__ = ["robustness_matrix", "robustness_matrix_and_log", "TimeLimitReached", "attack_log", "clean_correct",
-           "summarize", "format_table", "load_model", "progress_file", "data_digest", "main"]
+           "summarize", "format_table", "load_model", "progress_file", "progress_params", "data_digest", "main"]
 
 
 def _batches(n: int, batch_size: int):
@@ -85,7 +85,6 @@ def robustness_matrix_and_log(model, x, y, threats, strength: str = "eval", batc
     it) and ``time_limit`` (seconds of this call) stops there too (:class:`TimeLimitReached`); the caller
     removes ``part`` once its result is written."""
     import contextlib
-    import time
 
     from tqdm import tqdm
 
@@ -170,8 +169,6 @@ def _resume(part, key: dict, M, first, generator, total: int, quiet: bool) -> in
     """Load the progress file ``part`` into ``M``, ``first`` and ``generator`` when it belongs to ``key``; the
     number of batches it holds (0 when there is none, or it is another evaluation's or damaged).  The file is
     data: read bounded (:func:`simulate.core.outputs.read_json`) and checked entry by entry before use."""
-    from pathlib import Path
-
     part = Path(part)
     if not part.is_file():
         return 0
@@ -321,7 +318,6 @@ def build_parser():
 @command
 def main(argv=None) -> int:
     from simulate.core.cli import UNFINISHED
-    from simulate.core.outputs import file_sha256
 
     from .checkpoint import CheckpointError
     from .cli import claim_output
@@ -358,9 +354,8 @@ def main(argv=None) -> int:
     from .attacks import attack_for
 
     part = progress_file(args.out)
-    params = {"weights_sha256": file_sha256(args.weights), "data": data_digest(x, y), "dataset": args.dataset,
-              "threats": [repr(t) for t in threats], "strength": args.strength, "seed": args.seed,
-              "device": device.type}
+    params = progress_params(args.weights, x, y, device, seed=args.seed, dataset=args.dataset,
+                             threats=[repr(t) for t in threats], strength=args.strength)
     try:
         M, first, attack_names = robustness_matrix_and_log(model, x, y, threats, args.strength, args.batch_size,
                                                            make_generator(args.seed), device, quiet=args.quiet,
@@ -406,6 +401,15 @@ def main(argv=None) -> int:
 def progress_file(out) -> Path | None:
     """Where an evaluation writing ``out`` keeps its progress: ``OUT.part`` beside it (None without ``out``)."""
     return None if out is None else Path(out).with_name(Path(out).name + ".part")
+
+
+def progress_params(weights, x: torch.Tensor, y: torch.Tensor, device, **extra) -> dict:
+    """The ``params`` that name an evaluation for its progress file: the weights file's and the data's SHA-256, the
+    device type and the caller's ``extra`` (attacks, seed, ...)."""
+    from simulate.core.outputs import file_sha256
+
+    return {"weights_sha256": file_sha256(weights), "data": data_digest(x, y), "device": torch.device(device).type,
+            **extra}
 
 
 def data_digest(x: torch.Tensor, y: torch.Tensor) -> str:
